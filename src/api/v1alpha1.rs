@@ -1,0 +1,543 @@
+//! `SafeApp` v1alpha1: the CRD types, their OpenAPI schema and CEL rules.
+//!
+//! The CEL rules (`x-kubernetes-validations`) catch at `kubectl apply` time what CEL can
+//! express; `crate::validate` checks the rest. Every list a rule iterates has `maxItems`
+//! and every string it touches has `maxLength`, so the API server's cost estimate stays
+//! inside its budget (see SAFEAPP.md §7). No `deny_unknown_fields` here on purpose: the
+//! operator must read objects written against a newer CRD; `render` reports unknown
+//! fields itself.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvFromSource, EnvVar, Probe, ResourceRequirements, Toleration, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Largest number of ports a SafeApp may declare (bounds the CEL uniqueness rules).
+pub const MAX_PORTS: u32 = 32;
+/// IANA service names are at most 15 characters.
+pub const MAX_PORT_NAME: u32 = 15;
+/// Longest image reference accepted.
+pub const MAX_IMAGE: u32 = 512;
+
+/// Desired state of a SafeApp: one application, rendered into a Deployment, Service,
+/// PodDisruptionBudget, HorizontalPodAutoscaler and namespace LimitRange that carry
+/// production practices by default.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "safeapp.dev",
+    version = "v1alpha1",
+    kind = "SafeApp",
+    plural = "safeapps",
+    shortname = "sapp",
+    namespaced,
+    status = "SafeAppStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A SafeApp is one application run the way the best-run services are.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.service) || !has(self.service.enabled) || !self.service.enabled || (has(self.ports) && size(self.ports) > 0)"
+).message("spec.service.enabled: a Service needs at least one entry in spec.ports"))]
+#[x_kube(validation = Rule::new(
+    "(has(self.ports) && size(self.ports) > 0) || has(self.healthCheck) || (has(self.probes) && (has(self.probes.readiness) || has(self.probes.liveness) || has(self.probes.startup)))"
+).message("spec.probes: nothing tells Kubernetes when the app is ready; declare spec.ports, spec.healthCheck or spec.probes"))]
+#[serde(rename_all = "camelCase")]
+pub struct SafeAppSpec {
+    /// Container image. Must be pinned: a tag other than `latest`, or a digest.
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(
+        "self.matches('@[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$') || self.matches('^([^@]+/)?[^/:@]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$')"
+    ).message("spec.image: must be pinned with a tag (name:1.2.3) or a digest (name@sha256:...)"))]
+    #[x_kube(validation = Rule::new("!self.matches('^([^@]+/)?[^/:@]+:latest$')")
+        .message("spec.image: the tag 'latest' is not a pinned version; use a version tag or a digest"))]
+    pub image: String,
+
+    /// When the kubelet pulls the image. Default IfNotPresent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
+    /// Names of Secrets holding registry credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<Vec<String>>,
+
+    /// Entrypoint override, as in a core Container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+
+    /// Arguments, as in a core Container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+
+    /// Environment variables, as in a core Container (valueFrom supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+
+    /// Environment from ConfigMaps and Secrets, as in a core Container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_from: Option<Vec<EnvFromSource>>,
+
+    /// Desired replicas when not autoscaled. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+
+    /// Ports the container listens on; each becomes a Service port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))")
+            .message("spec.ports: port names must be unique"),
+        validation = Rule::new("self.all(p, self.exists_one(q, q.port == p.port))")
+            .message("spec.ports: container port numbers must be unique"),
+        validation = Rule::new(
+            "self.all(p, self.exists_one(q, (has(q.servicePort) ? q.servicePort : q.port) == (has(p.servicePort) ? p.servicePort : p.port)))"
+        ).message("spec.ports: service port numbers must be unique")
+    )]
+    pub ports: Option<Vec<PortSpec>>,
+
+    /// The Service in front of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSpec>,
+
+    /// Shortcut for readiness and liveness probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+
+    /// Full probes; each one overrides what healthCheck would produce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Probes>,
+
+    /// Container resources; the operator policy fills what is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Graceful shutdown: preStop pause and grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
+
+    /// Rolling update settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+
+    /// Its presence turns a HorizontalPodAutoscaler on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+
+    /// PodDisruptionBudget settings. Default maxUnavailable 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption_budget: Option<DisruptionBudget>,
+
+    /// Label dimension `tier` (frontend, backend, data, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub tier: Option<String>,
+    /// Label dimension `environment` (dev, staging, production, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub environment: Option<String>,
+    /// Label dimension `track`: stable, canary, blue or green.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub track: Option<String>,
+    /// Label dimension `tenant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub tenant: Option<String>,
+    /// Label dimension `shard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub shard: Option<String>,
+    /// `app.kubernetes.io/component`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub component: Option<String>,
+    /// `app.kubernetes.io/part-of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub part_of: Option<String>,
+
+    /// Who runs this app; becomes `safeapp.dev/*` annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+
+    /// UID for the restricted profile. Default 10001 (or the policy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub run_as_user: Option<i64>,
+    /// GID for the restricted profile. Default 10001 (or the policy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub run_as_group: Option<i64>,
+
+    /// Names of the services this app calls (annotation `safeapp.dev/depends-on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
+
+    /// Extra labels for every generated object and the pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Extra annotations for every generated object and the pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+
+    /// Pod volumes, as in core (hostPath is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<Volume>>,
+    /// Mounts for the app container, as in core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_mounts: Option<Vec<VolumeMount>>,
+    /// Init containers, as in core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_containers: Option<Vec<Container>>,
+
+    /// ServiceAccount for the pods; naming one mounts its token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Node selector, as in core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Tolerations, as in core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity, as in core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass name, as in core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Pod security profile: restricted (default), baseline or none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<SecurityProfile>,
+
+    /// When true the operator changes nothing and reports Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// Image pull policy of the app container.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ImagePullPolicy {
+    IfNotPresent,
+    Always,
+    Never,
+}
+
+impl ImagePullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Always => "Always",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// Transport protocol of a port.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Protocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+        }
+    }
+}
+
+/// One port of the app container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PortSpec {
+    /// IANA service name: lowercase letters, digits and '-', at most 15 characters.
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Port the container listens on.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Port the Service exposes. Default: the container port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub service_port: Option<i32>,
+    /// TCP (default), UDP or SCTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+}
+
+/// Kind of Service.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// The Service in front of the pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// ClusterIP (default), NodePort or LoadBalancer.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<ServiceType>,
+    /// Annotations for the Service only (load balancer settings, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Default: true when spec.ports is not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Shortcut for readiness and liveness probes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// HTTP path; without it the probes open a TCP connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Port name or number. Default: the first port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<IntOrString>,
+}
+
+/// Full core probes; each overrides what healthCheck would produce.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Probes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<Probe>,
+}
+
+/// How the preStop pause is carried out.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PreStopMode {
+    /// The kubelet's native sleep action (no shell needed).
+    Sleep,
+    /// `sh -c "sleep N"` in the container, for images with a shell on old clusters.
+    Exec,
+}
+
+/// Graceful shutdown settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "!has(self.terminationGracePeriodSeconds) || !has(self.preStopSleepSeconds) || self.terminationGracePeriodSeconds > self.preStopSleepSeconds"
+).message("spec.shutdown.terminationGracePeriodSeconds: must be greater than preStopSleepSeconds"))]
+#[serde(rename_all = "camelCase")]
+pub struct Shutdown {
+    /// Pause before SIGTERM so endpoints are removed first. Default 5; 0 disables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub pre_stop_sleep_seconds: Option<i64>,
+    /// Sleep (default) or Exec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop_mode: Option<PreStopMode>,
+    /// Must be greater than the preStop sleep. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub termination_grace_period_seconds: Option<i64>,
+}
+
+/// Rolling update settings of the Deployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "!(has(self.maxSurge) && string(self.maxSurge) in ['0', '0%'] && (!has(self.maxUnavailable) || string(self.maxUnavailable) in ['0', '0%']))"
+).message("spec.rollout: maxSurge and maxUnavailable cannot both be zero (maxUnavailable defaults to 0)"))]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Extra pods during a rollout, int or percent. Default 25%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+    /// Pods that may be unavailable during a rollout. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+    /// Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: Option<i32>,
+    /// Default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: Option<i32>,
+    /// Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revision_history_limit: Option<i32>,
+}
+
+/// Horizontal autoscaling; its presence creates an HPA and lets it own the replica count.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas")
+    .message("spec.autoscaling.minReplicas: must not be greater than maxReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscaling {
+    /// Default 2 (or maxReplicas when that is lower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: Option<i32>,
+    /// Upper bound of the replica count.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Target average CPU utilization (percent of requests). Default 70 when no target is set.
+    #[serde(
+        default,
+        rename = "targetCPUUtilizationPercentage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+    /// Target average memory utilization (percent of requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub target_memory_utilization_percentage: Option<i32>,
+    /// HPA behavior, as in autoscaling/v2. A scale-down window of 300 s is added when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
+}
+
+/// PodDisruptionBudget settings: one of minAvailable or maxUnavailable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!(has(self.minAvailable) && has(self.maxUnavailable))")
+    .message("spec.disruptionBudget: set minAvailable or maxUnavailable, not both"))]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionBudget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// Ownership metadata, rendered as `safeapp.dev/*` annotations.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    /// Owning team (`safeapp.dev/owner-team`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Email or chat handle (`safeapp.dev/contact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// Runbook URL (`safeapp.dev/runbook`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
+    /// Documentation URL (`safeapp.dev/docs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<String>,
+}
+
+/// Pod security profile.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityProfile {
+    /// Pod Security Standard "restricted": non-root, no privilege escalation, all
+    /// capabilities dropped, RuntimeDefault seccomp, read-only root filesystem.
+    Restricted,
+    /// Pod Security Standard "baseline": RuntimeDefault seccomp, no privilege escalation.
+    Baseline,
+    /// No security context is set.
+    None,
+}
+
+/// Observed state of a SafeApp, written by the controller.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SafeAppStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current replicas of the Deployment (serves the scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+    /// Label selector of the pods, as a string (serves the scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Ready, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<Condition>>,
+    /// The objects this SafeApp manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_objects: Option<Vec<ManagedObject>>,
+    /// The most recent drift the operator put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drift_correction: Option<DriftCorrection>,
+}
+
+/// A reference to a generated object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedObject {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// Record of one drift correction.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftCorrection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    pub kind: String,
+    pub name: String,
+    /// Field paths that differed.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Field manager that last wrote them (kubectl-edit, helm, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+}

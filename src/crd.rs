@@ -1,0 +1,10 @@
+//! The CRD manifest: generated from the Rust types, printed by `safeapp crd`.
+
+use kube::CustomResourceExt;
+
+use crate::api::SafeApp;
+
+/// The CRD as YAML, exactly as checked in at `crds/safeapp.yaml`.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&SafeApp::crd())
+}

@@ -1,0 +1,16 @@
+//! SafeApp: a Kubernetes operator that turns one short `SafeApp` object into a
+//! Deployment, Service, PodDisruptionBudget, HorizontalPodAutoscaler and namespace
+//! LimitRange carrying production practices by default.
+//!
+//! The pipeline reads top to bottom: [`validate`] (pure) → [`render`] (pure) → apply and
+//! status (the controller). The first two take no client.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod crd;
+pub mod manifest;
+pub mod names;
+pub mod policy;
+pub mod quantity;
+pub mod render;
+pub mod validate;

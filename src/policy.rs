@@ -1,0 +1,355 @@
+//! The operator policy: the platform team's knobs (`--policy FILE`), with built-in
+//! defaults for whatever the file leaves out.
+//!
+//! ```yaml
+//! defaults:
+//!   resources:
+//!     requests: {cpu: 100m, memory: 128Mi}
+//!     limits: {cpu: 500m, memory: 256Mi}
+//!   preStopSleepSeconds: 5
+//!   terminationGracePeriodSeconds: 30
+//!   securityProfile: restricted
+//!   runAsUser: 10001
+//!   runAsGroup: 10001
+//! limitRange:            # default/defaultRequest fall back to defaults.resources
+//!   min: {cpu: 10m, memory: 16Mi}
+//!   max: {cpu: "4", memory: 8Gi}
+//! resourceQuota:         # optional; no ResourceQuota without it
+//!   hard: {requests.cpu: "20", requests.memory: 40Gi}
+//! ```
+//!
+//! Unlike the CRD, the policy refuses unknown keys: it is read once at start, by the team
+//! that wrote it, and a typo there would silently change every app in the cluster.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::{Deserialize, Serialize};
+
+use crate::api::v1alpha1::SecurityProfile;
+use crate::quantity;
+
+/// A resource list as in core (`cpu`, `memory`, ...).
+pub type ResourceList = BTreeMap<String, Quantity>;
+
+/// The whole policy file.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Policy {
+    pub defaults: Defaults,
+    pub limit_range: LimitRangePolicy,
+    pub resource_quota: Option<ResourceQuotaPolicy>,
+}
+
+/// Defaults applied to every SafeApp that leaves the matching field out.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Defaults {
+    pub resources: ResourceDefaults,
+    pub pre_stop_sleep_seconds: i64,
+    pub termination_grace_period_seconds: i64,
+    pub security_profile: SecurityProfile,
+    pub run_as_user: i64,
+    pub run_as_group: i64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            resources: ResourceDefaults::default(),
+            pre_stop_sleep_seconds: 5,
+            termination_grace_period_seconds: 30,
+            security_profile: SecurityProfile::Restricted,
+            run_as_user: 10001,
+            run_as_group: 10001,
+        }
+    }
+}
+
+/// Default container requests and limits.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ResourceDefaults {
+    pub requests: ResourceList,
+    pub limits: ResourceList,
+}
+
+impl Default for ResourceDefaults {
+    fn default() -> Self {
+        Self {
+            requests: list(&[("cpu", "100m"), ("memory", "128Mi")]),
+            limits: list(&[("cpu", "500m"), ("memory", "256Mi")]),
+        }
+    }
+}
+
+/// Content of the namespace LimitRange `safeapp-limits` (type Container).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LimitRangePolicy {
+    /// Default limits; falls back to `defaults.resources.limits`.
+    pub default: Option<ResourceList>,
+    /// Default requests; falls back to `defaults.resources.requests`.
+    pub default_request: Option<ResourceList>,
+    pub min: ResourceList,
+    pub max: ResourceList,
+}
+
+impl Default for LimitRangePolicy {
+    fn default() -> Self {
+        Self {
+            default: None,
+            default_request: None,
+            min: list(&[("cpu", "10m"), ("memory", "16Mi")]),
+            max: list(&[("cpu", "4"), ("memory", "8Gi")]),
+        }
+    }
+}
+
+/// An optional namespace ResourceQuota `safeapp-quota`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceQuotaPolicy {
+    pub hard: ResourceList,
+}
+
+fn list(items: &[(&str, &str)]) -> ResourceList {
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), Quantity((*v).to_string())))
+        .collect()
+}
+
+/// Why a policy could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy file {path} is not valid policy YAML: {source}")]
+    ParseFile {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("policy file {path} is invalid:\n  {}", problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+impl Policy {
+    /// Reads, parses and checks a policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses and checks policy YAML; `origin` names it in errors. An empty document
+    /// means "all built-in defaults".
+    pub fn from_yaml(text: &str, origin: &Path) -> Result<Self, PolicyError> {
+        let policy: Policy = if text.trim().is_empty() {
+            Policy::default()
+        } else {
+            serde_yaml::from_str::<Option<Policy>>(text)
+                .map_err(|source| PolicyError::ParseFile {
+                    path: origin.to_path_buf(),
+                    source,
+                })?
+                .unwrap_or_default()
+        };
+        let problems = policy.problems();
+        if problems.is_empty() {
+            Ok(policy)
+        } else {
+            Err(PolicyError::Invalid {
+                path: origin.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// LimitRange default limits (explicit, or the default resources).
+    pub fn limit_range_default(&self) -> &ResourceList {
+        self.limit_range
+            .default
+            .as_ref()
+            .unwrap_or(&self.defaults.resources.limits)
+    }
+
+    /// LimitRange default requests (explicit, or the default resources).
+    pub fn limit_range_default_request(&self) -> &ResourceList {
+        self.limit_range
+            .default_request
+            .as_ref()
+            .unwrap_or(&self.defaults.resources.requests)
+    }
+
+    /// Every problem of the policy, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let d = &self.defaults;
+        let lists: [(&str, &ResourceList); 6] = [
+            ("defaults.resources.requests", &d.resources.requests),
+            ("defaults.resources.limits", &d.resources.limits),
+            ("limitRange.default", self.limit_range_default()),
+            (
+                "limitRange.defaultRequest",
+                self.limit_range_default_request(),
+            ),
+            ("limitRange.min", &self.limit_range.min),
+            ("limitRange.max", &self.limit_range.max),
+        ];
+        for (path, list) in lists {
+            for (key, q) in list {
+                match quantity::parse(&q.0) {
+                    Ok(v) if v.0 < 0.0 => out.push(format!("{path}.{key}: must not be negative")),
+                    Ok(_) => {}
+                    Err(e) => out.push(format!("{path}.{key}: {e}")),
+                }
+            }
+        }
+        if let Some(rq) = &self.resource_quota {
+            for (key, q) in &rq.hard {
+                if let Err(e) = quantity::parse(&q.0) {
+                    out.push(format!("resourceQuota.hard.{key}: {e}"));
+                }
+            }
+        }
+        for key in ["cpu", "memory"] {
+            for (path, list) in [
+                ("defaults.resources.requests", &d.resources.requests),
+                ("defaults.resources.limits", &d.resources.limits),
+            ] {
+                if !list.contains_key(key) {
+                    out.push(format!(
+                        "{path}.{key}: required (every container gets cpu and memory)"
+                    ));
+                }
+            }
+        }
+        if !out.is_empty() {
+            return out;
+        }
+        let cmp = |a: &ResourceList, b: &ResourceList, key: &str| -> Option<std::cmp::Ordering> {
+            let x = quantity::parse(&a.get(key)?.0).ok()?;
+            let y = quantity::parse(&b.get(key)?.0).ok()?;
+            Some(x.cmp_value(&y))
+        };
+        use std::cmp::Ordering::{Greater, Less};
+        for key in ["cpu", "memory"] {
+            if cmp(&d.resources.requests, &d.resources.limits, key) == Some(Greater) {
+                out.push(format!(
+                    "defaults.resources.requests.{key}: must not exceed defaults.resources.limits.{key}"
+                ));
+            }
+            for (path, list) in [
+                ("defaults.resources.requests", &d.resources.requests),
+                ("defaults.resources.limits", &d.resources.limits),
+            ] {
+                if cmp(list, &self.limit_range.min, key) == Some(Less) {
+                    out.push(format!("{path}.{key}: below limitRange.min.{key}"));
+                }
+                if cmp(list, &self.limit_range.max, key) == Some(Greater) {
+                    out.push(format!("{path}.{key}: above limitRange.max.{key}"));
+                }
+            }
+        }
+        if d.pre_stop_sleep_seconds < 0 {
+            out.push("defaults.preStopSleepSeconds: must not be negative".into());
+        }
+        if d.termination_grace_period_seconds <= d.pre_stop_sleep_seconds {
+            out.push(
+                "defaults.terminationGracePeriodSeconds: must be greater than defaults.preStopSleepSeconds"
+                    .into(),
+            );
+        }
+        if d.run_as_user < 1 {
+            out.push(
+                "defaults.runAsUser: must be a non-root UID (10000 or more is advised)".into(),
+            );
+        }
+        if d.run_as_group < 1 {
+            out.push("defaults.runAsGroup: must be a non-root GID".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Policy, PolicyError> {
+        Policy::from_yaml(text, Path::new("policy.yaml"))
+    }
+
+    // An empty file means the built-in defaults, and they are consistent.
+    #[test]
+    fn empty_file_is_builtin_defaults() {
+        assert_eq!(load("").unwrap(), Policy::default());
+        assert!(Policy::default().problems().is_empty());
+    }
+
+    // A partial file overrides only what it names.
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let p = load("defaults:\n  preStopSleepSeconds: 10\n").unwrap();
+        assert_eq!(p.defaults.pre_stop_sleep_seconds, 10);
+        assert_eq!(p.defaults.termination_grace_period_seconds, 30);
+        assert_eq!(p.limit_range, LimitRangePolicy::default());
+    }
+
+    // A typo in a key is an error naming the key, not a silent default.
+    #[test]
+    fn unknown_key_is_refused() {
+        let err = load("defaults:\n  preStopSleep: 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("preStopSleep"), "{err}");
+    }
+
+    // A bad quantity and an inconsistent grace period are both reported with their keys.
+    #[test]
+    fn invalid_values_are_named() {
+        let err = load(
+            "defaults:\n  resources:\n    requests: {cpu: banana, memory: 1Gi}\n  terminationGracePeriodSeconds: 3\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("defaults.resources.requests.cpu"), "{err}");
+        let err = load("defaults:\n  terminationGracePeriodSeconds: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("defaults.terminationGracePeriodSeconds"),
+            "{err}"
+        );
+    }
+
+    // Default resources outside the LimitRange would make every pod inadmissible.
+    #[test]
+    fn defaults_must_fit_limit_range() {
+        let err = load("limitRange:\n  max: {cpu: 100m, memory: 8Gi}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("defaults.resources.limits.cpu: above limitRange.max.cpu"),
+            "{err}"
+        );
+    }
+
+    // A missing file is a clear read error naming the path.
+    #[test]
+    fn missing_file() {
+        let err = Policy::load(Path::new("/nonexistent/policy.yaml")).unwrap_err();
+        assert!(matches!(err, PolicyError::ReadFile { .. }));
+        assert!(err.to_string().contains("/nonexistent/policy.yaml"));
+    }
+}

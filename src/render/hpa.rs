@@ -1,0 +1,60 @@
+//! The HorizontalPodAutoscaler (autoscaling/v2), when `spec.autoscaling` is set.
+
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
+};
+
+use super::meta;
+use crate::validate::ValidatedApp;
+
+/// Scale-down stabilization window added when the user sets none: avoids flapping.
+pub const SCALE_DOWN_WINDOW_SECONDS: i32 = 300;
+
+/// Builds the HPA, or None when autoscaling is off.
+pub fn hpa(app: &ValidatedApp) -> Option<HorizontalPodAutoscaler> {
+    let a = app.autoscaling.as_ref()?;
+    let metric = |name: &str, target: i32| MetricSpec {
+        type_: "Resource".into(),
+        resource: Some(ResourceMetricSource {
+            name: name.into(),
+            target: MetricTarget {
+                type_: "Utilization".into(),
+                average_utilization: Some(target),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    };
+    let metrics = [("cpu", a.cpu_target), ("memory", a.memory_target)]
+        .into_iter()
+        .filter_map(|(name, t)| t.map(|t| metric(name, t)))
+        .collect();
+    let mut behavior = app
+        .spec
+        .autoscaling
+        .as_ref()
+        .and_then(|s| s.behavior.clone())
+        .unwrap_or_default();
+    let down = behavior
+        .scale_down
+        .get_or_insert_with(HPAScalingRules::default);
+    down.stabilization_window_seconds
+        .get_or_insert(SCALE_DOWN_WINDOW_SECONDS);
+    Some(HorizontalPodAutoscaler {
+        metadata: meta::child_meta(app),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: app.name.clone(),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(metrics),
+            behavior: Some(HorizontalPodAutoscalerBehavior { ..behavior }),
+        }),
+        status: None,
+    })
+}

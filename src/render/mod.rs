@@ -1,0 +1,143 @@
+//! Rendering, the second step of the pipeline: a [`ValidatedApp`] and the policy → the
+//! typed objects of SAFEAPP.md §2. Pure: no client, no I/O, deterministic (every map is
+//! a BTreeMap), and every object carries apiVersion/kind so the controller can
+//! server-side apply it as is.
+
+mod deployment;
+mod hpa;
+pub mod labels;
+mod limits;
+mod meta;
+mod pdb;
+mod probes;
+mod security;
+mod service;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+
+pub use deployment::{
+    DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
+    DEFAULT_PROGRESS_DEADLINE_SECONDS, DEFAULT_REVISION_HISTORY_LIMIT,
+};
+pub use hpa::SCALE_DOWN_WINDOW_SECONDS;
+pub use limits::out_of_range;
+pub use probes::liveness_from;
+
+use crate::policy::Policy;
+use crate::validate::ValidatedApp;
+
+/// Everything one SafeApp produces. `None` means "must not exist" (the controller prunes
+/// it). The controller destructures this without `..`, so a new kind cannot be built
+/// and silently never applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resources {
+    pub deployment: Deployment,
+    pub service: Option<Service>,
+    pub pdb: PodDisruptionBudget,
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    /// The namespace LimitRange, with this app's (non-controller) ownerReference.
+    pub limit_range: LimitRange,
+    /// The namespace ResourceQuota, when the policy defines one.
+    pub resource_quota: Option<ResourceQuota>,
+}
+
+/// Renders every object of one SafeApp.
+pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
+    Resources {
+        deployment: deployment::deployment(app, policy),
+        service: service::service(app),
+        pdb: pdb::pdb(app),
+        hpa: hpa::hpa(app),
+        limit_range: limits::limit_range(&[app], policy),
+        resource_quota: limits::resource_quota(&[app], policy),
+    }
+}
+
+/// The namespace-shared objects for all the SafeApps of one namespace.
+pub fn namespace_objects(
+    apps: &[&ValidatedApp],
+    policy: &Policy,
+) -> (LimitRange, Option<ResourceQuota>) {
+    (
+        limits::limit_range(apps, policy),
+        limits::resource_quota(apps, policy),
+    )
+}
+
+/// One rendered object, ready to print.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    Deployment(Deployment),
+    Service(Service),
+    PodDisruptionBudget(PodDisruptionBudget),
+    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    LimitRange(LimitRange),
+    ResourceQuota(ResourceQuota),
+}
+
+impl Object {
+    fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+        match self {
+            Self::Deployment(o) => yaml(o),
+            Self::Service(o) => yaml(o),
+            Self::PodDisruptionBudget(o) => yaml(o),
+            Self::HorizontalPodAutoscaler(o) => yaml(o),
+            Self::LimitRange(o) => yaml(o),
+            Self::ResourceQuota(o) => yaml(o),
+        }
+    }
+}
+
+fn yaml<T: Serialize>(o: &T) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(o)
+}
+
+/// Renders many SafeApps into one stable list: per namespace (sorted) the shared
+/// LimitRange and ResourceQuota, owned by every app of that namespace; then each app's
+/// Deployment, Service, PodDisruptionBudget and HPA, in input order.
+pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
+    let mut by_namespace: BTreeMap<Option<&str>, Vec<&ValidatedApp>> = BTreeMap::new();
+    for app in apps {
+        by_namespace
+            .entry(app.namespace.as_deref())
+            .or_default()
+            .push(app);
+    }
+    let mut out = Vec::new();
+    for members in by_namespace.values() {
+        let (lr, rq) = namespace_objects(members, policy);
+        out.push(Object::LimitRange(lr));
+        out.extend(rq.map(Object::ResourceQuota));
+    }
+    for app in apps {
+        let Resources {
+            deployment,
+            service,
+            pdb,
+            hpa,
+            limit_range: _,
+            resource_quota: _,
+        } = render(app, policy);
+        out.push(Object::Deployment(deployment));
+        out.extend(service.map(Object::Service));
+        out.push(Object::PodDisruptionBudget(pdb));
+        out.extend(hpa.map(Object::HorizontalPodAutoscaler));
+    }
+    out
+}
+
+/// Multi-document YAML of the objects, each document starting with `---`.
+pub fn to_yaml(objects: &[Object]) -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&o.to_yaml()?);
+    }
+    Ok(out)
+}
