@@ -107,18 +107,15 @@ pub struct SafeAppSpec {
     #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
 
-    /// Ports the container listens on; each becomes a Service port.
+    /// Ports the container listens on; each becomes a Service port. Names are unique
+    /// (checked here); numbers are unique per protocol (checked by the operator, since
+    /// the same number over TCP and UDP is legitimate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(
         merge_strategy = ListMerge::Map(vec!["name".into()]),
         validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))")
-            .message("spec.ports: port names must be unique"),
-        validation = Rule::new("self.all(p, self.exists_one(q, q.port == p.port))")
-            .message("spec.ports: container port numbers must be unique"),
-        validation = Rule::new(
-            "self.all(p, self.exists_one(q, (has(q.servicePort) ? q.servicePort : q.port) == (has(p.servicePort) ? p.servicePort : p.port)))"
-        ).message("spec.ports: service port numbers must be unique")
+            .message("spec.ports: port names must be unique")
     )]
     pub ports: Option<Vec<PortSpec>>,
 
@@ -245,8 +242,11 @@ pub struct SafeAppSpec {
 /// Image pull policy of the app container.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ImagePullPolicy {
+    /// Pull only when the node lacks the image.
     IfNotPresent,
+    /// Pull on every start.
     Always,
+    /// Never pull; the image must be on the node.
     Never,
 }
 
@@ -263,10 +263,13 @@ impl ImagePullPolicy {
 /// Transport protocol of a port.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Protocol {
+    /// TCP (default).
     #[serde(rename = "TCP")]
     Tcp,
+    /// UDP.
     #[serde(rename = "UDP")]
     Udp,
+    /// SCTP.
     #[serde(rename = "SCTP")]
     Sctp,
 }
@@ -306,8 +309,11 @@ pub struct PortSpec {
 /// Kind of Service.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ServiceType {
+    /// Reachable inside the cluster only (default).
     ClusterIP,
+    /// Also on a port of every node.
     NodePort,
+    /// Also through a cloud load balancer.
     LoadBalancer,
 }
 
