@@ -41,7 +41,10 @@ fn sample_snapshots() {
 fn output_is_deterministic() {
     for name in SAMPLES {
         let text = sample_text(name);
-        assert_eq!(rendered_yaml(&text, &Policy::default()), rendered_yaml(&text, &Policy::default()));
+        assert_eq!(
+            rendered_yaml(&text, &Policy::default()),
+            rendered_yaml(&text, &Policy::default())
+        );
     }
 }
 
@@ -77,7 +80,16 @@ fn resources(extra: &str) -> Resources {
 }
 
 fn container(r: &Resources) -> Container {
-    r.deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].clone()
+    r.deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .clone()
 }
 
 // The minimal object gets every production default of the contract.
@@ -86,7 +98,13 @@ fn minimal_gets_every_practice() {
     let r = resources("");
     let d = r.deployment.spec.as_ref().unwrap();
     assert_eq!(d.replicas, Some(2));
-    let ru = d.strategy.as_ref().unwrap().rolling_update.as_ref().unwrap();
+    let ru = d
+        .strategy
+        .as_ref()
+        .unwrap()
+        .rolling_update
+        .as_ref()
+        .unwrap();
     assert_eq!(ru.max_unavailable, Some(IntOrString::Int(0)));
     assert_eq!(ru.max_surge, Some(IntOrString::String("25%".into())));
     assert_eq!(d.min_ready_seconds, Some(5));
@@ -98,21 +116,62 @@ fn minimal_gets_every_practice() {
     assert_eq!(pod.termination_grace_period_seconds, Some(30));
     assert_eq!(pod.automount_service_account_token, Some(false));
     let psc = pod.security_context.as_ref().unwrap();
-    assert_eq!((psc.run_as_non_root, psc.run_as_user, psc.run_as_group, psc.fs_group), (Some(true), Some(10001), Some(10001), Some(10001)));
-    assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    assert_eq!(
+        (
+            psc.run_as_non_root,
+            psc.run_as_user,
+            psc.run_as_group,
+            psc.fs_group
+        ),
+        (Some(true), Some(10001), Some(10001), Some(10001))
+    );
+    assert_eq!(
+        psc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
     assert_eq!(pod.topology_spread_constraints.as_ref().unwrap().len(), 2);
-    assert!(pod.topology_spread_constraints.as_ref().unwrap().iter().all(|t| t.when_unsatisfiable == "ScheduleAnyway"));
+    assert!(
+        pod.topology_spread_constraints
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|t| t.when_unsatisfiable == "ScheduleAnyway")
+    );
 
     let c = container(&r);
     assert_eq!(c.name, "backend-app");
-    assert_eq!(c.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"));
+    assert_eq!(
+        c.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
+    );
     let rp = c.readiness_probe.as_ref().unwrap();
     let lp = c.liveness_probe.as_ref().unwrap();
-    assert_eq!(rp.http_get.as_ref().unwrap().path.as_deref(), Some("/health"));
-    assert_eq!(lp.http_get.as_ref().unwrap().path.as_deref(), Some("/health"));
-    assert!(lp.initial_delay_seconds > rp.initial_delay_seconds, "liveness starts later");
-    assert!(lp.failure_threshold > rp.failure_threshold, "liveness is looser");
-    let sleep = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap().sleep.as_ref().unwrap();
+    assert_eq!(
+        rp.http_get.as_ref().unwrap().path.as_deref(),
+        Some("/health")
+    );
+    assert_eq!(
+        lp.http_get.as_ref().unwrap().path.as_deref(),
+        Some("/health")
+    );
+    assert!(
+        lp.initial_delay_seconds > rp.initial_delay_seconds,
+        "liveness starts later"
+    );
+    assert!(
+        lp.failure_threshold > rp.failure_threshold,
+        "liveness is looser"
+    );
+    let sleep = c
+        .lifecycle
+        .as_ref()
+        .unwrap()
+        .pre_stop
+        .as_ref()
+        .unwrap()
+        .sleep
+        .as_ref()
+        .unwrap();
     assert_eq!(sleep.seconds, 5);
     let res = c.resources.as_ref().unwrap();
     for key in ["cpu", "memory"] {
@@ -122,9 +181,24 @@ fn minimal_gets_every_practice() {
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(sc.capabilities.as_ref().unwrap().drop, Some(vec!["ALL".to_string()]));
-    assert!(c.volume_mounts.as_ref().unwrap().iter().any(|m| m.mount_path == "/tmp"));
-    let env: Vec<&str> = c.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
+    assert!(
+        c.volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_path == "/tmp")
+    );
+    let env: Vec<&str> = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     assert_eq!(&env[..3], ["POD_NAME", "POD_NAMESPACE", "POD_IP"]);
 
     let svc = r.service.as_ref().expect("service");
@@ -133,7 +207,10 @@ fn minimal_gets_every_practice() {
     let pdb = r.pdb.spec.as_ref().unwrap();
     assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
     assert_eq!(pdb.min_available, None);
-    assert_eq!(pdb.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
+    assert_eq!(
+        pdb.unhealthy_pod_eviction_policy.as_deref(),
+        Some("AlwaysAllow")
+    );
     assert!(r.hpa.is_none());
     assert!(r.resource_quota.is_none());
 }
@@ -141,7 +218,9 @@ fn minimal_gets_every_practice() {
 // Every generated object carries the labels and a controller ownerReference to the app.
 #[test]
 fn labels_and_owner_references() {
-    let r = resources("{tier: backend, environment: prod, track: canary, tenant: acme, shard: s1, component: api, partOf: shop, owner: {team: pay, contact: '@pay'}, dependsOn: [db, cache]}");
+    let r = resources(
+        "{tier: backend, environment: prod, track: canary, tenant: acme, shard: s1, component: api, partOf: shop, owner: {team: pay, contact: '@pay'}, dependsOn: [db, cache]}",
+    );
     let metas = [
         &r.deployment.metadata,
         &r.service.as_ref().unwrap().metadata,
@@ -155,7 +234,13 @@ fn labels_and_owner_references() {
         assert_eq!(l["app.kubernetes.io/managed-by"], "safeapp-operator");
         assert_eq!(l["app.kubernetes.io/component"], "api");
         assert_eq!(l["app.kubernetes.io/part-of"], "shop");
-        for (k, v) in [("tier", "backend"), ("environment", "prod"), ("track", "canary"), ("tenant", "acme"), ("shard", "s1")] {
+        for (k, v) in [
+            ("tier", "backend"),
+            ("environment", "prod"),
+            ("track", "canary"),
+            ("tenant", "acme"),
+            ("shard", "s1"),
+        ] {
             assert_eq!(l[k], v);
         }
         let a = m.annotations.as_ref().unwrap();
@@ -167,7 +252,15 @@ fn labels_and_owner_references() {
         assert_eq!(owners[0].controller, Some(true));
         assert_eq!(owners[0].uid, "0b4e1c9a-1111-2222-3333-444455556666");
     }
-    let tmpl = r.deployment.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+    let tmpl = r
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap();
     assert_eq!(tmpl.labels.as_ref().unwrap()["track"], "canary");
     // The shared LimitRange has a non-controller reference.
     let lr_owner = &r.limit_range.metadata.owner_references.as_ref().unwrap()[0];
@@ -184,16 +277,27 @@ fn autoscaling_turns_hpa_on() {
     assert_eq!(hpa.scale_target_ref.name, "backend-app");
     assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 6));
     let metrics = hpa.metrics.unwrap();
-    assert_eq!(metrics.len(), 1, "only the memory target the user asked for");
+    assert_eq!(
+        metrics.len(),
+        1,
+        "only the memory target the user asked for"
+    );
     assert_eq!(metrics[0].resource.as_ref().unwrap().name, "memory");
-    let window = hpa.behavior.unwrap().scale_down.unwrap().stabilization_window_seconds;
+    let window = hpa
+        .behavior
+        .unwrap()
+        .scale_down
+        .unwrap()
+        .stabilization_window_seconds;
     assert_eq!(window, Some(300));
 }
 
 // No ports (or service disabled) means no Service; readiness comes from the probes.
 #[test]
 fn no_service_without_ports() {
-    let r = resources("{ports: null, healthCheck: null, probes: {readiness: {exec: {command: [check]}}}}");
+    let r = resources(
+        "{ports: null, healthCheck: null, probes: {readiness: {exec: {command: [check]}}}}",
+    );
     assert!(r.service.is_none());
     let c = container(&r);
     assert!(c.readiness_probe.unwrap().exec.is_some());
@@ -207,7 +311,9 @@ fn no_service_without_ports() {
 // Only a liveness probe: readiness reuses its handler with tighter timing.
 #[test]
 fn readiness_from_liveness() {
-    let r = resources("{ports: null, healthCheck: null, probes: {liveness: {exec: {command: [alive]}, periodSeconds: 30}}}");
+    let r = resources(
+        "{ports: null, healthCheck: null, probes: {liveness: {exec: {command: [alive]}, periodSeconds: 30}}}",
+    );
     let c = container(&r);
     let rp = c.readiness_probe.unwrap();
     assert_eq!(rp.exec.unwrap().command, Some(vec!["alive".to_string()]));
@@ -220,16 +326,29 @@ fn readiness_from_liveness() {
 fn tcp_probe_without_path() {
     let r = resources("healthCheck: null");
     let rp = container(&r).readiness_probe.unwrap();
-    assert_eq!(rp.tcp_socket.unwrap().port, IntOrString::String("http".into()));
+    assert_eq!(
+        rp.tcp_socket.unwrap().port,
+        IntOrString::String("http".into())
+    );
 }
 
 // preStop in Exec mode runs `sh -c "sleep N"`; 0 disables the hook.
 #[test]
 fn pre_stop_modes() {
     let r = resources("shutdown: {preStopMode: Exec, preStopSleepSeconds: 7}");
-    let exec = container(&r).lifecycle.unwrap().pre_stop.unwrap().exec.unwrap();
+    let exec = container(&r)
+        .lifecycle
+        .unwrap()
+        .pre_stop
+        .unwrap()
+        .exec
+        .unwrap();
     assert_eq!(exec.command.unwrap(), ["sh", "-c", "sleep 7"]);
-    assert!(container(&resources("shutdown: {preStopSleepSeconds: 0}")).lifecycle.is_none());
+    assert!(
+        container(&resources("shutdown: {preStopSleepSeconds: 0}"))
+            .lifecycle
+            .is_none()
+    );
 }
 
 // A user value always wins over a default.
@@ -240,50 +359,123 @@ fn user_values_win() {
     );
     let d = r.deployment.spec.as_ref().unwrap();
     assert_eq!(d.replicas, Some(4));
-    let ru = d.strategy.as_ref().unwrap().rolling_update.as_ref().unwrap();
+    let ru = d
+        .strategy
+        .as_ref()
+        .unwrap()
+        .rolling_update
+        .as_ref()
+        .unwrap();
     assert_eq!(ru.max_surge, Some(IntOrString::Int(1)));
     assert_eq!(ru.max_unavailable, Some(IntOrString::String("10%".into())));
-    assert_eq!((d.min_ready_seconds, d.progress_deadline_seconds, d.revision_history_limit), (Some(9), Some(300), Some(3)));
-    let psc = d.template.spec.as_ref().unwrap().security_context.as_ref().unwrap();
-    assert_eq!((psc.run_as_user, psc.run_as_group), (Some(20000), Some(30000)));
+    assert_eq!(
+        (
+            d.min_ready_seconds,
+            d.progress_deadline_seconds,
+            d.revision_history_limit
+        ),
+        (Some(9), Some(300), Some(3))
+    );
+    let psc = d
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .security_context
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (psc.run_as_user, psc.run_as_group),
+        (Some(20000), Some(30000))
+    );
     let c = container(&r);
     assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
-    let pod_name: Vec<_> = c.env.unwrap().into_iter().filter(|e| e.name == "POD_NAME").collect();
+    let pod_name: Vec<_> = c
+        .env
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.name == "POD_NAME")
+        .collect();
     assert_eq!(pod_name.len(), 1);
     assert_eq!(pod_name[0].value.as_deref(), Some("custom"));
-    assert_eq!(r.pdb.spec.as_ref().unwrap().min_available, Some(IntOrString::Int(2)));
+    assert_eq!(
+        r.pdb.spec.as_ref().unwrap().min_available,
+        Some(IntOrString::Int(2))
+    );
     assert_eq!(r.pdb.spec.as_ref().unwrap().max_unavailable, None);
     let svc = r.service.unwrap();
-    assert_eq!(svc.spec.as_ref().unwrap().type_.as_deref(), Some("LoadBalancer"));
-    assert_eq!(svc.metadata.annotations.unwrap()["lb.example.com/internal"], "true");
+    assert_eq!(
+        svc.spec.as_ref().unwrap().type_.as_deref(),
+        Some("LoadBalancer")
+    );
+    assert_eq!(
+        svc.metadata.annotations.unwrap()["lb.example.com/internal"],
+        "true"
+    );
 }
 
 // Naming a service account mounts its token; the none profile sets no security context.
 #[test]
 fn service_account_and_profiles() {
     let r = resources("{serviceAccountName: web-sa, securityProfile: none}");
-    let pod = r.deployment.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let pod = r
+        .deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .clone()
+        .unwrap();
     assert_eq!(pod.automount_service_account_token, None);
     assert_eq!(pod.service_account_name.as_deref(), Some("web-sa"));
     assert!(pod.security_context.is_none());
     assert!(pod.containers[0].security_context.is_none());
-    assert!(pod.volumes.is_none(), "no /tmp volume without a read-only root");
+    assert!(
+        pod.volumes.is_none(),
+        "no /tmp volume without a read-only root"
+    );
     let b = resources("securityProfile: baseline");
     let pod = b.deployment.spec.unwrap().template.spec.unwrap();
-    assert_eq!(pod.security_context.unwrap().seccomp_profile.unwrap().type_, "RuntimeDefault");
-    assert_eq!(pod.containers[0].security_context.as_ref().unwrap().read_only_root_filesystem, None);
+    assert_eq!(
+        pod.security_context.unwrap().seccomp_profile.unwrap().type_,
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        pod.containers[0]
+            .security_context
+            .as_ref()
+            .unwrap()
+            .read_only_root_filesystem,
+        None
+    );
 }
 
 // Init containers get the profile's security context, resources and /tmp.
 #[test]
 fn init_containers_hardened() {
-    let r = resources("initContainers: [{name: migrate, image: 'registry.example.com/migrate:1.0'}]");
+    let r =
+        resources("initContainers: [{name: migrate, image: 'registry.example.com/migrate:1.0'}]");
     let pod = r.deployment.spec.unwrap().template.spec.unwrap();
     let init = &pod.init_containers.unwrap()[0];
     let sc = init.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert!(init.resources.as_ref().unwrap().limits.as_ref().unwrap().contains_key("memory"));
-    assert!(init.volume_mounts.as_ref().unwrap().iter().any(|m| m.mount_path == "/tmp"));
+    assert!(
+        init.resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()
+            .contains_key("memory")
+    );
+    assert!(
+        init.volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_path == "/tmp")
+    );
 }
 
 // The policy's ResourceQuota is rendered; LimitRange content follows the policy.
@@ -309,7 +501,12 @@ fn policy_quota_and_limits() {
 fn out_of_range_reported() {
     let v = validated("resources: {requests: {memory: 16Gi}, limits: {memory: 16Gi}}");
     let problems = render::out_of_range(&v, &Policy::default());
-    assert!(problems.iter().any(|p| p.starts_with("spec.resources.limits.memory") && p.contains("maximum")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("spec.resources.limits.memory") && p.contains("maximum")),
+        "{problems:?}"
+    );
     assert!(render::out_of_range(&validated(""), &Policy::default()).is_empty());
 }
 
@@ -330,6 +527,13 @@ fn shared_limit_range() {
         })
         .collect();
     assert_eq!(lrs.len(), 1);
-    let uids: Vec<_> = lrs[0].metadata.owner_references.as_ref().unwrap().iter().map(|o| o.uid.as_str()).collect();
+    let uids: Vec<_> = lrs[0]
+        .metadata
+        .owner_references
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|o| o.uid.as_str())
+        .collect();
     assert_eq!(uids, ["uid-a", "uid-b"]);
 }

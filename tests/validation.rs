@@ -47,7 +47,8 @@ fn ok(extra: &str) -> ValidatedApp {
 fn assert_problem(extra: &str, path: &str, needle: &str) {
     let errs = errors(extra);
     assert!(
-        errs.iter().any(|e| e.path == path && e.message.contains(needle)),
+        errs.iter()
+            .any(|e| e.path == path && e.message.contains(needle)),
         "expected {path}: ...{needle}..., got {errs:#?}"
     );
     // Display carries the path, as `render` prints it.
@@ -69,7 +70,11 @@ fn minimal_is_valid() {
 // An image without tag or digest is not pinned.
 #[test]
 fn image_without_tag() {
-    assert_problem("image: registry.example.com/web", "spec.image", "no tag or digest");
+    assert_problem(
+        "image: registry.example.com/web",
+        "spec.image",
+        "no tag or digest",
+    );
     assert_problem("image: registry:5000/web", "spec.image", "no tag or digest");
 }
 
@@ -77,14 +82,17 @@ fn image_without_tag() {
 #[test]
 fn image_latest() {
     assert_problem("image: web:latest", "spec.image", "latest");
-    let v = ok("image: web:latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let v = ok(
+        "image: web:latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
     assert_eq!(v.version.as_deref(), Some("latest"));
 }
 
 // A digest-only image yields a short, label-safe version.
 #[test]
 fn image_digest_version() {
-    let v = ok("image: web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let v =
+        ok("image: web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
     assert_eq!(v.version.as_deref(), Some("sha256-0123456789ab"));
     assert_problem("image: web@sha256:xyz", "spec.image", "malformed digest");
 }
@@ -92,16 +100,32 @@ fn image_digest_version() {
 // maxSurge and maxUnavailable both zero could never roll out.
 #[test]
 fn rollout_both_zero() {
-    assert_problem("rollout: {maxSurge: 0}", "spec.rollout.maxSurge", "both zero");
-    assert_problem("rollout: {maxSurge: '0%', maxUnavailable: '0%'}", "spec.rollout.maxSurge", "both zero");
+    assert_problem(
+        "rollout: {maxSurge: 0}",
+        "spec.rollout.maxSurge",
+        "both zero",
+    );
+    assert_problem(
+        "rollout: {maxSurge: '0%', maxUnavailable: '0%'}",
+        "spec.rollout.maxSurge",
+        "both zero",
+    );
     ok("rollout: {maxSurge: 0, maxUnavailable: 1}");
 }
 
 // Rollout values must be ints or percentages.
 #[test]
 fn rollout_bad_values() {
-    assert_problem("rollout: {maxSurge: lots}", "spec.rollout.maxSurge", "percentage");
-    assert_problem("rollout: {maxUnavailable: '150%'}", "spec.rollout.maxUnavailable", "100%");
+    assert_problem(
+        "rollout: {maxSurge: lots}",
+        "spec.rollout.maxSurge",
+        "percentage",
+    );
+    assert_problem(
+        "rollout: {maxUnavailable: '150%'}",
+        "spec.rollout.maxUnavailable",
+        "100%",
+    );
     assert_problem(
         "rollout: {minReadySeconds: 700}",
         "spec.rollout.progressDeadlineSeconds",
@@ -122,7 +146,11 @@ fn autoscaling_min_above_max() {
 // maxReplicas below 1 is refused.
 #[test]
 fn autoscaling_max_below_one() {
-    assert_problem("autoscaling: {maxReplicas: 0}", "spec.autoscaling.maxReplicas", "at least 1");
+    assert_problem(
+        "autoscaling: {maxReplicas: 0}",
+        "spec.autoscaling.maxReplicas",
+        "at least 1",
+    );
 }
 
 // The default HPA floor never exceeds maxReplicas.
@@ -130,7 +158,10 @@ fn autoscaling_max_below_one() {
 fn autoscaling_default_floor() {
     let v = ok("autoscaling: {maxReplicas: 1}");
     let a = v.autoscaling.expect("autoscaling");
-    assert_eq!((a.min_replicas, a.max_replicas, a.cpu_target), (1, 1, Some(70)));
+    assert_eq!(
+        (a.min_replicas, a.max_replicas, a.cpu_target),
+        (1, 1, Some(70))
+    );
     assert_eq!(v.replicas, None);
 }
 
@@ -168,9 +199,21 @@ fn pdb_both_fields() {
 // A PDB that allows no eviction would block every node drain.
 #[test]
 fn pdb_blocking_drains() {
-    assert_problem("disruptionBudget: {minAvailable: 2}", "spec.disruptionBudget.minAvailable", "blocks every node drain");
-    assert_problem("disruptionBudget: {minAvailable: '100%'}", "spec.disruptionBudget.minAvailable", "blocks");
-    assert_problem("disruptionBudget: {maxUnavailable: 0}", "spec.disruptionBudget.maxUnavailable", "blocks");
+    assert_problem(
+        "disruptionBudget: {minAvailable: 2}",
+        "spec.disruptionBudget.minAvailable",
+        "blocks every node drain",
+    );
+    assert_problem(
+        "disruptionBudget: {minAvailable: '100%'}",
+        "spec.disruptionBudget.minAvailable",
+        "blocks",
+    );
+    assert_problem(
+        "disruptionBudget: {maxUnavailable: 0}",
+        "spec.disruptionBudget.maxUnavailable",
+        "blocks",
+    );
     ok("{replicas: 3, disruptionBudget: {minAvailable: 2}}");
 }
 
@@ -203,15 +246,31 @@ fn duplicate_port_numbers() {
 // Ports outside 1-65535 are refused.
 #[test]
 fn port_out_of_range() {
-    assert_problem("ports: [{name: http, port: 70000}]", "spec.ports[0].port", "outside 1-65535");
-    assert_problem("ports: [{name: http, port: 0}]", "spec.ports[0].port", "outside 1-65535");
-    assert_problem("ports: [{name: http, port: 80, servicePort: 65536}]", "spec.ports[0].servicePort", "outside");
+    assert_problem(
+        "ports: [{name: http, port: 70000}]",
+        "spec.ports[0].port",
+        "outside 1-65535",
+    );
+    assert_problem(
+        "ports: [{name: http, port: 0}]",
+        "spec.ports[0].port",
+        "outside 1-65535",
+    );
+    assert_problem(
+        "ports: [{name: http, port: 80, servicePort: 65536}]",
+        "spec.ports[0].servicePort",
+        "outside",
+    );
 }
 
 // Port names must be IANA service names.
 #[test]
 fn bad_port_name() {
-    assert_problem("ports: [{name: Http_Port, port: 8080}]", "spec.ports[0].name", "IANA");
+    assert_problem(
+        "ports: [{name: Http_Port, port: 8080}]",
+        "spec.ports[0].name",
+        "IANA",
+    );
 }
 
 // Label dimensions must be valid label values.
@@ -229,8 +288,16 @@ fn invalid_label_dimension() {
 fn invalid_extra_labels() {
     assert_problem("labels: {team: 'a b'}", "spec.labels[team]", "label value");
     assert_problem("labels: {'bad key!': x}", "spec.labels[bad key!]", "key");
-    assert_problem("labels: {app.kubernetes.io/name: other}", "spec.labels[app.kubernetes.io/name]", "set by the operator");
-    assert_problem("annotations: {safeapp.dev/contact: x}", "spec.annotations[safeapp.dev/contact]", "prefix");
+    assert_problem(
+        "labels: {app.kubernetes.io/name: other}",
+        "spec.labels[app.kubernetes.io/name]",
+        "set by the operator",
+    );
+    assert_problem(
+        "annotations: {safeapp.dev/contact: x}",
+        "spec.annotations[safeapp.dev/contact]",
+        "prefix",
+    );
 }
 
 // A name too long for a Service or label is refused, naming metadata.name.
@@ -239,7 +306,11 @@ fn name_too_long() {
     let mut a = app("");
     a.metadata.name = Some("a".repeat(64));
     let errs = validate(&a, &Policy::default()).unwrap_err();
-    assert!(errs.iter().any(|e| e.path == "metadata.name" && e.message.contains("63")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "metadata.name" && e.message.contains("63")),
+        "{errs:?}"
+    );
     a.metadata.name = Some("9lives".into());
     let errs = validate(&a, &Policy::default()).unwrap_err();
     assert!(errs.iter().any(|e| e.path == "metadata.name"), "{errs:?}");
@@ -248,8 +319,16 @@ fn name_too_long() {
 // Quantities that do not parse are refused with their path.
 #[test]
 fn bad_quantity() {
-    assert_problem("resources: {requests: {cpu: banana}}", "spec.resources.requests.cpu", "banana");
-    assert_problem("resources: {limits: {memory: 1Kb}}", "spec.resources.limits.memory", "suffix");
+    assert_problem(
+        "resources: {requests: {cpu: banana}}",
+        "spec.resources.requests.cpu",
+        "banana",
+    );
+    assert_problem(
+        "resources: {limits: {memory: 1Kb}}",
+        "spec.resources.limits.memory",
+        "suffix",
+    );
     assert_problem(
         "resources: {requests: {cpu: '2'}, limits: {cpu: '1'}}",
         "spec.resources.requests.cpu",
@@ -283,7 +362,11 @@ fn host_path_volume() {
 // Volume mounts must name a declared volume; volume names are unique.
 #[test]
 fn volume_references() {
-    assert_problem("volumeMounts: [{name: cache, mountPath: /cache}]", "spec.volumeMounts[0].name", "no volume");
+    assert_problem(
+        "volumeMounts: [{name: cache, mountPath: /cache}]",
+        "spec.volumeMounts[0].name",
+        "no volume",
+    );
     assert_problem(
         "volumes: [{name: a, emptyDir: {}}, {name: a, emptyDir: {}}]",
         "spec.volumes[1].name",
@@ -300,15 +383,31 @@ fn no_ports_no_probes() {
 // healthCheck must point at a declared port.
 #[test]
 fn health_check_port() {
-    assert_problem("healthCheck: {path: /h, port: admin}", "spec.healthCheck.port", "no port named");
-    assert_problem("healthCheck: {path: health}", "spec.healthCheck.path", "start with '/'");
-    assert_problem("{ports: null, healthCheck: {path: /h}}", "spec.healthCheck.port", "no port to probe");
+    assert_problem(
+        "healthCheck: {path: /h, port: admin}",
+        "spec.healthCheck.port",
+        "no port named",
+    );
+    assert_problem(
+        "healthCheck: {path: health}",
+        "spec.healthCheck.path",
+        "start with '/'",
+    );
+    assert_problem(
+        "{ports: null, healthCheck: {path: /h}}",
+        "spec.healthCheck.port",
+        "no port to probe",
+    );
 }
 
 // A probe needs exactly one handler.
 #[test]
 fn probe_handlers() {
-    assert_problem("probes: {readiness: {periodSeconds: 5}}", "spec.probes.readiness", "exactly one");
+    assert_problem(
+        "probes: {readiness: {periodSeconds: 5}}",
+        "spec.probes.readiness",
+        "exactly one",
+    );
     assert_problem(
         "probes: {liveness: {exec: {command: [x]}, successThreshold: 2}}",
         "spec.probes.liveness.successThreshold",
@@ -341,15 +440,26 @@ fn init_container_security() {
         "spec.initContainers[0].securityContext.privileged",
         "privileged",
     );
-    assert_problem("initContainers: [{name: web, image: 'busybox:1.36'}]", "spec.initContainers[0].name", "duplicate");
+    assert_problem(
+        "initContainers: [{name: web, image: 'busybox:1.36'}]",
+        "spec.initContainers[0].name",
+        "duplicate",
+    );
 }
 
 // Every problem of a spec comes back in one pass.
 #[test]
 fn all_problems_at_once() {
-    let errs = errors("{image: 'web:latest', replicas: -3, tier: 'a b', volumes: [{name: d, hostPath: {path: /}}]}");
+    let errs = errors(
+        "{image: 'web:latest', replicas: -3, tier: 'a b', volumes: [{name: d, hostPath: {path: /}}]}",
+    );
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-    for p in ["spec.image", "spec.replicas", "spec.tier", "spec.volumes[0].hostPath"] {
+    for p in [
+        "spec.image",
+        "spec.replicas",
+        "spec.tier",
+        "spec.volumes[0].hostPath",
+    ] {
         assert!(paths.contains(&p), "missing {p} in {paths:?}");
     }
 }
@@ -363,5 +473,12 @@ fn policy_defaults_apply() {
     )
     .expect("policy");
     let v = validate(&app(""), &policy).expect("valid");
-    assert_eq!((v.pre_stop_sleep_seconds, v.termination_grace_period_seconds, v.run_as_user), (12, 60, 20000));
+    assert_eq!(
+        (
+            v.pre_stop_sleep_seconds,
+            v.termination_grace_period_seconds,
+            v.run_as_user
+        ),
+        (12, 60, 20000)
+    );
 }

@@ -1,0 +1,213 @@
+//! The `safeapp` binary: exit codes, and what goes to stdout and stderr.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn safeapp(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_safeapp"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn safeapp");
+    let mut input = child.stdin.take().expect("stdin");
+    // The binary may exit before reading (e.g. a bad policy): a broken pipe is fine.
+    let _ = input.write_all(stdin.unwrap_or("").as_bytes());
+    drop(input);
+    child.wait_with_output().expect("wait")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const VALID: &str = "apiVersion: safeapp.dev/v1alpha1\nkind: SafeApp\nmetadata: {name: web, namespace: shop}\nspec:\n  image: registry.example.com/web:1.0.0\n  ports: [{name: http, port: 8080}]\n  healthCheck: {path: /health}\n";
+
+// `render` of a sample prints every object and nothing on stderr.
+#[test]
+fn render_sample_succeeds() {
+    let out = safeapp(&["render", "-f", "config/samples/backend-app.yaml"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for kind in [
+        "kind: LimitRange",
+        "kind: Deployment",
+        "kind: Service",
+        "kind: PodDisruptionBudget",
+    ] {
+        assert!(stdout.contains(kind), "missing {kind}");
+    }
+    assert!(text(&out.stderr).is_empty());
+}
+
+// `-f -` reads standard input; several documents render in order.
+#[test]
+fn render_from_stdin_multi_document() {
+    let two = format!("{VALID}---\n{}", VALID.replace("name: web,", "name: api,"));
+    let out = safeapp(&["render", "-f", "-"], Some(&two));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("kind: Deployment").count(), 2);
+    assert_eq!(
+        stdout.matches("kind: LimitRange").count(),
+        1,
+        "one LimitRange per namespace"
+    );
+    // The output is itself valid multi-document YAML.
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
+        .collect();
+    assert_eq!(docs.len(), 7);
+}
+
+// Invalid input: every problem on its own line on stderr with its path, exit 1, no stdout.
+#[test]
+fn invalid_input_reports_each_problem() {
+    let bad = VALID.replace("web:1.0.0", "web:latest").replace(
+        "healthCheck: {path: /health}",
+        "healthCheck: {path: /health}\n  replicas: -1\n  tier: 'a b'",
+    );
+    let out = safeapp(&["render", "-f", "-"], Some(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    let stderr = text(&out.stderr);
+    for path in ["spec.image:", "spec.replicas:", "spec.tier:"] {
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains(path)).count(),
+            1,
+            "{path} in {stderr}"
+        );
+    }
+}
+
+// Unknown fields are named one by one.
+#[test]
+fn unknown_fields_are_named() {
+    let bad = VALID.replace("ports:", "replica: 3\n  ports:").replace(
+        "{name: http, port: 8080}",
+        "{name: http, port: 8080, nmae: x}",
+    );
+    let out = safeapp(&["render", "-f", "-"], Some(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("spec.replica: unknown field"), "{stderr}");
+    assert!(
+        stderr.contains("spec.ports[0].nmae: unknown field"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+// A missing file, a non-SafeApp document and broken YAML are clear errors, exit 1.
+#[test]
+fn unreadable_and_foreign_input() {
+    let out = safeapp(&["render", "-f", "does-not-exist.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does-not-exist.yaml"));
+
+    let out = safeapp(
+        &["render", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not a SafeApp"));
+
+    let out = safeapp(&["render", "-f", "-"], Some("spec: [unclosed\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not valid YAML"));
+    assert!(out.stdout.is_empty());
+
+    let out = safeapp(&["render", "-f", "-"], Some(""));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no SafeApp"));
+}
+
+// `--policy` applies, and a bad policy stops with a message naming the key.
+#[test]
+fn policy_flag() {
+    let dir = std::env::temp_dir().join(format!("safeapp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let good = dir.join("good.yaml");
+    std::fs::write(
+        &good,
+        "defaults:\n  preStopSleepSeconds: 11\n  terminationGracePeriodSeconds: 40\n",
+    )
+    .expect("write");
+    let out = safeapp(
+        &[
+            "render",
+            "-f",
+            "-",
+            "--policy",
+            good.to_str().expect("utf8"),
+        ],
+        Some(VALID),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("seconds: 11"));
+    assert!(text(&out.stdout).contains("terminationGracePeriodSeconds: 40"));
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "defaults:\n  resources:\n    limits: {cpu: lots, memory: 1Gi}\n",
+    )
+    .expect("write");
+    let out = safeapp(
+        &["render", "-f", "-", "--policy", bad.to_str().expect("utf8")],
+        Some(VALID),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("defaults.resources.limits.cpu"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+// Resources outside the namespace limits render with a warning on stderr.
+#[test]
+fn out_of_range_is_a_warning() {
+    let big = VALID.replace(
+        "healthCheck: {path: /health}",
+        "healthCheck: {path: /health}\n  resources: {requests: {cpu: '8'}, limits: {cpu: '8'}}",
+    );
+    let out = safeapp(&["render", "-f", "-"], Some(&big));
+    assert!(out.status.success());
+    assert!(text(&out.stderr).contains("warning:"));
+    assert!(text(&out.stderr).contains("spec.resources.limits.cpu"));
+}
+
+// `crd` prints the checked-in CRD.
+#[test]
+fn crd_command() {
+    let out = safeapp(&["crd"], None);
+    assert!(out.status.success());
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/safeapp.yaml"))
+            .expect("crd");
+    assert_eq!(text(&out.stdout), checked_in);
+}
+
+// Garbage input never crashes the binary (exit 1, never a panic's 101).
+#[test]
+fn garbage_never_panics() {
+    for input in [
+        "\u{0}\u{1}",
+        "- - -",
+        "apiVersion: safeapp.dev/v1alpha1\nkind: SafeApp\nspec: 3\n",
+        "---\n---\n",
+        "{{{{",
+    ] {
+        let out = safeapp(&["render", "-f", "-"], Some(input));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "input {input:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
