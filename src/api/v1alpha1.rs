@@ -7,6 +7,10 @@
 //! operator must read objects written against a newer CRD; `render` reports unknown
 //! fields itself.
 
+// kube's printcolumn(...) entries repeat `type_ = ...` by design; clippy reads that as
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;

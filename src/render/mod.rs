@@ -73,7 +73,7 @@ pub fn namespace_objects(
 /// One rendered object, ready to print.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
-    Deployment(Deployment),
+    Deployment(Box<Deployment>),
     Service(Service),
     PodDisruptionBudget(PodDisruptionBudget),
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
@@ -124,7 +124,7 @@ pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
             limit_range: _,
             resource_quota: _,
         } = render(app, policy);
-        out.push(Object::Deployment(deployment));
+        out.push(Object::Deployment(Box::new(deployment)));
         out.extend(service.map(Object::Service));
         out.push(Object::PodDisruptionBudget(pdb));
         out.extend(hpa.map(Object::HorizontalPodAutoscaler));
