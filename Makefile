@@ -1,0 +1,63 @@
+# SafeApp developer tasks. Every cargo call is --locked: Cargo.lock is the truth.
+
+CARGO ?= cargo
+IMAGE ?= safeapp:dev
+CRD := crds/safeapp.yaml
+# Copy inside config/crd so kustomize (which refuses files outside its root) can use it.
+CRD_KUSTOMIZE := config/crd/safeapp.yaml
+SAMPLE := config/samples/backend-app.yaml
+
+.PHONY: all build test lint crds check-crds render run image bench
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+test:
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+# Regenerate the CRD and its kustomize copy from the Rust types.
+crds:
+	$(CARGO) run --quiet --locked -- crd > $(CRD).tmp
+	mv $(CRD).tmp $(CRD)
+	cp $(CRD) $(CRD_KUSTOMIZE)
+
+# Fail if either committed copy of the CRD differs from what the code generates.
+check-crds:
+	@tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+	$(CARGO) run --quiet --locked -- crd > "$$tmp" && \
+	status=0 && \
+	for f in $(CRD) $(CRD_KUSTOMIZE); do \
+		if diff -u "$$f" "$$tmp" > /dev/null; then \
+			echo "$$f is up to date"; \
+		else \
+			echo "$$f is stale; run 'make crds'" >&2; \
+			diff -u "$$f" "$$tmp" | head -n 40 >&2; \
+			status=1; \
+		fi; \
+	done; \
+	exit $$status
+
+# Print what the backend sample produces, with no cluster.
+render:
+	$(CARGO) run --quiet --locked -- render -f $(SAMPLE)
+
+# The main job with no cluster. The controller (`safeapp run`) arrives with the
+# controller issue; until then this is the same as `make render`.
+run:
+	$(CARGO) run --quiet --locked -- render -f $(SAMPLE)
+
+image:
+	@if ! docker info > /dev/null 2>&1; then \
+		echo "make image: no Docker engine is available ('docker info' failed); cannot build $(IMAGE)" >&2; \
+		exit 1; \
+	fi
+	docker build -t $(IMAGE) .
+
+bench:
+	$(CARGO) bench --bench render
