@@ -14,3 +14,4 @@ pub mod policy;
 pub mod quantity;
 pub mod render;
 pub mod validate;
+pub mod yaml;

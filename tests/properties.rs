@@ -251,3 +251,31 @@ fn generator_produces_valid_specs() {
         "only {valid} of 400 generated specs were valid: the property test would test little"
     );
 }
+
+fn json_tree() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<String>().prop_map(Value::String),
+        "[0-9a-zA-Z.:_/+-]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    // The YAML writer's output reads back as exactly the tree it was given.
+    #[test]
+    fn yaml_writer_roundtrips(v in json_tree()) {
+        let mut out = String::new();
+        safeapp::yaml::write_document(&mut out, &v).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back: Value = serde_yaml::from_str(&out).map_err(|e| TestCaseError::fail(format!("{e}\n{out}")))?;
+        prop_assert_eq!(back, v, "YAML was:\n{}", out);
+    }
+}

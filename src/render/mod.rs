@@ -19,7 +19,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde::Serialize;
 
 pub use deployment::{
     DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
@@ -31,6 +30,7 @@ pub use probes::liveness_from;
 
 use crate::policy::Policy;
 use crate::validate::ValidatedApp;
+use crate::yaml;
 
 /// Everything one SafeApp produces. `None` means "must not exist" (the controller prunes
 /// it). The controller destructures this without `..`, so a new kind cannot be built
@@ -82,20 +82,16 @@ pub enum Object {
 }
 
 impl Object {
-    fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+    fn write_yaml(&self, out: &mut String) -> Result<(), yaml::Error> {
         match self {
-            Self::Deployment(o) => yaml(o),
-            Self::Service(o) => yaml(o),
-            Self::PodDisruptionBudget(o) => yaml(o),
-            Self::HorizontalPodAutoscaler(o) => yaml(o),
-            Self::LimitRange(o) => yaml(o),
-            Self::ResourceQuota(o) => yaml(o),
+            Self::Deployment(o) => yaml::write_document(out, o),
+            Self::Service(o) => yaml::write_document(out, o),
+            Self::PodDisruptionBudget(o) => yaml::write_document(out, o),
+            Self::HorizontalPodAutoscaler(o) => yaml::write_document(out, o),
+            Self::LimitRange(o) => yaml::write_document(out, o),
+            Self::ResourceQuota(o) => yaml::write_document(out, o),
         }
     }
-}
-
-fn yaml<T: Serialize>(o: &T) -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(o)
 }
 
 /// Renders many SafeApps into one stable list: per namespace (sorted) the shared
@@ -133,11 +129,11 @@ pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
 }
 
 /// Multi-document YAML of the objects, each document starting with `---`.
-pub fn to_yaml(objects: &[Object]) -> Result<String, serde_yaml::Error> {
-    let mut out = String::new();
+pub fn to_yaml(objects: &[Object]) -> Result<String, yaml::Error> {
+    let mut out = String::with_capacity(objects.len() * 2048);
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&o.to_yaml()?);
+        o.write_yaml(&mut out)?;
     }
     Ok(out)
 }
