@@ -1,9 +1,11 @@
 //! The renderer: snapshots of every sample's output, and the practices of SAFEAPP.md §2
 //! asserted one by one.
 
+mod common;
+
+use k8s_openapi::api::apps::v1::{DeploymentSpec, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::Container;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use safeapp::api::SafeApp;
 use safeapp::manifest;
 use safeapp::policy::Policy;
 use safeapp::render::{self, Resources};
@@ -59,24 +61,20 @@ spec:
 "#;
 
 fn validated(extra: &str) -> ValidatedApp {
-    let mut value: serde_yaml::Value = serde_yaml::from_str(MINIMAL).expect("yaml");
-    if !extra.trim().is_empty() {
-        let patch: serde_yaml::Mapping = serde_yaml::from_str(extra).expect("patch");
-        let spec = value["spec"].as_mapping_mut().expect("spec");
-        for (k, v) in patch {
-            if v.is_null() {
-                spec.remove(&k);
-            } else {
-                spec.insert(k, v);
-            }
-        }
-    }
-    let app: SafeApp = serde_yaml::from_value(value).expect("SafeApp");
-    validate(&app, &Policy::default()).expect("valid")
+    validate(&common::app_with(MINIMAL, extra), &Policy::default()).expect("valid")
 }
 
 fn resources(extra: &str) -> Resources {
     render::render(&validated(extra), &Policy::default())
+}
+
+fn rolling_update(d: &DeploymentSpec) -> &RollingUpdateDeployment {
+    d.strategy
+        .as_ref()
+        .unwrap()
+        .rolling_update
+        .as_ref()
+        .unwrap()
 }
 
 fn container(r: &Resources) -> Container {
@@ -98,13 +96,7 @@ fn minimal_gets_every_practice() {
     let r = resources("");
     let d = r.deployment.spec.as_ref().unwrap();
     assert_eq!(d.replicas, Some(2));
-    let ru = d
-        .strategy
-        .as_ref()
-        .unwrap()
-        .rolling_update
-        .as_ref()
-        .unwrap();
+    let ru = rolling_update(d);
     assert_eq!(ru.max_unavailable, Some(IntOrString::Int(0)));
     assert_eq!(ru.max_surge, Some(IntOrString::String("25%".into())));
     assert_eq!(d.min_ready_seconds, Some(5));
@@ -359,13 +351,7 @@ fn user_values_win() {
     );
     let d = r.deployment.spec.as_ref().unwrap();
     assert_eq!(d.replicas, Some(4));
-    let ru = d
-        .strategy
-        .as_ref()
-        .unwrap()
-        .rolling_update
-        .as_ref()
-        .unwrap();
+    let ru = rolling_update(d);
     assert_eq!(ru.max_surge, Some(IntOrString::Int(1)));
     assert_eq!(ru.max_unavailable, Some(IntOrString::String("10%".into())));
     assert_eq!(

@@ -1,6 +1,8 @@
 //! One test per validation rule: each bad spec is refused with its field path, and
 //! all problems of a spec come back at once.
 
+mod common;
+
 use safeapp::api::SafeApp;
 use safeapp::policy::Policy;
 use safeapp::validate::{FieldError, ValidatedApp, validate};
@@ -15,21 +17,8 @@ spec:
   healthCheck: {path: /health}
 "#;
 
-/// The base app with `extra` merged into its spec (YAML mapping).
 fn app(extra: &str) -> SafeApp {
-    let mut value: serde_yaml::Value = serde_yaml::from_str(BASE).expect("base");
-    if !extra.trim().is_empty() {
-        let patch: serde_yaml::Mapping = serde_yaml::from_str(extra).expect("patch");
-        let spec = value["spec"].as_mapping_mut().expect("spec");
-        for (k, v) in patch {
-            if v.is_null() {
-                spec.remove(&k);
-            } else {
-                spec.insert(k, v);
-            }
-        }
-    }
-    serde_yaml::from_value(value).expect("SafeApp")
+    common::app_with(BASE, extra)
 }
 
 fn errors(extra: &str) -> Vec<FieldError> {

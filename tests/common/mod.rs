@@ -1,0 +1,21 @@
+//! Shared test helpers.
+
+use safeapp::api::SafeApp;
+
+/// Parses `base` (a SafeApp manifest) and merges the YAML mapping `extra` into its spec:
+/// keys with a null value are removed, the others replace the base's.
+pub fn app_with(base: &str, extra: &str) -> SafeApp {
+    let mut value: serde_yaml::Value = serde_yaml::from_str(base).expect("base manifest");
+    if !extra.trim().is_empty() {
+        let patch: serde_yaml::Mapping = serde_yaml::from_str(extra).expect("patch mapping");
+        let spec = value["spec"].as_mapping_mut().expect("spec mapping");
+        for (k, v) in patch {
+            if v.is_null() {
+                spec.remove(&k);
+            } else {
+                spec.insert(k, v);
+            }
+        }
+    }
+    serde_yaml::from_value(value).expect("a SafeApp")
+}
