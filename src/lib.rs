@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod crd;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod quantity;

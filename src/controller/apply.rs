@@ -1,0 +1,171 @@
+//! The only module that writes children: compare each rendered object with the live one,
+//! then server-side apply it (field manager `safeapp-operator`, force) only when something
+//! differs, delete what the spec no longer asks for, and never touch an object this
+//! SafeApp does not own.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::info;
+
+use super::Error;
+use super::drift;
+use crate::api::{FIELD_MANAGER, MANAGED_BY};
+use crate::metrics::Metrics;
+use crate::render::labels::MANAGED_BY_LABEL;
+
+/// Who may be written: the SafeApp's own children carry its controller ownerReference;
+/// the namespace-shared LimitRange and ResourceQuota carry the managed-by label.
+#[derive(Clone, Copy, Debug)]
+pub enum Ownership<'a> {
+    Controller { uid: &'a str },
+    Shared,
+}
+
+/// What happened to one child.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Live and rendered agree; nothing was written.
+    Unchanged,
+    /// Not there before; created.
+    Created,
+    /// The SafeApp changed; the child was re-applied.
+    Updated,
+    /// Someone changed the child while the SafeApp did not: put back.
+    DriftCorrected {
+        fields: Vec<String>,
+        managers: Vec<String>,
+    },
+    /// Someone deleted the child while the SafeApp did not change: recreated.
+    Recreated,
+    /// No longer asked for by the spec: deleted.
+    Pruned,
+    /// Not asked for and not there.
+    Absent,
+    /// An object with this name exists and is not this SafeApp's: left alone.
+    Conflict { reason: String },
+}
+
+/// The outcome for one child, and the live object after the sync (None when absent).
+pub struct Synced<K> {
+    pub kind: &'static str,
+    pub name: String,
+    pub change: Change,
+    pub live: Option<K>,
+}
+
+/// What the sync of a child needs to know about its SafeApp.
+pub struct SyncCtx<'a> {
+    pub client: &'a Client,
+    pub namespace: &'a str,
+    /// The SafeApp's generation differs from the one last observed: re-apply everything.
+    pub spec_changed: bool,
+    /// `kind/name` of the objects the last status listed as managed.
+    pub previously_managed: &'a [String],
+    pub metrics: &'a Metrics,
+}
+
+fn is_owned<K: Resource>(live: &K, ownership: Ownership<'_>) -> bool {
+    match ownership {
+        Ownership::Controller { uid } => live
+            .owner_references()
+            .iter()
+            .any(|r| r.controller == Some(true) && r.uid == uid),
+        Ownership::Shared => {
+            live.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+        }
+    }
+}
+
+/// Brings one child to its rendered state. `desired` None means "must not exist".
+pub async fn sync<K>(
+    ctx: &SyncCtx<'_>,
+    kind: &'static str,
+    name: &str,
+    desired: Option<&K>,
+    ownership: Ownership<'_>,
+) -> Result<Synced<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ctx.namespace);
+    let existing = api.get_opt(name).await.map_err(|source| Error::GetChild {
+        kind,
+        name: name.into(),
+        source,
+    })?;
+    let done = |change, live| Synced {
+        kind,
+        name: name.into(),
+        change,
+        live,
+    };
+    if let Some(live) = &existing
+        && !is_owned(live, ownership)
+    {
+        let reason = match ownership {
+            Ownership::Controller { .. } => {
+                format!("{kind} {name} exists and is not controlled by this SafeApp")
+            }
+            Ownership::Shared => format!("{kind} {name} exists and is not managed by {MANAGED_BY}"),
+        };
+        return Ok(done(Change::Conflict { reason }, None));
+    }
+    let Some(desired) = desired else {
+        if existing.is_none() {
+            return Ok(done(Change::Absent, None));
+        }
+        api.delete(name, &DeleteParams::default())
+            .await
+            .map_err(|source| Error::DeleteChild {
+                kind,
+                name: name.into(),
+                source,
+            })?;
+        ctx.metrics.write(kind);
+        info!(kind, name, "Pruned");
+        return Ok(done(Change::Pruned, None));
+    };
+
+    let change = match &existing {
+        None if !ctx.spec_changed && ctx.previously_managed.contains(&format!("{kind}/{name}")) => {
+            Change::Recreated
+        }
+        None => Change::Created,
+        Some(live) => {
+            let want = serde_json::to_value(desired)
+                .map_err(|source| Error::Serialize { kind, source })?;
+            let have =
+                serde_json::to_value(live).map_err(|source| Error::Serialize { kind, source })?;
+            let fields = drift::differences(&want, &have);
+            match (fields.is_empty(), ctx.spec_changed) {
+                (true, false) => return Ok(done(Change::Unchanged, existing)),
+                (_, true) => Change::Updated,
+                (false, false) => Change::DriftCorrected {
+                    managers: drift::managers_of(live.meta().managed_fields.as_ref(), &fields),
+                    fields,
+                },
+            }
+        }
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let live = api
+        .patch(name, &params, &Patch::Apply(desired))
+        .await
+        .map_err(|source| Error::ApplyChild {
+            kind,
+            name: name.into(),
+            source,
+        })?;
+    ctx.metrics.write(kind);
+    info!(kind, name, change = ?change, "Applied");
+    Ok(done(change, Some(live)))
+}

@@ -1,0 +1,109 @@
+//! Condition types and reasons of `SafeApp.status.conditions`, and the one helper that
+//! sets a condition while keeping `lastTransitionTime` unless its status flips.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+
+pub const REASON_AVAILABLE: &str = "Available";
+pub const REASON_ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+pub const REASON_ROLLOUT_COMPLETE: &str = "RolloutComplete";
+pub const REASON_PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+pub const REASON_REPLICA_FAILURE: &str = "ReplicaFailure";
+pub const REASON_RESOURCES_OUT_OF_RANGE: &str = "ResourcesOutOfRange";
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+pub const REASON_NAME_CONFLICT: &str = "NameConflict";
+pub const REASON_PAUSED: &str = "Paused";
+pub const REASON_AS_EXPECTED: &str = "AsExpected";
+pub const REASON_WAITING: &str = "WaitingForDeployment";
+
+/// A condition without its transition time (filled in by [`merge`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cond {
+    pub type_: &'static str,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The new condition list: each of `wanted` keeps the old `lastTransitionTime` when its
+/// status did not change, and gets `now` when it did (or is new).
+pub fn merge(
+    old: Option<&[Condition]>,
+    wanted: &[Cond],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    wanted
+        .iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let previous = old.into_iter().flatten().find(|o| o.type_ == c.type_);
+            let last_transition_time = match previous {
+                Some(p) if p.status == status => p.last_transition_time.clone(),
+                _ => now.clone(),
+            };
+            Condition {
+                type_: c.type_.into(),
+                status: status.into(),
+                reason: c.reason.into(),
+                message: c.message.clone(),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    // lastTransitionTime moves only when a condition's status flips.
+    #[test]
+    fn transition_time_moves_only_on_flip() {
+        let t0 = Time(Timestamp::from_second(1_000).unwrap());
+        let t1 = Time(Timestamp::from_second(2_000).unwrap());
+        let first = merge(
+            None,
+            &[Cond::new(READY, false, REASON_WAITING, "")],
+            Some(1),
+            &t0,
+        );
+        assert_eq!(first[0].last_transition_time, t0);
+        let same = merge(
+            Some(&first),
+            &[Cond::new(READY, false, REASON_ROLLOUT_IN_PROGRESS, "x")],
+            Some(2),
+            &t1,
+        );
+        assert_eq!(same[0].last_transition_time, t0);
+        assert_eq!(same[0].reason, REASON_ROLLOUT_IN_PROGRESS);
+        let flipped = merge(
+            Some(&same),
+            &[Cond::new(READY, true, REASON_AVAILABLE, "")],
+            Some(2),
+            &t1,
+        );
+        assert_eq!(flipped[0].last_transition_time, t1);
+    }
+}

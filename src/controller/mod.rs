@@ -1,0 +1,357 @@
+//! The controller: watches SafeApps and every kind they own, and reconciles each one
+//! (`reconcile.rs`) with the pure validation and rendering of the library.
+//!
+//! - SafeApps are watched through `DeserializeGuard`, so one malformed object cannot wedge
+//!   the watch for the others (it gets a Warning Event instead).
+//! - Deployments, Services, PDBs and HPAs are watched as owned children; the shared
+//!   LimitRange and ResourceQuota by their `app.kubernetes.io/managed-by` label, mapped
+//!   back to every SafeApp of their namespace.
+//! - Errors requeue with capped exponential backoff per object (1 s doubling to 5 min);
+//!   conflicts retry after a second; invalid specs wait for a change.
+
+pub mod apply;
+pub mod conditions;
+pub mod drift;
+pub mod events;
+pub mod reconcile;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::SafeApp;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+
+/// First retry delay after an error; doubles per failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Default resync period.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=safeapp-operator";
+
+/// Why a reconcile failed. Variants name the action that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the SafeApp has no namespace")]
+    MissingNamespace,
+    #[error("the SafeApp has no uid")]
+    MissingUid,
+    #[error("cannot read {kind} {name}: {source}")]
+    GetChild {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("cannot apply {kind} {name}: {source}")]
+    ApplyChild {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("cannot delete {kind} {name}: {source}")]
+    DeleteChild {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("cannot patch the SafeApp's status: {source}")]
+    PatchStatus { source: kube::Error },
+    #[error("cannot list the SafeApps of the namespace: {source}")]
+    ListSafeApps { source: kube::Error },
+    #[error("cannot serialize {kind}: {source}")]
+    Serialize {
+        kind: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    fn api_error(&self) -> Option<&kube::Error> {
+        match self {
+            Self::GetChild { source, .. }
+            | Self::ApplyChild { source, .. }
+            | Self::DeleteChild { source, .. }
+            | Self::PatchStatus { source }
+            | Self::ListSafeApps { source } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// A 409 from the API server: someone else wrote first; retry soon.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.api_error(), Some(kube::Error::Api(s)) if s.code == 409)
+    }
+
+    /// A static label for metrics.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Self::MissingNamespace | Self::MissingUid => "malformed",
+            Self::GetChild { .. } => "get",
+            Self::ApplyChild { .. } => "apply",
+            Self::DeleteChild { .. } => "delete",
+            Self::PatchStatus { .. } => "status",
+            Self::ListSafeApps { .. } => "list",
+            Self::Serialize { .. } => "serialize",
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub policy: Policy,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub resync: Duration,
+    /// Failures in a row per SafeApp (`namespace/name`), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// The controller's SafeApp cache; None in tests, which list through the API.
+    safeapps: Option<Store<DeserializeGuard<SafeApp>>>,
+}
+
+impl Context {
+    pub fn new(client: Client, policy: Policy, metrics: Arc<Metrics>, resync: Duration) -> Self {
+        let reporter = Reporter {
+            controller: crate::api::FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            policy,
+            metrics,
+            resync,
+            failures: Mutex::new(HashMap::new()),
+            safeapps: None,
+        }
+    }
+
+    fn with_store(mut self, store: Store<DeserializeGuard<SafeApp>>) -> Self {
+        self.safeapps = Some(store);
+        self
+    }
+
+    /// Non-controller ownerReferences to every SafeApp of `ns`, sorted by name.
+    pub async fn namespace_owners(&self, ns: &str) -> Result<Vec<OwnerReference>, Error> {
+        let mut owners: Vec<OwnerReference> = match &self.safeapps {
+            Some(store) => store
+                .state()
+                .iter()
+                .filter(|g| g.namespace().as_deref() == Some(ns))
+                .filter_map(|g| {
+                    Some(reconcile::shared_owner(
+                        &g.name_any(),
+                        g.meta().uid.as_deref()?,
+                    ))
+                })
+                .collect(),
+            None => Api::<SafeApp>::namespaced(self.client.clone(), ns)
+                .list_metadata(&ListParams::default())
+                .await
+                .map_err(|source| Error::ListSafeApps { source })?
+                .items
+                .iter()
+                .filter_map(|m| {
+                    Some(reconcile::shared_owner(
+                        &m.name_any(),
+                        m.metadata.uid.as_deref()?,
+                    ))
+                })
+                .collect(),
+        };
+        owners.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(owners)
+    }
+
+    /// The delay before retrying `key` after one more failure.
+    pub fn next_backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        let delay = BACKOFF_BASE
+            .saturating_mul(1u32 << (*n).min(16))
+            .min(BACKOFF_MAX);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    /// Forget the failures of `key` after a success.
+    pub fn reset_backoff(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(key);
+    }
+}
+
+fn key_of(meta: &impl ResourceExt) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace().unwrap_or_default(),
+        meta.name_any()
+    )
+}
+
+/// The reconciler the Controller calls: a malformed object gets a Warning Event; a
+/// well-formed one is reconciled.
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<SafeApp>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    ctx.metrics.reconciles.inc();
+    let started = Instant::now();
+    let result = match &guard.0 {
+        Ok(app) => reconcile::reconcile_app(app, &ctx).await,
+        Err(invalid) => {
+            warn!(name = ?invalid.metadata.name, error = %invalid.error, "Malformed SafeApp");
+            let reference = ObjectReference {
+                api_version: Some("safeapp.dev/v1alpha1".into()),
+                kind: Some("SafeApp".into()),
+                name: invalid.metadata.name.clone(),
+                namespace: invalid.metadata.namespace.clone(),
+                uid: invalid.metadata.uid.clone(),
+                ..ObjectReference::default()
+            };
+            let event = Event {
+                type_: EventType::Warning,
+                reason: events::INVALID_SPEC.into(),
+                note: Some(format!(
+                    "the object does not match the SafeApp schema: {}",
+                    invalid.error
+                )),
+                action: events::INVALID_SPEC.into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+                warn!(error = %e, "Could not publish event");
+            }
+            Ok(Action::await_change())
+        }
+    };
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.reset_backoff(&key_of(guard.as_ref()));
+    }
+    result
+}
+
+/// What to do after a failed reconcile.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<SafeApp>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&[("reason", error.metric_reason())])
+        .inc();
+    warn!(name = %guard.name_any(), error = %error, "Reconcile failed");
+    if error.is_conflict() {
+        return Action::requeue(BACKOFF_BASE);
+    }
+    Action::requeue(ctx.next_backoff(&key_of(guard.as_ref())))
+}
+
+/// How `safeapp run` is configured.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub policy: Policy,
+    pub resync: Duration,
+    pub concurrency: u16,
+    /// Watch one namespace only.
+    pub namespace: Option<String>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the controller until SIGTERM/SIGINT: then it stops taking new work and finishes
+/// the reconciles in flight.
+pub async fn run(client: Client, config: RunConfig, metrics: Arc<Metrics>) {
+    let ns = config.namespace.as_deref();
+    let controller = Controller::new(
+        api::<DeserializeGuard<SafeApp>>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    );
+    let store = controller.store();
+    let shared_mapper = {
+        let store = store.clone();
+        move |namespace: Option<String>| {
+            store
+                .state()
+                .into_iter()
+                .filter(|g| g.namespace() == namespace)
+                .map(|g| ObjectRef::from_obj(g.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let lr_mapper = shared_mapper.clone();
+    let rq_mapper = shared_mapper;
+    let managed = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let ctx = Arc::new(
+        Context::new(client.clone(), config.policy, metrics, config.resync).with_store(store),
+    );
+    info!(namespace = ns.unwrap_or("<all>"), "Starting controller");
+    controller
+        .owns(
+            api::<Deployment>(&client, ns),
+            watcher::Config::default().labels(MANAGED_SELECTOR),
+        )
+        .owns(
+            api::<Service>(&client, ns),
+            watcher::Config::default().labels(MANAGED_SELECTOR),
+        )
+        .owns(
+            api::<PodDisruptionBudget>(&client, ns),
+            watcher::Config::default().labels(MANAGED_SELECTOR),
+        )
+        .owns(
+            api::<HorizontalPodAutoscaler>(&client, ns),
+            watcher::Config::default().labels(MANAGED_SELECTOR),
+        )
+        .watches(
+            api::<LimitRange>(&client, ns),
+            managed.clone(),
+            move |o: LimitRange| lr_mapper(o.namespace()),
+        )
+        .watches(
+            api::<ResourceQuota>(&client, ns),
+            managed,
+            move |o: ResourceQuota| rq_mapper(o.namespace()),
+        )
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(name = %obj.name, "Reconciled"),
+                Err(e) => tracing::debug!(error = %e, "Reconcile error"),
+            }
+        })
+        .await;
+    info!("Controller stopped");
+}

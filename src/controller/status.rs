@@ -1,0 +1,303 @@
+//! Status: conditions computed from the Deployment's own status and conditions, and the
+//! patch of `SafeApp.status`, made only when something changed.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use super::Error;
+use super::conditions::{self as c, Cond};
+use crate::api::{SafeApp, SafeAppStatus};
+use crate::metrics::Metrics;
+
+/// Ready, Progressing and Degraded from the live Deployment. `out_of_range` lists
+/// resources the namespace LimitRange would refuse.
+pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[String]) -> Vec<Cond> {
+    let Some(d) = deployment else {
+        return vec![
+            Cond::new(
+                c::READY,
+                false,
+                c::REASON_WAITING,
+                "the Deployment does not exist yet",
+            ),
+            Cond::new(
+                c::PROGRESSING,
+                true,
+                c::REASON_ROLLOUT_IN_PROGRESS,
+                "creating the Deployment",
+            ),
+            degraded(None, out_of_range),
+        ];
+    };
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = d.status.clone().unwrap_or_default();
+    let find = |t: &str| {
+        st.conditions
+            .iter()
+            .flatten()
+            .find(|x| x.type_ == t)
+            .cloned()
+    };
+    let deadline = find("Progressing")
+        .filter(|x| x.status == "False" && x.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+    let replica_failure = find("ReplicaFailure").filter(|x| x.status == "True");
+    let caught_up = st.observed_generation >= d.metadata.generation;
+    let updated = st.updated_replicas.unwrap_or(0);
+    let available = st.available_replicas.unwrap_or(0);
+    let total = st.replicas.unwrap_or(0);
+    let complete = caught_up && updated >= want && total <= want && available >= want;
+    let summary = format!("{updated} of {want} updated, {available} available");
+
+    let failure = replica_failure
+        .as_ref()
+        .map(|f| {
+            (
+                c::REASON_REPLICA_FAILURE,
+                f.message.clone().unwrap_or_default(),
+            )
+        })
+        .or_else(|| {
+            deadline.as_ref().map(|f| {
+                (
+                    c::REASON_PROGRESS_DEADLINE_EXCEEDED,
+                    f.message.clone().unwrap_or_default(),
+                )
+            })
+        });
+    let ready = if available >= want && caught_up {
+        Cond::new(c::READY, true, c::REASON_AVAILABLE, summary.clone())
+    } else if let Some((reason, msg)) = &failure {
+        Cond::new(c::READY, false, reason, msg.clone())
+    } else {
+        Cond::new(
+            c::READY,
+            false,
+            c::REASON_ROLLOUT_IN_PROGRESS,
+            summary.clone(),
+        )
+    };
+    let progressing = if let Some(f) = &deadline {
+        Cond::new(
+            c::PROGRESSING,
+            false,
+            c::REASON_PROGRESS_DEADLINE_EXCEEDED,
+            f.message.clone().unwrap_or_default(),
+        )
+    } else if complete {
+        Cond::new(c::PROGRESSING, false, c::REASON_ROLLOUT_COMPLETE, summary)
+    } else {
+        Cond::new(c::PROGRESSING, true, c::REASON_ROLLOUT_IN_PROGRESS, summary)
+    };
+    vec![ready, progressing, degraded(failure, out_of_range)]
+}
+
+fn degraded(failure: Option<(&'static str, String)>, out_of_range: &[String]) -> Cond {
+    match failure {
+        Some((reason, msg)) => Cond::new(c::DEGRADED, true, reason, msg),
+        None if !out_of_range.is_empty() => Cond::new(
+            c::DEGRADED,
+            true,
+            c::REASON_RESOURCES_OUT_OF_RANGE,
+            format!(
+                "admission will refuse the pods: {}",
+                out_of_range.join("; ")
+            ),
+        ),
+        None => Cond::new(c::DEGRADED, false, c::REASON_AS_EXPECTED, ""),
+    }
+}
+
+/// Conditions for a SafeApp that cannot be applied at all (invalid spec, conflict).
+pub fn blocked_conditions(reason: &'static str, message: &str) -> Vec<Cond> {
+    vec![
+        Cond::new(c::READY, false, reason, message),
+        Cond::new(c::PROGRESSING, false, reason, message),
+        Cond::new(c::DEGRADED, true, reason, message),
+    ]
+}
+
+/// Replica counts and selector from the live Deployment.
+pub fn with_deployment(
+    mut status: SafeAppStatus,
+    deployment: Option<&Deployment>,
+    selector: String,
+) -> SafeAppStatus {
+    let st = deployment
+        .and_then(|d| d.status.clone())
+        .unwrap_or_default();
+    status.replicas = Some(st.replicas.unwrap_or(0));
+    status.ready_replicas = Some(st.ready_replicas.unwrap_or(0));
+    status.updated_replicas = Some(st.updated_replicas.unwrap_or(0));
+    status.selector = Some(selector);
+    status
+}
+
+/// The new status: `base` with the conditions merged over the old ones.
+pub fn build(app: &SafeApp, base: SafeAppStatus, wanted: &[Cond], now: &Time) -> SafeAppStatus {
+    let old = app.status.as_ref().and_then(|s| s.conditions.as_deref());
+    let generation = app.metadata.generation;
+    SafeAppStatus {
+        observed_generation: generation,
+        conditions: Some(c::merge(old, wanted, generation, now)),
+        ..base
+    }
+}
+
+/// Patches the status subresource, only when it differs from what is stored.
+pub async fn patch_if_changed(
+    client: &Client,
+    app: &SafeApp,
+    status: SafeAppStatus,
+    metrics: &Metrics,
+) -> Result<bool, Error> {
+    if app.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let ns = app.namespace().unwrap_or_default();
+    let api: Api<SafeApp> = Api::namespaced(client.clone(), &ns);
+    api.patch_status(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus { source })?;
+    metrics.write("SafeAppStatus");
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn deployment(replicas: i32, status: DeploymentStatus) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                generation: Some(2),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                ..DeploymentSpec::default()
+            }),
+            status: Some(status),
+        }
+    }
+
+    fn cond(type_: &str, status: &str, reason: &str, message: &str) -> DeploymentCondition {
+        DeploymentCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            ..DeploymentCondition::default()
+        }
+    }
+
+    fn get<'a>(conds: &'a [Cond], t: &str) -> &'a Cond {
+        conds.iter().find(|x| x.type_ == t).expect("condition")
+    }
+
+    // A rollout in progress: not ready, progressing, not degraded.
+    #[test]
+    fn progressing_rollout() {
+        let d = deployment(
+            3,
+            DeploymentStatus {
+                observed_generation: Some(2),
+                replicas: Some(4),
+                updated_replicas: Some(1),
+                available_replicas: Some(2),
+                ..DeploymentStatus::default()
+            },
+        );
+        let conds = rollout_conditions(Some(&d), &[]);
+        assert!(!get(&conds, c::READY).status);
+        assert_eq!(
+            get(&conds, c::PROGRESSING).reason,
+            c::REASON_ROLLOUT_IN_PROGRESS
+        );
+        assert!(get(&conds, c::PROGRESSING).status);
+        assert!(!get(&conds, c::DEGRADED).status);
+    }
+
+    // A complete rollout: ready, no longer progressing.
+    #[test]
+    fn complete_rollout() {
+        let d = deployment(
+            3,
+            DeploymentStatus {
+                observed_generation: Some(2),
+                replicas: Some(3),
+                updated_replicas: Some(3),
+                ready_replicas: Some(3),
+                available_replicas: Some(3),
+                ..DeploymentStatus::default()
+            },
+        );
+        let conds = rollout_conditions(Some(&d), &[]);
+        assert!(get(&conds, c::READY).status);
+        assert_eq!(get(&conds, c::READY).reason, c::REASON_AVAILABLE);
+        assert_eq!(
+            get(&conds, c::PROGRESSING).reason,
+            c::REASON_ROLLOUT_COMPLETE
+        );
+        assert!(!get(&conds, c::DEGRADED).status);
+    }
+
+    // A failed rollout (deadline exceeded, quota refusal) is Degraded with the API's message.
+    #[test]
+    fn failed_rollout() {
+        let d = deployment(
+            3,
+            DeploymentStatus {
+                observed_generation: Some(2),
+                replicas: Some(1),
+                updated_replicas: Some(1),
+                available_replicas: Some(0),
+                conditions: Some(vec![
+                    cond(
+                        "Progressing",
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        "ReplicaSet \"web-1\" has timed out progressing.",
+                    ),
+                    cond(
+                        "ReplicaFailure",
+                        "True",
+                        "FailedCreate",
+                        "pods \"web-1-x\" is forbidden: exceeded quota: safeapp-quota",
+                    ),
+                ]),
+                ..DeploymentStatus::default()
+            },
+        );
+        let conds = rollout_conditions(Some(&d), &[]);
+        let degraded = get(&conds, c::DEGRADED);
+        assert!(degraded.status);
+        assert_eq!(degraded.reason, c::REASON_REPLICA_FAILURE);
+        assert!(degraded.message.contains("exceeded quota"));
+        assert_eq!(
+            get(&conds, c::PROGRESSING).reason,
+            c::REASON_PROGRESS_DEADLINE_EXCEEDED
+        );
+        assert!(!get(&conds, c::READY).status);
+    }
+
+    // Resources outside the LimitRange are reported as Degraded/ResourcesOutOfRange.
+    #[test]
+    fn out_of_range_is_degraded() {
+        let conds = rollout_conditions(
+            None,
+            &["spec.resources.limits.cpu: 8 is above the namespace maximum 4".into()],
+        );
+        let degraded = get(&conds, c::DEGRADED);
+        assert_eq!(degraded.reason, c::REASON_RESOURCES_OUT_OF_RANGE);
+        assert!(degraded.message.contains("limits.cpu"));
+    }
+}
