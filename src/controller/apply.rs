@@ -81,6 +81,72 @@ fn is_owned<K: Resource>(live: &K, ownership: Ownership<'_>) -> bool {
     }
 }
 
+/// Field manager that keeps `spec.replicas` while the HPA takes it over.
+pub const HANDOVER_MANAGER: &str = "safeapp-operator-handover";
+
+/// Before the first apply without `spec.replicas` (autoscaling just turned on), another
+/// field manager applies the current value. Otherwise server-side apply would delete the
+/// field the operator stops owning, the Deployment would default to 1 replica, and the
+/// app would drop to one pod until the HPA scales it back up. Returns whether it wrote.
+pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, Error> {
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ctx.namespace);
+    let Some(live) = api.get_opt(name).await.map_err(|source| Error::GetChild {
+        kind: "Deployment",
+        name: name.into(),
+        source,
+    })?
+    else {
+        return Ok(false);
+    };
+    let Some(replicas) = live.spec.as_ref().and_then(|s| s.replicas) else {
+        return Ok(false);
+    };
+    let we_own_replicas = live.meta().managed_fields.iter().flatten().any(|e| {
+        e.manager.as_deref() == Some(FIELD_MANAGER)
+            && e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    });
+    if !we_own_replicas {
+        return Ok(false);
+    }
+    let handover = Deployment {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ctx.namespace.into()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            ..Default::default()
+        }),
+        status: None,
+    };
+    let mut value = serde_json::to_value(&handover).map_err(|source| Error::Serialize {
+        kind: "Deployment",
+        source,
+    })?;
+    // Only replicas: drop the required-but-empty selector and template.
+    if let Some(spec) = value.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        spec.retain(|k, _| k == "replicas");
+    }
+    api.patch(
+        name,
+        &PatchParams::apply(HANDOVER_MANAGER),
+        &Patch::Apply(value),
+    )
+    .await
+    .map_err(|source| Error::ApplyChild {
+        kind: "Deployment",
+        name: name.into(),
+        source,
+    })?;
+    ctx.metrics.write("Deployment");
+    info!(name, replicas, "Handed spec.replicas over to the HPA");
+    Ok(true)
+}
+
 /// Brings one child to its rendered state. `desired` None means "must not exist".
 pub async fn sync<K>(
     ctx: &SyncCtx<'_>,

@@ -182,6 +182,13 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         )
         .await?,
     );
+    if deployment
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.replicas.is_none())
+    {
+        apply::hand_over_replicas(&sync, &name).await?;
+    }
     let (r_dep, live_dep) = report(
         "apps/v1",
         apply::sync::<Deployment>(&sync, "Deployment", &name, Some(&deployment), own).await?,

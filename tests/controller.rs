@@ -1,0 +1,592 @@
+//! The real reconcile function against an in-memory API (tests/fake): creation, zero
+//! writes at steady state, drift correction, recreation, autoscaling toggles, pruning,
+//! name conflicts, invalid and paused apps, API errors and status conditions.
+
+mod fake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake::{FakeApi, collection};
+use http::Method;
+use kube::runtime::controller::Action;
+use safeapp::api::SafeApp;
+use safeapp::controller::{self, Context};
+use safeapp::metrics::Metrics;
+use safeapp::policy::Policy;
+use serde_json::{Value, json};
+
+const NS: &str = "shop";
+
+fn apps() -> String {
+    collection("safeapp.dev/v1alpha1", NS, "safeapps")
+}
+fn deployments() -> String {
+    collection("apps/v1", NS, "deployments")
+}
+fn services() -> String {
+    collection("v1", NS, "services")
+}
+fn pdbs() -> String {
+    collection("policy/v1", NS, "poddisruptionbudgets")
+}
+fn hpas() -> String {
+    collection("autoscaling/v2", NS, "horizontalpodautoscalers")
+}
+fn limit_ranges() -> String {
+    collection("v1", NS, "limitranges")
+}
+fn quotas() -> String {
+    collection("v1", NS, "resourcequotas")
+}
+
+struct Env {
+    fake: FakeApi,
+    ctx: Context,
+    metrics: Arc<Metrics>,
+}
+
+fn env_with(policy: Policy) -> Env {
+    let fake = FakeApi::new();
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Context::new(
+        fake.client(),
+        policy,
+        metrics.clone(),
+        Duration::from_secs(300),
+    );
+    Env { fake, ctx, metrics }
+}
+
+fn env() -> Env {
+    env_with(Policy::default())
+}
+
+fn safeapp(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+           "metadata": {"name": name, "namespace": NS}, "spec": spec})
+}
+
+fn web_spec() -> Value {
+    json!({"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}],
+           "healthCheck": {"path": "/health"}, "tier": "backend"})
+}
+
+impl Env {
+    fn create(&self, name: &str, spec: Value) -> Value {
+        self.fake.insert(&apps(), safeapp(name, spec))
+    }
+
+    /// Reconciles the SafeApp as currently stored (as the watcher would deliver it).
+    async fn reconcile(&self, name: &str) -> Result<Action, controller::Error> {
+        let app: SafeApp =
+            serde_json::from_value(self.fake.get(&apps(), name).expect("safeapp")).expect("typed");
+        controller::reconcile::reconcile_app(&app, &self.ctx).await
+    }
+
+    fn app(&self, name: &str) -> Value {
+        self.fake.get(&apps(), name).expect("safeapp")
+    }
+
+    fn condition(&self, name: &str, type_: &str) -> Value {
+        self.app(name)["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|x| x["type"] == type_).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Writes to children and status since the last `clear_calls` (events excluded).
+    fn child_writes(&self) -> Vec<String> {
+        self.fake
+            .writes()
+            .into_iter()
+            .filter(|c| !c.path.contains("/events"))
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect()
+    }
+
+    fn event_posts(&self) -> usize {
+        self.fake
+            .writes()
+            .iter()
+            .filter(|c| c.path.contains("/events"))
+            .count()
+    }
+}
+
+// First reconcile: every child exists with labels and a controller ownerReference; the
+// shared LimitRange is owned (non-controller) by the SafeApp; status lists them.
+#[tokio::test]
+async fn first_reconcile_creates_every_object() {
+    let env = env();
+    let app = env.create("web", web_spec());
+    let uid = app["metadata"]["uid"].as_str().unwrap().to_string();
+    let action = env.reconcile("web").await.expect("reconcile");
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+
+    for coll in [deployments(), services(), pdbs()] {
+        let obj = env
+            .fake
+            .get(&coll, "web")
+            .unwrap_or_else(|| panic!("{coll}/web missing"));
+        let owner = &obj["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], uid.as_str());
+        assert_eq!(owner["controller"], true);
+        assert_eq!(owner["kind"], "SafeApp");
+        let labels = &obj["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/name"], "web");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "safeapp-operator");
+        assert_eq!(labels["tier"], "backend");
+    }
+    assert!(env.fake.get(&hpas(), "web").is_none());
+    let lr = env
+        .fake
+        .get(&limit_ranges(), "safeapp-limits")
+        .expect("limit range");
+    assert_eq!(lr["metadata"]["ownerReferences"][0]["uid"], uid.as_str());
+    assert_eq!(lr["metadata"]["ownerReferences"][0]["controller"], false);
+
+    let status = &env.app("web")["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(
+        status["selector"],
+        "app.kubernetes.io/instance=web,app.kubernetes.io/name=web"
+    );
+    let kinds: Vec<&str> = status["managedObjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["LimitRange", "Deployment", "Service", "PodDisruptionBudget"]
+    );
+    assert_eq!(env.condition("web", "Ready")["status"], "False");
+    assert_eq!(env.event_posts(), 1, "one Created event");
+}
+
+// Steady state: a resync where nothing differs makes zero writes (no apply, no status patch, no event).
+#[tokio::test]
+async fn second_reconcile_makes_no_writes() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("second");
+    assert_eq!(
+        env.fake.writes().len(),
+        0,
+        "writes: {:?}",
+        env.fake.writes()
+    );
+    env.reconcile("web").await.expect("third");
+    assert_eq!(env.fake.writes().len(), 0);
+}
+
+// Edited fields of a child are restored, with a DriftCorrected Event naming the object,
+// the paths and the manager, the drift metric, and status.lastDriftCorrection.
+#[tokio::test]
+async fn drift_is_corrected_and_reported() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    env.fake.edit(
+        &deployments(),
+        "web",
+        "kubectl-edit",
+        json!({"f:spec": {"f:strategy": {"f:rollingUpdate": {"f:maxUnavailable": {}}},
+                           "f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}, "f:lifecycle": {}}}}}},
+               "f:metadata": {"f:labels": {"f:tier": {}}}}),
+        |d| {
+            d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = json!(1);
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.example.com/web:6.6.6");
+            d["spec"]["template"]["spec"]["containers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("lifecycle");
+            d["metadata"]["labels"]["tier"] = json!("frontend");
+        },
+    );
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("drift reconcile");
+
+    let d = env.fake.get(&deployments(), "web").unwrap();
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/web:1.0.0"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        5
+    );
+    assert_eq!(d["metadata"]["labels"]["tier"], "backend");
+
+    let writes = env.child_writes();
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with("PATCH") && w.ends_with("/deployments/web")),
+        "{writes:?}"
+    );
+    assert!(
+        !writes.iter().any(|w| w.ends_with("/services/web")),
+        "the Service did not drift: {writes:?}"
+    );
+    assert_eq!(env.metrics.drift_count("Deployment"), 1);
+    let last = &env.app("web")["status"]["lastDriftCorrection"];
+    assert_eq!(last["kind"], "Deployment");
+    assert_eq!(last["manager"], "kubectl-edit");
+    let fields: Vec<&str> = last["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "metadata.labels.tier",
+        "spec.strategy.rollingUpdate.maxUnavailable",
+        "spec.template.spec.containers[0].image",
+        "spec.template.spec.containers[0].lifecycle",
+    ] {
+        assert!(fields.contains(&f), "{f} not in {fields:?}");
+    }
+    let drift_events = env.event_posts();
+    assert_eq!(drift_events, 1, "one DriftCorrected event");
+    // Put back: the next resync is quiet again.
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("after");
+    assert_eq!(env.fake.writes().len(), 0, "{:?}", env.fake.writes());
+}
+
+// A deleted child is recreated and counted as drift.
+#[tokio::test]
+async fn deleted_child_is_recreated() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    env.fake
+        .remove(&services(), "web")
+        .expect("service existed");
+    env.reconcile("web").await.expect("recreate");
+    assert!(env.fake.get(&services(), "web").is_some());
+    assert_eq!(env.metrics.drift_count("Service"), 1);
+    assert_eq!(
+        env.app("web")["status"]["lastDriftCorrection"]["kind"],
+        "Service"
+    );
+}
+
+fn set_spec(env: &Env, name: &str, f: impl FnOnce(&mut Value)) {
+    env.fake
+        .edit(&apps(), name, "kubectl-client-side-apply", json!({}), |a| {
+            f(&mut a["spec"])
+        });
+}
+
+// Autoscaling on: the Deployment drops replicas and an HPA appears; off: the HPA is
+// deleted and replicas come back.
+#[tokio::test]
+async fn autoscaling_toggles() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    assert_eq!(
+        env.fake.get(&deployments(), "web").unwrap()["spec"]["replicas"],
+        2
+    );
+
+    set_spec(&env, "web", |s| {
+        s["autoscaling"] = json!({"minReplicas": 2, "maxReplicas": 5})
+    });
+    env.reconcile("web").await.expect("on");
+    let d = env.fake.get(&deployments(), "web").unwrap();
+    let ours = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "safeapp-operator")
+        .unwrap();
+    assert!(
+        ours["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "the operator no longer applies replicas"
+    );
+    // Handed over, not dropped: the Deployment does not fall back to 1 pod.
+    assert_eq!(d["spec"]["replicas"], 2);
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("steady with autoscaling");
+    assert_eq!(env.fake.writes().len(), 0, "{:?}", env.fake.writes());
+    let hpa = env.fake.get(&hpas(), "web").expect("hpa");
+    assert_eq!(hpa["spec"]["maxReplicas"], 5);
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "web");
+
+    set_spec(&env, "web", |s| {
+        s.as_object_mut().unwrap().remove("autoscaling");
+        s["replicas"] = json!(3);
+    });
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("off");
+    assert!(env.fake.get(&hpas(), "web").is_none(), "HPA pruned");
+    assert!(
+        env.fake.writes().iter().any(
+            |c| c.method == Method::DELETE && c.path.ends_with("/horizontalpodautoscalers/web")
+        )
+    );
+    assert_eq!(
+        env.fake.get(&deployments(), "web").unwrap()["spec"]["replicas"],
+        3
+    );
+}
+
+// Ports removed: the Service is deleted.
+#[tokio::test]
+async fn removing_ports_prunes_the_service() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    set_spec(&env, "web", |s| {
+        let m = s.as_object_mut().unwrap();
+        m.remove("ports");
+        m.remove("healthCheck");
+        m.insert(
+            "probes".into(),
+            json!({"readiness": {"exec": {"command": ["true"]}}}),
+        );
+    });
+    env.reconcile("web").await.expect("no ports");
+    assert!(env.fake.get(&services(), "web").is_none());
+}
+
+// An object of the same name that this SafeApp does not control is never patched or
+// deleted; the SafeApp reports NameConflict naming it.
+#[tokio::test]
+async fn name_conflict_is_left_alone() {
+    let env = env();
+    let foreign = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS, "labels": {"team": "other"}},
+                         "spec": {"ports": [{"port": 80}]}});
+    env.fake.insert(&services(), foreign);
+    let before = env.fake.get(&services(), "web").unwrap();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("reconcile");
+    assert_eq!(
+        env.fake.get(&services(), "web").unwrap(),
+        before,
+        "untouched"
+    );
+    assert!(
+        !env.child_writes().iter().any(|w| w.contains("/services/")),
+        "{:?}",
+        env.child_writes()
+    );
+    let ready = env.condition("web", "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "NameConflict");
+    assert!(ready["message"].as_str().unwrap().contains("Service web"));
+}
+
+// An invalid spec writes no child; it gets InvalidSpec with every problem, one Warning
+// Event per change of the problem set, and waits for a change.
+#[tokio::test]
+async fn invalid_spec_writes_nothing() {
+    let env = env();
+    let mut spec = web_spec();
+    spec["image"] = json!("registry.example.com/web:latest");
+    spec["replicas"] = json!(-1);
+    env.create("web", spec);
+    let action = env.reconcile("web").await.expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    let writes = env.child_writes();
+    assert_eq!(writes.len(), 1, "only the status: {writes:?}");
+    assert!(writes[0].ends_with("/safeapps/web/status"));
+    let ready = env.condition("web", "Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    let msg = ready["message"].as_str().unwrap();
+    assert!(
+        msg.contains("spec.image") && msg.contains("spec.replicas"),
+        "{msg}"
+    );
+    assert_eq!(env.event_posts(), 1);
+    assert!(env.fake.get(&deployments(), "web").is_none());
+    // The same problems again: no event, no status patch.
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("again");
+    assert_eq!(env.fake.writes().len(), 0);
+}
+
+// A paused app: no writes to children; the condition says Paused.
+#[tokio::test]
+async fn paused_app_writes_nothing() {
+    let env = env();
+    let mut spec = web_spec();
+    spec["paused"] = json!(true);
+    env.create("web", spec);
+    let action = env.reconcile("web").await.expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    assert!(
+        env.child_writes().iter().all(|w| w.ends_with("/status")),
+        "{:?}",
+        env.child_writes()
+    );
+    assert!(env.fake.get(&deployments(), "web").is_none());
+    assert_eq!(env.condition("web", "Ready")["reason"], "Paused");
+}
+
+// An API 500 yields an error and a capped exponential backoff per object.
+#[tokio::test]
+async fn api_error_backs_off() {
+    let env = env();
+    env.create("web", web_spec());
+    env.fake.fail(Method::PATCH, "/deployments/web", 500, 100);
+    let err = env
+        .reconcile("web")
+        .await
+        .expect_err("500 fails the reconcile");
+    assert!(
+        matches!(
+            err,
+            controller::Error::ApplyChild {
+                kind: "Deployment",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_conflict());
+    let delays: Vec<Duration> = (0..12).map(|_| env.ctx.next_backoff("shop/web")).collect();
+    assert_eq!(delays[0], Duration::from_secs(1));
+    assert_eq!(delays[1], Duration::from_secs(2));
+    assert_eq!(delays[2], Duration::from_secs(4));
+    assert_eq!(
+        *delays.last().unwrap(),
+        Duration::from_secs(300),
+        "capped at 5 minutes"
+    );
+    env.ctx.reset_backoff("shop/web");
+    assert_eq!(env.ctx.next_backoff("shop/web"), Duration::from_secs(1));
+}
+
+// A 409 conflict is classified for a quick retry.
+#[tokio::test]
+async fn conflict_is_retried() {
+    let env = env();
+    env.create("web", web_spec());
+    env.fake.fail(Method::PATCH, "/services/web", 409, 1);
+    let err = env.reconcile("web").await.expect_err("409");
+    assert!(err.is_conflict());
+    env.reconcile("web").await.expect("the retry succeeds");
+    assert!(env.fake.get(&services(), "web").is_some());
+}
+
+// Status follows the Deployment: progressing, then complete, then failed.
+#[tokio::test]
+async fn status_follows_the_rollout() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    let set_status = |status: Value| {
+        env.fake.edit(
+            &deployments(),
+            "web",
+            "kube-controller-manager",
+            json!({}),
+            |d| d["status"] = status,
+        );
+    };
+    // Mid-rollout with one pod short of capacity: progressing, not ready.
+    set_status(
+        json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}),
+    );
+    env.reconcile("web").await.expect("progressing");
+    assert_eq!(env.condition("web", "Progressing")["status"], "True");
+    assert_eq!(
+        env.condition("web", "Progressing")["reason"],
+        "RolloutInProgress"
+    );
+    assert_eq!(env.condition("web", "Ready")["status"], "False");
+    // Mid-rollout at full capacity (maxUnavailable 0): ready, still progressing.
+    set_status(
+        json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2, "readyReplicas": 2}),
+    );
+    env.reconcile("web").await.expect("progressing at capacity");
+    assert_eq!(env.condition("web", "Ready")["status"], "True");
+    assert_eq!(env.condition("web", "Progressing")["status"], "True");
+
+    set_status(
+        json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
+    );
+    env.reconcile("web").await.expect("complete");
+    assert_eq!(env.condition("web", "Ready")["status"], "True");
+    assert_eq!(
+        env.condition("web", "Progressing")["reason"],
+        "RolloutComplete"
+    );
+    assert_eq!(env.app("web")["status"]["readyReplicas"], 2);
+    let ready_since = env.condition("web", "Ready")["lastTransitionTime"].clone();
+
+    set_status(
+        json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
+    );
+    env.reconcile("web").await.expect("still complete");
+    assert_eq!(
+        env.condition("web", "Ready")["lastTransitionTime"],
+        ready_since
+    );
+
+    set_status(
+        json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out progressing."},
+                       {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "exceeded quota: safeapp-quota"}]}),
+    );
+    env.reconcile("web").await.expect("failed");
+    let degraded = env.condition("web", "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded quota")
+    );
+    assert_eq!(
+        env.condition("web", "Progressing")["reason"],
+        "ProgressDeadlineExceeded"
+    );
+}
+
+// The shared LimitRange carries one ownerReference per SafeApp of the namespace; a
+// quota dropped from the policy is deleted.
+#[tokio::test]
+async fn shared_objects_follow_the_namespace_and_policy() {
+    let policy = Policy::from_yaml(
+        "resourceQuota:\n  hard: {pods: '50'}\n",
+        std::path::Path::new("p.yaml"),
+    )
+    .unwrap();
+    let env = env_with(policy);
+    env.create("web", web_spec());
+    env.create("api", web_spec());
+    env.reconcile("web").await.expect("web");
+    env.reconcile("api").await.expect("api");
+    let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
+    let owners: Vec<&str> = lr["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["api", "web"]);
+    assert!(env.fake.get(&quotas(), "safeapp-quota").is_some());
+
+    let env2 = Env {
+        ctx: Context::new(
+            env.fake.client(),
+            Policy::default(),
+            env.metrics.clone(),
+            Duration::from_secs(300),
+        ),
+        fake: env.fake.clone(),
+        metrics: env.metrics.clone(),
+    };
+    env2.reconcile("web").await.expect("policy without quota");
+    assert!(env2.fake.get(&quotas(), "safeapp-quota").is_none());
+}

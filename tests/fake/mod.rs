@@ -1,0 +1,441 @@
+//! A small in-memory Kubernetes API for driving the real reconcile function in tests,
+//! in the spirit of kube-rs's `tower-test` mocks but stateful: GET, LIST, server-side
+//! apply (PATCH application/apply-patch+yaml, with managedFields and removal of fields
+//! the manager stopped applying), merge patches (status), DELETE and POST. Every request
+//! is recorded so tests can count writes; failures can be injected.
+//!
+//! kube-fake-client 0.3 is built on kube 4, which would put a second kube major in the
+//! tree, so the project keeps this fake instead.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Map, Value, json};
+
+/// One recorded request.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+}
+
+struct Failure {
+    method: Method,
+    path_contains: String,
+    code: u16,
+    remaining: usize,
+}
+
+#[derive(Default)]
+struct State {
+    /// (collection path, name) -> object.
+    objects: BTreeMap<(String, String), Value>,
+    /// (collection path, name, manager) -> the last object that manager applied.
+    applied: BTreeMap<(String, String, String), Value>,
+    calls: Vec<Call>,
+    failures: Vec<Failure>,
+    resource_version: u64,
+    uids: u64,
+}
+
+/// The fake API server.
+#[derive(Clone, Default)]
+pub struct FakeApi {
+    state: Arc<Mutex<State>>,
+}
+
+/// Collection path of a namespaced resource, as the client requests it.
+pub fn collection(api_version: &str, ns: &str, plural: &str) -> String {
+    if api_version == "v1" {
+        format!("/api/v1/namespaces/{ns}/{plural}")
+    } else {
+        format!("/apis/{api_version}/namespaces/{ns}/{plural}")
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+           "reason": reason, "message": message, "code": code})
+}
+
+/// `fieldsV1` of an applied object: every map key as `f:key`, list items by index.
+fn fields_of(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind"))
+                .map(|(k, v)| (format!("f:{k}"), fields_of(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Object(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("i:{i}"), fields_of(v)))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
+}
+
+/// Deep merge: maps merge key by key, everything else is replaced.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+/// Removes from `target` the map fields that `before` had and `after` no longer has,
+/// unless another manager (`others`) still applies them: server-side apply's rule.
+fn remove_dropped(target: &mut Value, before: &Value, after: &Value, others: &Value) {
+    let (Value::Object(t), Value::Object(b)) = (target, before) else {
+        return;
+    };
+    for (k, bv) in b {
+        let other = others.get(k).unwrap_or(&Value::Null);
+        match after.get(k) {
+            None if other.is_null() => {
+                t.remove(k);
+            }
+            None => {}
+            Some(av) => {
+                if let Some(tv) = t.get_mut(k) {
+                    remove_dropped(tv, bv, av, other);
+                }
+            }
+        }
+    }
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+impl FakeApi {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A kube Client whose every request is served by this fake.
+    pub fn client(&self) -> Client {
+        let fake = self.clone();
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let fake = fake.clone();
+            async move { Ok::<_, Infallible>(fake.handle(req).await) }
+        });
+        Client::new(service, "default")
+    }
+
+    /// Stores an object as if someone had created it (not recorded as a request).
+    pub fn insert(&self, coll: &str, mut obj: Value) -> Value {
+        let mut st = self.state.lock().unwrap();
+        st.resource_version += 1;
+        st.uids += 1;
+        let rv = st.resource_version.to_string();
+        let uid = format!("uid-{}", st.uids);
+        let meta = obj["metadata"].as_object_mut().expect("metadata");
+        meta.entry("uid").or_insert(json!(uid));
+        meta.insert("resourceVersion".into(), json!(rv));
+        meta.entry("generation").or_insert(json!(1));
+        meta.entry("creationTimestamp")
+            .or_insert(json!("2026-01-01T00:00:00Z"));
+        let name = obj["metadata"]["name"].as_str().expect("name").to_string();
+        st.objects.insert((coll.to_string(), name), obj.clone());
+        obj
+    }
+
+    pub fn get(&self, coll: &str, name: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .get(&(coll.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Changes a stored object as another client would (not recorded), optionally
+    /// recording `manager` as the writer of `fields` (a fieldsV1 tree).
+    pub fn edit(
+        &self,
+        coll: &str,
+        name: &str,
+        manager: &str,
+        fields: Value,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let mut st = self.state.lock().unwrap();
+        st.resource_version += 1;
+        let rv = st.resource_version.to_string();
+        let obj = st
+            .objects
+            .get_mut(&(coll.to_string(), name.to_string()))
+            .expect("object to edit");
+        let old_spec = obj.get("spec").cloned();
+        f(obj);
+        if obj.get("spec").cloned() != old_spec {
+            let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+            obj["metadata"]["generation"] = json!(g + 1);
+        }
+        obj["metadata"]["resourceVersion"] = json!(rv);
+        let entry = json!({"manager": manager, "operation": "Update", "apiVersion": "v1",
+                           "time": "2026-06-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields});
+        let managed = obj["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .entry("managedFields")
+            .or_insert(json!([]));
+        managed.as_array_mut().expect("list").push(entry);
+    }
+
+    /// Removes a stored object as another client would (not recorded).
+    pub fn remove(&self, coll: &str, name: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .remove(&(coll.to_string(), name.to_string()))
+    }
+
+    /// The next `times` requests of `method` whose path contains `path_contains` fail
+    /// with `code`.
+    pub fn fail(&self, method: Method, path_contains: &str, code: u16, times: usize) {
+        self.state.lock().unwrap().failures.push(Failure {
+            method,
+            path_contains: path_contains.into(),
+            code,
+            remaining: times,
+        });
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Requests that change something (everything but GET).
+    pub fn writes(&self) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method != Method::GET)
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        self.state.lock().unwrap().calls.clear();
+    }
+
+    async fn handle(&self, req: Request<Body>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect_bytes().await.unwrap_or_default();
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().unwrap_or("").to_string();
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (code, value) = self.serve(&parts.method, &path, &query, &content_type, &bytes);
+        Response::builder()
+            .status(StatusCode::from_u16(code).unwrap())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::to_vec(&value).unwrap()))
+            .unwrap()
+    }
+
+    fn serve(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut st = self.state.lock().unwrap();
+        st.calls.push(Call {
+            method: method.clone(),
+            path: path.to_string(),
+        });
+        if let Some(f) = st
+            .failures
+            .iter_mut()
+            .find(|f| f.remaining > 0 && f.method == *method && path.contains(&f.path_contains))
+        {
+            f.remaining -= 1;
+            let code = f.code;
+            return (code, status(code, "InternalError", "injected failure"));
+        }
+        // /api(s)/.../namespaces/{ns}/{plural}[/{name}[/{sub}]]
+        let parts: Vec<&str> = path.split('/').collect();
+        let Some(ns_at) = parts.iter().position(|p| *p == "namespaces") else {
+            return (
+                404,
+                status(404, "NotFound", "only namespaced paths are served"),
+            );
+        };
+        let Some(plural_at) = (ns_at + 2 < parts.len()).then_some(ns_at + 2) else {
+            return (404, status(404, "NotFound", "no resource"));
+        };
+        let coll = parts[..=plural_at].join("/");
+        let name = parts.get(plural_at + 1).map(|s| s.to_string());
+        let sub = parts.get(plural_at + 2).map(|s| s.to_string());
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+
+        match (method.clone(), name) {
+            (Method::GET, None) => {
+                let items: Vec<Value> = st
+                    .objects
+                    .iter()
+                    .filter(|((c, _), _)| *c == coll)
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                let rv = st.resource_version.to_string();
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": rv}, "items": items}),
+                )
+            }
+            (Method::GET, Some(name)) => match st.objects.get(&(coll, name.clone())) {
+                Some(v) => (200, v.clone()),
+                None => (404, status(404, "NotFound", &format!("{name} not found"))),
+            },
+            (Method::DELETE, Some(name)) => {
+                match st.objects.remove(&(coll.clone(), name.clone())) {
+                    Some(v) => {
+                        st.applied
+                            .retain(|(c, n, _), _| !(*c == coll && *n == name));
+                        (200, v)
+                    }
+                    None => (404, status(404, "NotFound", &format!("{name} not found"))),
+                }
+            }
+            (Method::POST, _) => {
+                let mut obj = body;
+                st.resource_version += 1;
+                st.uids += 1;
+                let (rv, uid) = (st.resource_version, st.uids);
+                let meta = obj["metadata"].as_object_mut().cloned().unwrap_or_default();
+                let mut meta: Map<String, Value> = meta;
+                let name = meta
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("generated-{uid}"));
+                meta.insert("name".into(), json!(name));
+                meta.insert("uid".into(), json!(format!("uid-{uid}")));
+                meta.insert("resourceVersion".into(), json!(rv.to_string()));
+                obj["metadata"] = Value::Object(meta);
+                st.objects.insert((coll, name), obj.clone());
+                (201, obj)
+            }
+            (Method::PATCH, Some(name)) => {
+                let key = (coll.clone(), name.clone());
+                if content_type.starts_with("application/apply-patch") {
+                    let manager = query_param(query, "fieldManager")
+                        .unwrap_or("unknown")
+                        .to_string();
+                    let existing = st.objects.get(&key).cloned();
+                    let previous = st
+                        .applied
+                        .get(&(coll.clone(), name.clone(), manager.clone()))
+                        .cloned();
+                    let mut obj = existing.clone().unwrap_or_else(|| json!({"metadata": {}}));
+                    if let Some(prev) = &previous {
+                        let mut prev_spec_only = prev.clone();
+                        if let Some(m) = prev_spec_only.as_object_mut() {
+                            m.remove("metadata");
+                        }
+                        let mut others = json!({});
+                        for ((c, n, m), v) in &st.applied {
+                            if *c == coll && *n == name && *m != manager {
+                                merge(&mut others, v);
+                            }
+                        }
+                        remove_dropped(&mut obj, &prev_spec_only, &body, &others);
+                    }
+                    merge(&mut obj, &body);
+                    st.applied
+                        .insert((coll.clone(), name.clone(), manager.clone()), body.clone());
+                    let changed = existing.as_ref().map(|e| {
+                        let mut a = e.clone();
+                        let mut b = obj.clone();
+                        for v in [&mut a, &mut b] {
+                            if let Some(m) = v["metadata"].as_object_mut() {
+                                m.remove("managedFields");
+                                m.remove("resourceVersion");
+                            }
+                        }
+                        a != b
+                    });
+                    if changed != Some(false) {
+                        st.resource_version += 1;
+                        let rv = st.resource_version.to_string();
+                        let meta = obj["metadata"].as_object_mut().expect("metadata");
+                        meta.insert("resourceVersion".into(), json!(rv));
+                        if existing.is_none() {
+                            st.uids += 1;
+                            meta.insert("uid".into(), json!(format!("uid-{}", st.uids)));
+                            meta.insert("generation".into(), json!(1));
+                            meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
+                        } else if existing.as_ref().and_then(|e| e.get("spec")) != obj.get("spec") {
+                            let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+                            obj["metadata"]["generation"] = json!(g + 1);
+                        }
+                    }
+                    let entry = json!({"manager": manager, "operation": "Apply", "apiVersion": body["apiVersion"],
+                                       "time": "2026-06-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields_of(&body)});
+                    let managed = obj["metadata"]
+                        .as_object_mut()
+                        .expect("metadata")
+                        .entry("managedFields")
+                        .or_insert(json!([]));
+                    let list = managed.as_array_mut().expect("list");
+                    list.retain(|e| e["manager"] != json!(manager));
+                    list.push(entry);
+                    st.objects.insert(key, obj.clone());
+                    (if existing.is_some() { 200 } else { 201 }, obj)
+                } else {
+                    let Some(obj) = st.objects.get_mut(&key) else {
+                        return (404, status(404, "NotFound", &format!("{name} not found")));
+                    };
+                    if sub.as_deref() == Some("status") {
+                        let mut patch = body.clone();
+                        if let Some(m) = patch.as_object_mut() {
+                            m.retain(|k, _| k == "status");
+                        }
+                        merge(obj, &patch);
+                    } else {
+                        merge(obj, &body);
+                    }
+                    st.resource_version += 1;
+                    let rv = st.resource_version.to_string();
+                    let obj = st.objects.get_mut(&key).expect("object");
+                    obj["metadata"]["resourceVersion"] = json!(rv);
+                    (200, obj.clone())
+                }
+            }
+            _ => (
+                405,
+                status(405, "MethodNotAllowed", "not served by the fake"),
+            ),
+        }
+    }
+}
