@@ -144,7 +144,8 @@ impl Context {
         }
     }
 
-    fn with_store(mut self, store: Store<DeserializeGuard<SafeApp>>) -> Self {
+    /// Use the controller's SafeApp cache to find the SafeApps of a namespace.
+    pub fn with_store(mut self, store: Store<DeserializeGuard<SafeApp>>) -> Self {
         self.safeapps = Some(store);
         self
     }

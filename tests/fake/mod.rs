@@ -42,6 +42,8 @@ struct State {
     failures: Vec<Failure>,
     resource_version: u64,
     uids: u64,
+    /// Time spent serving requests (the "API server" side), for benchmarks.
+    serve_time: std::time::Duration,
 }
 
 /// The fake API server.
@@ -242,7 +244,13 @@ impl FakeApi {
         self.state.lock().unwrap().calls.clear();
     }
 
+    /// Total time spent serving requests so far.
+    pub fn serve_time(&self) -> std::time::Duration {
+        self.state.lock().unwrap().serve_time
+    }
+
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
+        let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let bytes = body.collect_bytes().await.unwrap_or_default();
         let path = parts.uri.path().to_string();
@@ -254,11 +262,13 @@ impl FakeApi {
             .unwrap_or("")
             .to_string();
         let (code, value) = self.serve(&parts.method, &path, &query, &content_type, &bytes);
-        Response::builder()
+        let response = Response::builder()
             .status(StatusCode::from_u16(code).unwrap())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(serde_json::to_vec(&value).unwrap()))
-            .unwrap()
+            .unwrap();
+        self.state.lock().unwrap().serve_time += started.elapsed();
+        response
     }
 
     fn serve(

@@ -1,0 +1,159 @@
+//! Controller benchmark: `cargo bench --bench controller` (figures in BENCHMARKS.md).
+//!
+//! Against the in-memory API of tests/fake, 1,000 SafeApps over 20 namespaces:
+//! API requests per first reconcile, writes per steady-state resync (target 0), and
+//! CPU time per reconcile excluding the API (target under 1 ms). Then the resident
+//! memory of caches holding 10,000 SafeApps and their children (target under 300 MiB).
+//! Runs on a current-thread runtime, so wall time is the operator's CPU time.
+
+#[path = "../tests/fake/mod.rs"]
+mod fake;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake::{FakeApi, collection};
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::store;
+use kube::runtime::watcher;
+use safeapp::api::SafeApp;
+use safeapp::controller::Context;
+use safeapp::controller::reconcile::reconcile_app;
+use safeapp::metrics::Metrics;
+use safeapp::policy::Policy;
+use safeapp::render;
+use safeapp::validate;
+use serde_json::json;
+
+const APPS: usize = 1_000;
+const NAMESPACES: usize = 20;
+const CACHED: usize = 10_000;
+
+fn manifest(i: usize) -> serde_json::Value {
+    json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+           "metadata": {"name": format!("app-{i:05}"), "namespace": format!("ns-{:02}", i % NAMESPACES)},
+           "spec": {"image": "registry.example.com/shop/web:1.4.2", "ports": [{"name": "http", "port": 8080}],
+                    "healthCheck": {"path": "/health"}, "tier": "backend", "environment": "production",
+                    "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}}})
+}
+
+struct Pass {
+    requests: usize,
+    writes: usize,
+    operator_time: Duration,
+}
+
+async fn pass(fake: &FakeApi, ctx: &Context) -> Pass {
+    fake.clear_calls();
+    let api_before = fake.serve_time();
+    let mut operator_time = Duration::ZERO;
+    for i in 0..APPS {
+        let ns = format!("ns-{:02}", i % NAMESPACES);
+        let coll = collection("safeapp.dev/v1alpha1", &ns, "safeapps");
+        let value = fake.get(&coll, &format!("app-{i:05}")).expect("stored");
+        let app: SafeApp = serde_json::from_value(value).expect("typed");
+        let started = Instant::now();
+        reconcile_app(&app, ctx).await.expect("reconcile");
+        operator_time += started.elapsed();
+    }
+    operator_time = operator_time.saturating_sub(fake.serve_time() - api_before);
+    Pass {
+        requests: fake.calls().len(),
+        writes: fake.writes().len(),
+        operator_time,
+    }
+}
+
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
+fn memory() {
+    let before = rss_mib();
+    let policy = Policy::default();
+    let (apps_reader, mut apps_writer) = store::<DeserializeGuard<SafeApp>>();
+    let (deploy_reader, mut deploy_writer) = store();
+    let (svc_reader, mut svc_writer) = store();
+    let (pdb_reader, mut pdb_writer) = store();
+    let app_at = |i: usize| {
+        let mut app: SafeApp = serde_json::from_value(manifest(i)).expect("typed");
+        app.metadata.uid = Some(format!("0b4e1c9a-0000-4000-8000-{i:012}"));
+        app.metadata.resource_version = Some(format!("{}", 1000 + i));
+        app
+    };
+    for i in 0..CACHED {
+        apps_writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(app_at(i)))));
+    }
+    let only_apps = rss_mib();
+    println!(
+        "memory: {CACHED} SafeApps cached (what the controller keeps): RSS {only_apps:.1} MiB (+{:.1} MiB over {before:.1} MiB at start)",
+        only_apps - before
+    );
+    for i in 0..CACHED {
+        let app = app_at(i);
+        let validated = validate::validate(&app, &policy).expect("valid");
+        let r = render::render(&validated, &policy);
+        deploy_writer.apply_watcher_event(&watcher::Event::Apply(r.deployment));
+        if let Some(s) = r.service {
+            svc_writer.apply_watcher_event(&watcher::Event::Apply(s));
+        }
+        pdb_writer.apply_watcher_event(&watcher::Event::Apply(r.pdb));
+    }
+    let after_all = rss_mib();
+    println!(
+        "memory: {} SafeApps + {} Deployments + {} Services + {} PDBs cached: RSS {:.1} MiB (+{:.1} MiB over {:.1} MiB before)",
+        apps_reader.state().len(),
+        deploy_reader.state().len(),
+        svc_reader.state().len(),
+        pdb_reader.state().len(),
+        after_all,
+        after_all - before,
+        before
+    );
+}
+
+fn main() {
+    // Memory first, in a fresh process, so the reconcile pass's garbage does not count.
+    memory();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let fake = FakeApi::new();
+        for i in 0..APPS {
+            let ns = format!("ns-{:02}", i % NAMESPACES);
+            fake.insert(&collection("safeapp.dev/v1alpha1", &ns, "safeapps"), manifest(i));
+        }
+        // The controller's SafeApp cache, as `safeapp run` has it.
+        let (reader, mut writer) = store::<DeserializeGuard<SafeApp>>();
+        for i in 0..APPS {
+            let ns = format!("ns-{:02}", i % NAMESPACES);
+            let value = fake.get(&collection("safeapp.dev/v1alpha1", &ns, "safeapps"), &format!("app-{i:05}")).expect("stored");
+            writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(serde_json::from_value(value).expect("typed")))));
+        }
+        let metrics = Arc::new(Metrics::default());
+        let ctx = Context::new(fake.client(), Policy::default(), metrics, Duration::from_secs(300)).with_store(reader);
+        let first = pass(&fake, &ctx).await;
+        println!(
+            "first reconcile: {APPS} SafeApps, {:.1} API requests and {:.1} writes per SafeApp, {:.0} µs operator CPU per reconcile",
+            first.requests as f64 / APPS as f64,
+            first.writes as f64 / APPS as f64,
+            first.operator_time.as_secs_f64() * 1e6 / APPS as f64
+        );
+        let steady = pass(&fake, &ctx).await;
+        println!(
+            "steady-state resync: {:.1} API requests, {} writes in total ({:.2} per SafeApp), {:.0} µs operator CPU per reconcile",
+            steady.requests as f64 / APPS as f64,
+            steady.writes,
+            steady.writes as f64 / APPS as f64,
+            steady.operator_time.as_secs_f64() * 1e6 / APPS as f64
+        );
+    });
+}
