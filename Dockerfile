@@ -14,5 +14,4 @@ COPY --from=builder /src/target/release/safeapp /safeapp
 # Numeric, so Kubernetes runAsNonRoot can verify it without resolving a name.
 USER 65532:65532
 ENTRYPOINT ["/safeapp"]
-# The controller subcommand (`run`) arrives with the controller issue.
-CMD ["--help"]
+CMD ["run"]

@@ -47,10 +47,10 @@ check-crds:
 render:
 	$(CARGO) run --quiet --locked -- render -f $(SAMPLE)
 
-# The main job with no cluster. The controller (`safeapp run`) arrives with the
-# controller issue; until then this is the same as `make render`.
+# Run the controller against the current kubeconfig context (needs a cluster with the
+# CRD installed: kubectl apply --server-side -f crds/safeapp.yaml).
 run:
-	$(CARGO) run --quiet --locked -- render -f $(SAMPLE)
+	$(CARGO) run --quiet --locked -- run
 
 image:
 	@if ! docker info > /dev/null 2>&1; then \

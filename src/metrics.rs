@@ -3,7 +3,6 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -23,8 +22,6 @@ pub struct Metrics {
     pub drift_corrections: Family<Label, Counter>,
     /// `safeapp_writes_total{kind}`: applies and deletes of children, status patches.
     pub writes: Family<Label, Counter>,
-    /// `safeapp_managed_safeapps`: SafeApps seen by the last reconciles (valid or not).
-    pub managed: Gauge,
 }
 
 impl Default for Metrics {
@@ -38,7 +35,6 @@ impl Default for Metrics {
         let reconcile_duration = Histogram::new(buckets);
         let drift_corrections = Family::<Label, Counter>::default();
         let writes = Family::<Label, Counter>::default();
-        let managed = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -60,7 +56,6 @@ impl Default for Metrics {
             "Writes to the API server, by kind",
             writes.clone(),
         );
-        registry.register("managed_safeapps", "SafeApps managed", managed.clone());
         Self {
             registry,
             reconciles,
@@ -68,7 +63,6 @@ impl Default for Metrics {
             reconcile_duration,
             drift_corrections,
             writes,
-            managed,
         }
     }
 }
@@ -115,5 +109,31 @@ impl Metrics {
         .iter()
         .map(|k| self.writes.get_or_create(&[("kind", *k)]).get())
         .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Counters show up in the text exposition under their full names and static labels.
+    #[test]
+    fn exposition_names() {
+        let m = Metrics::default();
+        m.drift("Deployment");
+        m.write("Service");
+        m.reconciles.inc();
+        let text = m.encode();
+        assert!(
+            text.contains("safeapp_drift_corrections_total{kind=\"Deployment\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("safeapp_writes_total{kind=\"Service\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("safeapp_reconciles_total 1"), "{text}");
+        assert_eq!(m.drift_count("Deployment"), 1);
+        assert_eq!(m.write_count(), 1);
     }
 }

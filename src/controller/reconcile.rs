@@ -313,7 +313,6 @@ async fn announce(
     for r in reports {
         match &r.change {
             Change::DriftCorrected { fields, managers } => {
-                ctx.metrics.drift(r.kind);
                 let note = format!(
                     "{} {}: {} changed by {}; restored",
                     r.kind,
@@ -322,40 +321,23 @@ async fn announce(
                     managers.join(", ")
                 );
                 info!(kind = r.kind, name = %r.name, fields = ?fields, managers = ?managers, "Drift corrected");
-                events::publish(
-                    &ctx.recorder,
-                    app,
-                    EventType::Normal,
-                    events::DRIFT_CORRECTED,
-                    note,
-                )
-                .await;
-                last = Some(DriftCorrection {
-                    time: Some(now.clone()),
-                    kind: r.kind.into(),
-                    name: r.name.clone(),
-                    fields: fields.clone(),
-                    manager: managers.first().cloned(),
-                });
+                last = Some(
+                    drift_corrected(
+                        app,
+                        ctx,
+                        r,
+                        now,
+                        note,
+                        fields.clone(),
+                        managers.first().cloned(),
+                    )
+                    .await,
+                );
             }
             Change::Recreated => {
-                ctx.metrics.drift(r.kind);
                 let note = format!("{} {} was deleted; recreated", r.kind, r.name);
-                events::publish(
-                    &ctx.recorder,
-                    app,
-                    EventType::Normal,
-                    events::DRIFT_CORRECTED,
-                    note,
-                )
-                .await;
-                last = Some(DriftCorrection {
-                    time: Some(now.clone()),
-                    kind: r.kind.into(),
-                    name: r.name.clone(),
-                    fields: vec!["(object deleted)".into()],
-                    manager: None,
-                });
+                let fields = vec!["(object deleted)".to_string()];
+                last = Some(drift_corrected(app, ctx, r, now, note, fields, None).await);
             }
             Change::Pruned => {
                 let note = format!(
@@ -368,6 +350,34 @@ async fn announce(
         }
     }
     last
+}
+
+/// Counts, announces and records one drift correction.
+async fn drift_corrected(
+    app: &SafeApp,
+    ctx: &Context,
+    r: &Report,
+    now: &Time,
+    note: String,
+    fields: Vec<String>,
+    manager: Option<String>,
+) -> DriftCorrection {
+    ctx.metrics.drift(r.kind);
+    events::publish(
+        &ctx.recorder,
+        app,
+        EventType::Normal,
+        events::DRIFT_CORRECTED,
+        note,
+    )
+    .await;
+    DriftCorrection {
+        time: Some(now.clone()),
+        kind: r.kind.into(),
+        name: r.name.clone(),
+        fields,
+        manager,
+    }
 }
 
 /// The non-controller ownerReferences of the namespace-shared objects: one per SafeApp.
