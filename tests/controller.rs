@@ -590,3 +590,71 @@ async fn shared_objects_follow_the_namespace_and_policy() {
     env2.reconcile("web").await.expect("policy without quota");
     assert!(env2.fake.get(&quotas(), "safeapp-quota").is_none());
 }
+
+// One malformed SafeApp (a spec that does not match the schema) reaches the reconciler
+// as an error value, not a failed watch: it gets a Warning Event and waits for a change.
+#[tokio::test]
+async fn malformed_safeapp_is_contained() {
+    use kube::core::DeserializeGuard;
+    let env = env();
+    let raw = json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+                     "metadata": {"name": "broken", "namespace": NS, "uid": "uid-broken"},
+                     "spec": {"image": "web:1.0.0", "replicas": "three"}});
+    let guard: DeserializeGuard<SafeApp> =
+        serde_json::from_value(raw).expect("the guard always deserializes");
+    assert!(guard.0.is_err());
+    let ctx = Arc::new(env.ctx);
+    let action = controller::reconcile(Arc::new(guard), ctx.clone())
+        .await
+        .expect("handled");
+    assert_eq!(action, Action::await_change());
+    let posts: Vec<_> = env.fake.writes();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert!(posts[0].path.ends_with("/events"));
+    assert_eq!(env.metrics.reconciles.get(), 1);
+}
+
+// error_policy: conflicts retry after a second; other errors back off per object.
+#[tokio::test]
+async fn error_policy_classifies() {
+    use kube::core::DeserializeGuard;
+    let env = env();
+    let app: SafeApp = serde_json::from_value(safeapp("web", web_spec())).unwrap();
+    let guard = Arc::new(DeserializeGuard(Ok(app)));
+    let ctx = Arc::new(env.ctx);
+    let server_error = controller::Error::PatchStatus {
+        source: kube::Error::Api(
+            kube::core::Status::failure("boom", "InternalError")
+                .with_code(500)
+                .boxed(),
+        ),
+    };
+    assert_eq!(
+        controller::error_policy(guard.clone(), &server_error, ctx.clone()),
+        Action::requeue(Duration::from_secs(1))
+    );
+    assert_eq!(
+        controller::error_policy(guard.clone(), &server_error, ctx.clone()),
+        Action::requeue(Duration::from_secs(2))
+    );
+    let conflict = controller::Error::PatchStatus {
+        source: kube::Error::Api(
+            kube::core::Status::failure("conflict", "Conflict")
+                .with_code(409)
+                .boxed(),
+        ),
+    };
+    assert_eq!(
+        controller::error_policy(guard.clone(), &conflict, ctx.clone()),
+        Action::requeue(Duration::from_secs(1))
+    );
+    assert_eq!(
+        controller::error_policy(guard, &server_error, ctx.clone()),
+        Action::requeue(Duration::from_secs(4))
+    );
+    let text = env.metrics.encode();
+    assert!(
+        text.contains("safeapp_reconcile_errors_total{reason=\"status\"} 4"),
+        "{text}"
+    );
+}
