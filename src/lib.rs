@@ -6,14 +6,18 @@
 //! status (the controller). The first two take no client.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod names;
+pub mod operator;
 pub mod policy;
 pub mod quantity;
 pub mod render;
+pub mod telemetry;
 pub mod validate;
 pub mod yaml;

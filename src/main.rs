@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use safeapp::controller::RunConfig;
+use safeapp::operator::RunOptions;
 use safeapp::policy::Policy;
+use safeapp::telemetry::LogFormat;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -20,21 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the controller against the current kubeconfig context or in-cluster config.
-    Run {
-        /// Operator policy file (defaults built in when omitted).
-        #[arg(long, value_name = "FILE")]
-        policy: Option<PathBuf>,
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long)]
-        namespace: Option<String>,
-        /// Seconds between periodic resyncs of each SafeApp.
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
-        resync_seconds: u64,
-        /// Reconciles allowed to run at once.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
-        concurrency: u16,
-    },
+    /// Run the operator against the current kubeconfig context or in-cluster config.
+    Run(RunArgs),
     /// Print the SafeApp CustomResourceDefinition as YAML.
     Crd,
     /// Print the objects SafeApps produce, with no cluster (multi-document YAML).
@@ -48,6 +39,41 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Operator policy file (defaults built in when omitted); a bad file stops the start.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Reconcile only SafeApps matching this label selector (e.g. shard=a), to split a
+    /// large cluster between several operators.
+    #[arg(long)]
+    selector: Option<String>,
+    /// Seconds between periodic resyncs of each SafeApp.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    resync_seconds: u64,
+    /// Reconciles allowed to run at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Address of the /healthz, /readyz and /metrics server.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Log format: text for people, json for log collectors (RUST_LOG filters).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Elect a leader over a Lease, so several replicas can run (false for local runs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease (default: POD_NAMESPACE, else "default").
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "safeapp-operator-leader")]
+    lease_name: String,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -59,12 +85,7 @@ fn main() -> ExitCode {
             Err(e) => fail(&format!("cannot serialize the CRD: {e}")),
         },
         Command::Render { file, policy } => render(&file, policy),
-        Command::Run {
-            policy,
-            namespace,
-            resync_seconds,
-            concurrency,
-        } => run(policy, namespace, resync_seconds, concurrency),
+        Command::Run(args) => run(args),
     }
 }
 
@@ -75,42 +96,44 @@ fn load_policy(path: Option<PathBuf>) -> Result<Policy, String> {
     }
 }
 
-fn run(
-    policy: Option<PathBuf>,
-    namespace: Option<String>,
-    resync_seconds: u64,
-    concurrency: u16,
-) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+fn run(args: RunArgs) -> ExitCode {
+    safeapp::telemetry::init(args.log_format);
     // A bad policy stops the operator before it touches the cluster.
-    let policy = match load_policy(policy) {
+    let policy = match load_policy(args.policy) {
         Ok(p) => p,
         Err(e) => return fail(&e),
+    };
+    if args
+        .selector
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty())
+    {
+        return fail("--selector is empty");
+    }
+    let options = RunOptions {
+        controller: RunConfig {
+            policy,
+            resync: Duration::from_secs(args.resync_seconds),
+            concurrency: args.concurrency,
+            namespace: args.namespace,
+            selector: args.selector,
+        },
+        metrics_addr: args.metrics_addr,
+        leader_elect: args.leader_elect,
+        lease_namespace: args
+            .lease_namespace
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into()),
+        lease_name: args.lease_name,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(async move {
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
-            Err(e) => return fail(&format!("cannot connect to Kubernetes: {e}")),
-        };
-        let config = safeapp::controller::RunConfig {
-            policy,
-            resync: std::time::Duration::from_secs(resync_seconds),
-            concurrency,
-            namespace,
-        };
-        let metrics = std::sync::Arc::new(safeapp::metrics::Metrics::default());
-        safeapp::controller::run(client, config, metrics).await;
-        ExitCode::SUCCESS
-    })
+    match runtime.block_on(safeapp::operator::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
 }
 
 fn render(file: &str, policy: Option<PathBuf>) -> ExitCode {

@@ -3,6 +3,7 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -22,6 +23,10 @@ pub struct Metrics {
     pub drift_corrections: Family<Label, Counter>,
     /// `safeapp_writes_total{kind}`: applies and deletes of children, status patches.
     pub writes: Family<Label, Counter>,
+    /// `safeapp_managed_safeapps`: SafeApps in the controller's cache.
+    pub managed: Gauge,
+    /// `safeapp_leader`: 1 while this replica holds the lease (or runs without election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -35,6 +40,8 @@ impl Default for Metrics {
         let reconcile_duration = Histogram::new(buckets);
         let drift_corrections = Family::<Label, Counter>::default();
         let writes = Family::<Label, Counter>::default();
+        let managed = Gauge::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -56,6 +63,16 @@ impl Default for Metrics {
             "Writes to the API server, by kind",
             writes.clone(),
         );
+        registry.register(
+            "managed_safeapps",
+            "SafeApps in the controller's cache",
+            managed.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica is the leader",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -63,6 +80,8 @@ impl Default for Metrics {
             reconcile_duration,
             drift_corrections,
             writes,
+            managed,
+            leader,
         }
     }
 }

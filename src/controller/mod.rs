@@ -17,6 +17,8 @@ pub mod reconcile;
 pub mod status;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -270,7 +272,7 @@ pub fn error_policy(
     Action::requeue(ctx.next_backoff(&key_of(guard.as_ref())))
 }
 
-/// How `safeapp run` is configured.
+/// How the controller is configured.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub policy: Policy,
@@ -278,6 +280,8 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Watch one namespace only.
     pub namespace: Option<String>,
+    /// Reconcile only the SafeApps matching this label selector (sharding).
+    pub selector: Option<String>,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -290,15 +294,43 @@ where
     }
 }
 
-/// Runs the controller until SIGTERM/SIGINT: then it stops taking new work and finishes
-/// the reconciles in flight.
-pub async fn run(client: Client, config: RunConfig, metrics: Arc<Metrics>) {
+/// Runs the controller until `stop` resolves (stop taking new work, finish the
+/// reconciles in flight) or `abort` resolves (the lease was lost: stop at once,
+/// cancelling what is in flight). `ready` turns true once the SafeApp watch has synced.
+pub async fn run(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    abort: impl Future<Output = ()> + Send + 'static,
+) {
     let ns = config.namespace.as_deref();
-    let controller = Controller::new(
-        api::<DeserializeGuard<SafeApp>>(&client, ns),
-        watcher::Config::default().any_semantic(),
-    );
+    let mut app_watch = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.selector {
+        app_watch = app_watch.labels(selector);
+    }
+    let controller = Controller::new(api::<DeserializeGuard<SafeApp>>(&client, ns), app_watch);
     let store = controller.store();
+    let sync_store = store.clone();
+    let sync_ready = ready.clone();
+    let synced = tokio::spawn(async move {
+        // kube-runtime's readiness latch keeps one waker: when the controller's own runner
+        // also waits on it, this task is never woken. Re-poll on a short timer instead.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), sync_store.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    sync_ready.store(true, Ordering::Relaxed);
+                    info!("Watches synced");
+                    return;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+    });
     let shared_mapper = {
         let store = store.clone();
         move |namespace: Option<String>| {
@@ -312,47 +344,53 @@ pub async fn run(client: Client, config: RunConfig, metrics: Arc<Metrics>) {
     };
     let lr_mapper = shared_mapper.clone();
     let rq_mapper = shared_mapper;
-    let managed = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
     let ctx = Arc::new(
-        Context::new(client.clone(), config.policy, metrics, config.resync).with_store(store),
+        Context::new(
+            client.clone(),
+            config.policy,
+            metrics.clone(),
+            config.resync,
+        )
+        .with_store(store.clone()),
     );
-    info!(namespace = ns.unwrap_or("<all>"), "Starting controller");
+    info!(
+        namespace = ns.unwrap_or("<all>"),
+        selector = config.selector.as_deref().unwrap_or(""),
+        "Starting controller"
+    );
     controller
-        .owns(
-            api::<Deployment>(&client, ns),
-            watcher::Config::default().labels(MANAGED_SELECTOR),
-        )
-        .owns(
-            api::<Service>(&client, ns),
-            watcher::Config::default().labels(MANAGED_SELECTOR),
-        )
-        .owns(
-            api::<PodDisruptionBudget>(&client, ns),
-            watcher::Config::default().labels(MANAGED_SELECTOR),
-        )
-        .owns(
-            api::<HorizontalPodAutoscaler>(&client, ns),
-            watcher::Config::default().labels(MANAGED_SELECTOR),
-        )
+        .owns(api::<Deployment>(&client, ns), managed())
+        .owns(api::<Service>(&client, ns), managed())
+        .owns(api::<PodDisruptionBudget>(&client, ns), managed())
+        .owns(api::<HorizontalPodAutoscaler>(&client, ns), managed())
         .watches(
             api::<LimitRange>(&client, ns),
-            managed.clone(),
+            managed(),
             move |o: LimitRange| lr_mapper(o.namespace()),
         )
         .watches(
             api::<ResourceQuota>(&client, ns),
-            managed,
+            managed(),
             move |o: ResourceQuota| rq_mapper(o.namespace()),
         )
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(name = %obj.name, "Reconciled"),
-                Err(e) => tracing::debug!(error = %e, "Reconcile error"),
+        .take_until(abort)
+        .for_each(|result| {
+            metrics
+                .managed
+                .set(i64::try_from(store.len()).unwrap_or(i64::MAX));
+            async move {
+                match result {
+                    Ok((obj, _)) => tracing::debug!(name = %obj.name, "Reconciled"),
+                    Err(e) => tracing::debug!(error = %e, "Reconcile error"),
+                }
             }
         })
         .await;
+    synced.abort();
+    ready.store(false, Ordering::Relaxed);
     info!("Controller stopped");
 }

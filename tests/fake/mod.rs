@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Map, Value, json};
@@ -249,7 +252,7 @@ impl FakeApi {
         self.state.lock().unwrap().serve_time
     }
 
-    async fn handle(&self, req: Request<Body>) -> Response<Body> {
+    async fn handle(&self, req: Request<Body>) -> Response<BoxBody<Bytes, Infallible>> {
         let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let bytes = body.collect_bytes().await.unwrap_or_default();
@@ -261,11 +264,24 @@ impl FakeApi {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        if parts.method == Method::GET && query.contains("watch=") {
+            // A watch that stays open and never sends an event.
+            self.state.lock().unwrap().calls.push(Call {
+                method: Method::GET,
+                path: format!("{path}?watch"),
+            });
+            let never = futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(StreamBody::new(never).boxed())
+                .unwrap();
+        }
         let (code, value) = self.serve(&parts.method, &path, &query, &content_type, &bytes);
         let response = Response::builder()
             .status(StatusCode::from_u16(code).unwrap())
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Body::from(serde_json::to_vec(&value).unwrap()))
+            .body(Full::new(Bytes::from(serde_json::to_vec(&value).unwrap())).boxed())
             .unwrap();
         self.state.lock().unwrap().serve_time += started.elapsed();
         response

@@ -1,0 +1,156 @@
+//! `safeapp run`: the admin server, signal handling, leader election and the controller,
+//! put together.
+//!
+//! Shutdown practises what the operator preaches: on the first SIGTERM/SIGINT it stops
+//! taking new work, finishes the reconciles in flight, releases the Lease (so a standby
+//! takes over at once instead of after the lease duration) and exits 0; a second signal
+//! exits at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::FutureExt;
+use kube::Client;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::controller::{self, RunConfig};
+use crate::leader;
+use crate::metrics::Metrics;
+
+/// Everything `safeapp run` is told on its command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub controller: RunConfig,
+    pub metrics_addr: SocketAddr,
+    pub leader_elect: bool,
+    pub lease_namespace: String,
+    pub lease_name: String,
+}
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to Kubernetes: {0}")]
+    Connect(#[source] kube::Error),
+    #[error("cannot serve the admin endpoints on {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up leader election: {0}")]
+    Lease(#[source] kube_lease_manager::LeaseManagerError),
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Sends `true` on the first SIGTERM/SIGINT; exits the process on the second.
+fn watch_signals() -> Result<watch::Receiver<bool>, RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        info!("Shutdown requested: finishing the reconciles in flight");
+        let _ = tx.send(true);
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        warn!("Second signal: exiting now");
+        std::process::exit(1);
+    });
+    Ok(rx)
+}
+
+/// A future that resolves when `rx` first holds `want`; cloneable and `Sync`, as the
+/// controller's shutdown hook requires.
+fn when(
+    rx: &watch::Receiver<bool>,
+    want: bool,
+) -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
+    let mut rx = rx.clone();
+    async move {
+        // A closed channel counts as reached: nothing can change it any more.
+        let _ = rx.wait_for(|v| *v == want).await;
+    }
+    .boxed()
+    .shared()
+}
+
+/// Runs the operator until it is told to stop.
+pub async fn run(options: RunOptions) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Connect)?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AdminState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    admin::serve(options.metrics_addr, state)
+        .await
+        .map_err(|source| RunError::BindAdmin {
+            addr: options.metrics_addr,
+            source,
+        })?;
+    info!(addr = %options.metrics_addr, "Serving /healthz, /readyz and /metrics");
+    let stop = watch_signals()?;
+
+    if !options.leader_elect {
+        metrics.leader.set(1);
+        controller::run(
+            client,
+            options.controller,
+            metrics,
+            ready,
+            when(&stop, true),
+            futures::future::pending(),
+        )
+        .await;
+        return Ok(());
+    }
+
+    let manager = leader::manager(
+        client.clone(),
+        &options.lease_namespace,
+        &options.lease_name,
+    )
+    .await
+    .map_err(RunError::Lease)?;
+    let (mut leading, task) = manager.watch().await;
+    info!(identity = %leader::identity(), lease = %options.lease_name, namespace = %options.lease_namespace, "Waiting for the lease");
+    loop {
+        // A standby is ready: it serves its role by waiting.
+        ready.store(true, Ordering::Relaxed);
+        let mut stop_rx = stop.clone();
+        tokio::select! {
+            _ = stop_rx.wait_for(|v| *v) => break,
+            changed = leading.wait_for(|l| *l) => if changed.is_err() { break },
+        }
+        info!("Became the leader");
+        metrics.leader.set(1);
+        ready.store(false, Ordering::Relaxed);
+        controller::run(
+            client.clone(),
+            options.controller.clone(),
+            metrics.clone(),
+            ready.clone(),
+            when(&stop, true),
+            when(&leading, false),
+        )
+        .await;
+        metrics.leader.set(0);
+        if *stop.borrow() {
+            break;
+        }
+        warn!("Lost the lease: stopped reconciling, standing by");
+    }
+    // Closing the channel makes the lease manager release the lease and finish.
+    drop(leading);
+    match task.await {
+        Ok(Ok(_)) => info!("Released the lease"),
+        Ok(Err(e)) => error!(error = %e, "Could not release the lease"),
+        Err(e) => error!(error = %e, "Lease task failed"),
+    }
+    Ok(())
+}
