@@ -49,6 +49,47 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=safeapp-operator";
 
+/// Every API call the operator makes, as (API group, resource, verbs): the RBAC it
+/// needs. `config/rbac` grants exactly these (a test checks it); keep them together.
+pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
+    // The controller's watch and cache.
+    ("safeapp.dev", "safeapps", &["get", "list", "watch"]),
+    ("safeapp.dev", "safeapps/status", &["patch"]),
+    // Children: watched, read before each apply, applied (patch creates), pruned.
+    (
+        "apps",
+        "deployments",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
+    ("", "services", &["get", "list", "watch", "patch", "delete"]),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
+    (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
+    (
+        "",
+        "limitranges",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
+    (
+        "",
+        "resourcequotas",
+        &["get", "list", "watch", "patch", "delete"],
+    ),
+    // kube's event Recorder creates events and patches their series.
+    ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+/// What leader election needs, in the operator's own namespace only.
+pub const LEASE_PERMISSIONS: &[(&str, &str, &[&str])] =
+    &[("coordination.k8s.io", "leases", &["get", "create", "patch"])];
+
 /// Why a reconcile failed. Variants name the action that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
