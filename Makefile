@@ -7,7 +7,7 @@ CRD := crds/safeapp.yaml
 CRD_KUSTOMIZE := config/crd/safeapp.yaml
 SAMPLE := config/samples/backend-app.yaml
 
-.PHONY: all build test lint crds check-crds render run image bench
+.PHONY: all build test lint crds check-crds render run image bench e2e
 
 all: build
 
@@ -61,3 +61,10 @@ image:
 
 bench:
 	$(CARGO) bench --bench render
+	$(CARGO) bench --bench controller
+
+# End-to-end tests against the cluster in KUBECONFIG (kind, minikube, any cluster where
+# you may create CRDs and namespaces). Without KUBECONFIG each test prints SKIPPED.
+e2e:
+	@if [ -z "$$KUBECONFIG" ]; then echo "e2e: KUBECONFIG is not set: every e2e test will report SKIPPED"; fi
+	$(CARGO) test --locked --features e2e --test e2e -- --test-threads=1 --nocapture

@@ -6,10 +6,12 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tracing::info;
 
 use super::Error;
@@ -55,7 +57,58 @@ pub struct Synced<K> {
     pub kind: &'static str,
     pub name: String,
     pub change: Change,
-    pub live: Option<K>,
+    live: Option<Live<K>>,
+}
+
+/// A live object as the API returned it: typed after a write, raw JSON after a read
+/// (most children are only compared, never needed typed, so they are not parsed twice).
+enum Live<K> {
+    Typed(K),
+    Raw(Value),
+}
+
+impl<K: DeserializeOwned> Synced<K> {
+    /// The live object, typed (parsed on demand).
+    pub fn live(self) -> Option<K> {
+        match self.live? {
+            Live::Typed(k) => Some(k),
+            Live::Raw(v) => serde_json::from_value(v).ok(),
+        }
+    }
+}
+
+/// GET as raw JSON; None when it does not exist.
+async fn get_raw<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    let request = kube::core::Request::new(K::url_path(&(), Some(namespace)))
+        .get(name, &kube::api::GetParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    match client.request::<Value>(request).await {
+        Ok(v) => Ok(Some(v)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn raw_owned(live: &Value, ownership: Ownership<'_>) -> bool {
+    let meta = &live["metadata"];
+    match ownership {
+        Ownership::Controller { uid } => meta["ownerReferences"].as_array().is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["controller"] == true && r["uid"] == uid)
+        }),
+        Ownership::Shared => meta["labels"][MANAGED_BY_LABEL] == MANAGED_BY,
+    }
+}
+
+fn raw_managed_fields(live: &Value) -> Option<Vec<ManagedFieldsEntry>> {
+    serde_json::from_value(live["metadata"]["managedFields"].clone()).ok()
 }
 
 /// What the sync of a child needs to know about its SafeApp.
@@ -67,18 +120,6 @@ pub struct SyncCtx<'a> {
     /// `kind/name` of the objects the last status listed as managed.
     pub previously_managed: &'a [String],
     pub metrics: &'a Metrics,
-}
-
-fn is_owned<K: Resource>(live: &K, ownership: Ownership<'_>) -> bool {
-    match ownership {
-        Ownership::Controller { uid } => live
-            .owner_references()
-            .iter()
-            .any(|r| r.controller == Some(true) && r.uid == uid),
-        Ownership::Shared => {
-            live.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
-        }
-    }
 }
 
 /// Field manager that keeps `spec.replicas` while the HPA takes it over.
@@ -163,11 +204,13 @@ where
         + Debug,
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ctx.namespace);
-    let existing = api.get_opt(name).await.map_err(|source| Error::GetChild {
-        kind,
-        name: name.into(),
-        source,
-    })?;
+    let existing = get_raw::<K>(ctx.client, ctx.namespace, name)
+        .await
+        .map_err(|source| Error::GetChild {
+            kind,
+            name: name.into(),
+            source,
+        })?;
     let done = |change, live| Synced {
         kind,
         name: name.into(),
@@ -175,7 +218,7 @@ where
         live,
     };
     if let Some(live) = &existing
-        && !is_owned(live, ownership)
+        && !raw_owned(live, ownership)
     {
         let reason = match ownership {
             Ownership::Controller { .. } => {
@@ -209,14 +252,12 @@ where
         Some(live) => {
             let want = serde_json::to_value(desired)
                 .map_err(|source| Error::Serialize { kind, source })?;
-            let have =
-                serde_json::to_value(live).map_err(|source| Error::Serialize { kind, source })?;
-            let fields = drift::differences(&want, &have);
+            let fields = drift::differences(&want, live);
             match (fields.is_empty(), ctx.spec_changed) {
-                (true, false) => return Ok(done(Change::Unchanged, existing)),
+                (true, false) => return Ok(done(Change::Unchanged, existing.map(Live::Raw))),
                 (_, true) => Change::Updated,
                 (false, false) => Change::DriftCorrected {
-                    managers: drift::managers_of(live.meta().managed_fields.as_ref(), &fields),
+                    managers: drift::managers_of(raw_managed_fields(live).as_ref(), &fields),
                     fields,
                 },
             }
@@ -233,5 +274,5 @@ where
         })?;
     ctx.metrics.write(kind);
     info!(kind, name, change = ?change, "Applied");
-    Ok(done(change, Some(live)))
+    Ok(done(change, Some(Live::Typed(live))))
 }

@@ -359,7 +359,7 @@ pub async fn run(
         // kube-runtime's readiness latch keeps one waker: when the controller's own runner
         // also waits on it, this task is never woken. Re-poll on a short timer instead.
         loop {
-            match tokio::time::timeout(Duration::from_millis(200), sync_store.wait_until_ready())
+            match tokio::time::timeout(Duration::from_millis(50), sync_store.wait_until_ready())
                 .await
             {
                 Ok(Ok(())) => {

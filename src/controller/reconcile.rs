@@ -30,15 +30,18 @@ struct Report {
     change: Change,
 }
 
-fn report<K>(api_version: &'static str, s: Synced<K>) -> (Report, Option<K>) {
+fn report<K: serde::de::DeserializeOwned>(
+    api_version: &'static str,
+    s: Synced<K>,
+) -> (Report, Synced<K>) {
     (
         Report {
             api_version,
             kind: s.kind,
-            name: s.name,
-            change: s.change,
+            name: s.name.clone(),
+            change: s.change.clone(),
         },
-        s.live,
+        s,
     )
 }
 
@@ -189,10 +192,12 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     {
         apply::hand_over_replicas(&sync, &name).await?;
     }
-    let (r_dep, live_dep) = report(
+    let (r_dep, synced_dep) = report(
         "apps/v1",
         apply::sync::<Deployment>(&sync, "Deployment", &name, Some(&deployment), own).await?,
     );
+    // Only the Deployment is needed typed (its status drives the conditions).
+    let live_dep = synced_dep.live();
     let (r_svc, _) = report(
         "v1",
         apply::sync::<Service>(&sync, "Service", &name, service.as_ref(), own).await?,

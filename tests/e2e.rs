@@ -1,0 +1,459 @@
+//! End-to-end tests against a real cluster: `make e2e` (`cargo test --features e2e --test
+//! e2e -- --test-threads=1`) with `KUBECONFIG` pointing at it (kind, minikube, any
+//! cluster where you may create CRDs and namespaces). Each test installs the CRD
+//! (server-side), creates a temporary namespace, runs the controller in-process for that
+//! namespace, and deletes the namespace at the end. Without `KUBECONFIG` every test says
+//! it was skipped.
+#![cfg(feature = "e2e")]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, CustomResourceExt, ResourceExt};
+use safeapp::api::{FIELD_MANAGER, SafeApp};
+use safeapp::controller::{self, RunConfig};
+use safeapp::metrics::Metrics;
+use safeapp::policy::Policy;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// A temporary namespace with the controller running in it.
+struct Cluster {
+    client: Client,
+    ns: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects and prepares, or prints why the test is skipped.
+async fn setup(test: &str) -> Option<Cluster> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!("SKIPPED e2e::{test}: KUBECONFIG is not set (see README, End-to-end tests)");
+        return None;
+    }
+    let client = Client::try_default()
+        .await
+        .expect("connect with KUBECONFIG");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "safeapps.safeapp.dev",
+        &PatchParams::apply("safeapp-e2e").force(),
+        &Patch::Apply(SafeApp::crd()),
+    )
+    .await
+    .expect("install the CRD");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(
+            crds,
+            "safeapps.safeapp.dev",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .expect("CRD established in 30 s")
+    .expect("watch the CRD");
+
+    let ns = format!(
+        "safeapp-e2e-{}-{}",
+        test.replace('_', "-"),
+        std::process::id() % 100_000
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": ns, "labels": {"safeapp-e2e": "true"}}}),
+            )
+            .expect("ns"),
+        )
+        .await
+        .expect("create the test namespace");
+
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+        .boxed()
+        .shared()
+    };
+    let config = RunConfig {
+        policy: Policy::default(),
+        resync: Duration::from_secs(3),
+        concurrency: 4,
+        namespace: Some(ns.clone()),
+        selector: None,
+    };
+    let task = tokio::spawn(controller::run(
+        client.clone(),
+        config,
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        stopped,
+        futures::future::pending(),
+    ));
+    Some(Cluster {
+        client,
+        ns,
+        stop,
+        task,
+    })
+}
+
+impl Cluster {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn create_app(&self, name: &str, spec: Value) -> Result<SafeApp, kube::Error> {
+        let app: SafeApp = serde_json::from_value(json!({
+            "apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+            "metadata": {"name": name, "namespace": self.ns}, "spec": spec,
+        }))
+        .expect("SafeApp");
+        self.api::<SafeApp>()
+            .create(&PostParams::default(), &app)
+            .await
+    }
+
+    async fn teardown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
+    }
+}
+
+fn web() -> Value {
+    json!({"image": "registry.k8s.io/e2e-test-images/agnhost:2.53", "args": ["netexec", "--http-port=8080"],
+           "ports": [{"name": "http", "port": 8080}], "healthCheck": {"path": "/healthz"}, "replicas": 1})
+}
+
+/// Polls `check` every 200 ms until it returns Some, or panics after `limit`.
+async fn within<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// Every child is created with the labels and a controller ownerReference.
+#[tokio::test]
+async fn children_created_with_labels_and_owners() {
+    let Some(c) = setup("children").await else {
+        return;
+    };
+    let app = c.create_app("web", web()).await.expect("create");
+    let uid = app.uid().expect("uid");
+    let deploy: Deployment = within(Duration::from_secs(30), "the Deployment", || async {
+        c.api::<Deployment>().get_opt("web").await.ok().flatten()
+    })
+    .await;
+    let svc: Service = within(Duration::from_secs(10), "the Service", || async {
+        c.api::<Service>().get_opt("web").await.ok().flatten()
+    })
+    .await;
+    for meta in [&deploy.metadata, &svc.metadata] {
+        let labels = meta.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("app.kubernetes.io/name").map(String::as_str),
+            Some("web")
+        );
+        assert_eq!(
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("safeapp-operator")
+        );
+        let owner = &meta.owner_references.clone().unwrap_or_default()[0];
+        assert_eq!(owner.uid, uid);
+        assert_eq!(owner.controller, Some(true));
+    }
+    c.teardown().await;
+}
+
+// An edited Deployment field is restored within 5 s, with a DriftCorrected Event.
+#[tokio::test]
+async fn drift_restored_within_five_seconds() {
+    let Some(c) = setup("drift").await else {
+        return;
+    };
+    c.create_app("web", web()).await.expect("create");
+    let deployments = c.api::<Deployment>();
+    within(Duration::from_secs(30), "the Deployment", || async {
+        deployments.get_opt("web").await.ok().flatten()
+    })
+    .await;
+    // Let the first reconciles settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    deployments
+        .patch(
+            "web",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"spec": {"strategy": {"rollingUpdate": {"maxUnavailable": 1}}}})),
+        )
+        .await
+        .expect("edit");
+    within(
+        Duration::from_secs(5),
+        "maxUnavailable restored to 0",
+        || async {
+            let d = deployments.get("web").await.ok()?;
+            let mu = d.spec?.strategy?.rolling_update?.max_unavailable?;
+            (mu == k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)).then_some(())
+        },
+    )
+    .await;
+    let events: Api<Event> = c.api();
+    let event = within(
+        Duration::from_secs(10),
+        "the DriftCorrected Event",
+        || async {
+            events
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("DriftCorrected"))
+        },
+    )
+    .await;
+    let note = event.note.unwrap_or_default();
+    assert!(
+        note.contains("maxUnavailable") && note.contains("kubectl-edit"),
+        "{note}"
+    );
+    c.teardown().await;
+}
+
+// A deleted Service is recreated.
+#[tokio::test]
+async fn deleted_service_recreated() {
+    let Some(c) = setup("recreate").await else {
+        return;
+    };
+    c.create_app("web", web()).await.expect("create");
+    let services = c.api::<Service>();
+    let first: Service = within(Duration::from_secs(30), "the Service", || async {
+        services.get_opt("web").await.ok().flatten()
+    })
+    .await;
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    within(Duration::from_secs(10), "a new Service", || async {
+        let s = services.get_opt("web").await.ok().flatten()?;
+        (s.uid() != first.uid()).then_some(())
+    })
+    .await;
+    c.teardown().await;
+}
+
+// Autoscaling on creates the HPA and hands replicas over; off deletes it.
+#[tokio::test]
+async fn autoscaling_toggled() {
+    let Some(c) = setup("autoscaling").await else {
+        return;
+    };
+    c.create_app("web", web()).await.expect("create");
+    let apps = c.api::<SafeApp>();
+    let hpas = c.api::<HorizontalPodAutoscaler>();
+    within(Duration::from_secs(30), "the Deployment", || async {
+        c.api::<Deployment>().get_opt("web").await.ok().flatten()
+    })
+    .await;
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": null, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}}})),
+    )
+    .await
+    .expect("autoscaling on");
+    within(Duration::from_secs(15), "the HPA", || async {
+        hpas.get_opt("web").await.ok().flatten()
+    })
+    .await;
+    let d = c.api::<Deployment>().get("web").await.expect("deployment");
+    assert!(
+        d.spec.and_then(|s| s.replicas).is_some_and(|r| r >= 1),
+        "replicas kept while the HPA takes over"
+    );
+    apps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"autoscaling": null, "replicas": 2}})),
+    )
+    .await
+    .expect("autoscaling off");
+    within(Duration::from_secs(15), "the HPA gone", || async {
+        hpas.get_opt("web")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    c.teardown().await;
+}
+
+// The API server's CEL rules refuse an invalid SafeApp at create time; one that passes
+// CEL but fails the operator's validation gets InvalidSpec.
+#[tokio::test]
+async fn invalid_specs() {
+    let Some(c) = setup("invalid").await else {
+        return;
+    };
+    let mut latest = web();
+    latest["image"] = json!("registry.k8s.io/e2e-test-images/agnhost:latest");
+    let err = c
+        .create_app("latest", latest)
+        .await
+        .expect_err("CEL refuses tag latest");
+    assert!(err.to_string().contains("latest"), "{err}");
+    let mut zero = web();
+    zero["rollout"] = json!({"maxSurge": 0});
+    assert!(
+        c.create_app("zero", zero).await.is_err(),
+        "CEL refuses maxSurge 0 with maxUnavailable 0"
+    );
+
+    let mut host_path = web();
+    host_path["volumes"] = json!([{"name": "host", "hostPath": {"path": "/etc"}}]);
+    c.create_app("hostpath", host_path)
+        .await
+        .expect("passes CEL");
+    let apps = c.api::<SafeApp>();
+    let reason = within(Duration::from_secs(15), "InvalidSpec", || async {
+        let app = apps.get("hostpath").await.ok()?;
+        let ready = app
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|x| x.type_ == "Ready")?;
+        (ready.reason == "InvalidSpec").then_some(ready.message)
+    })
+    .await;
+    assert!(reason.contains("spec.volumes[0].hostPath"), "{reason}");
+    assert!(
+        c.api::<Deployment>()
+            .get_opt("hostpath")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    c.teardown().await;
+}
+
+// Resyncs (every 3 s here) with nothing changed write nothing: resourceVersions stay put.
+#[tokio::test]
+async fn resync_makes_no_writes() {
+    let Some(c) = setup("resync").await else {
+        return;
+    };
+    c.create_app("web", web()).await.expect("create");
+    within(Duration::from_secs(30), "the Deployment", || async {
+        c.api::<Deployment>().get_opt("web").await.ok().flatten()
+    })
+    .await;
+    // Let the rollout and status settle, then watch the operator's own writes.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let ours = |managed: Option<
+        Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry>,
+    >| {
+        managed
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+            .map(|m| m.time)
+            .collect::<Vec<_>>()
+    };
+    let svc_before = c.api::<Service>().get("web").await.expect("svc");
+    let deploy_before = ours(
+        c.api::<Deployment>()
+            .get("web")
+            .await
+            .expect("d")
+            .metadata
+            .managed_fields,
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let svc_after = c.api::<Service>().get("web").await.expect("svc");
+    let deploy_after = ours(
+        c.api::<Deployment>()
+            .get("web")
+            .await
+            .expect("d")
+            .metadata
+            .managed_fields,
+    );
+    assert_eq!(
+        svc_before.resource_version(),
+        svc_after.resource_version(),
+        "the Service was rewritten"
+    );
+    assert_eq!(
+        deploy_before, deploy_after,
+        "the operator re-applied the Deployment"
+    );
+    c.teardown().await;
+}
+
+// `kubectl scale sapp/web --replicas=3` works through the scale subresource.
+#[tokio::test]
+async fn scale_subresource() {
+    let Some(c) = setup("scale").await else {
+        return;
+    };
+    c.create_app("web", web()).await.expect("create");
+    let apps = c.api::<SafeApp>();
+    apps.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .expect("scale");
+    assert_eq!(apps.get("web").await.expect("get").spec.replicas, Some(3));
+    within(
+        Duration::from_secs(15),
+        "3 replicas on the Deployment",
+        || async {
+            let d = c.api::<Deployment>().get("web").await.ok()?;
+            (d.spec?.replicas == Some(3)).then_some(())
+        },
+    )
+    .await;
+    c.teardown().await;
+}
