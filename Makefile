@@ -50,7 +50,7 @@ render:
 # Run the controller against the current kubeconfig context (needs a cluster with the
 # CRD installed: kubectl apply --server-side -f crds/safeapp.yaml).
 run:
-	$(CARGO) run --quiet --locked -- run
+	$(CARGO) run --quiet --locked -- run --leader-elect=false
 
 image:
 	@if ! docker info > /dev/null 2>&1; then \
