@@ -10,8 +10,10 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 pub const LEASE_DURATION_SECONDS: u64 = 15;
 /// The holder renews this many seconds before expiry (tolerated clock skew).
 pub const LEASE_GRACE_SECONDS: u64 = 5;
-/// Field manager of the Lease writes (distinct from the children's).
-pub const LEASE_FIELD_MANAGER: &str = "safeapp-operator-lease";
+/// Prefix of the Lease writes' field manager. Each replica needs its own manager: lock
+/// conflicts are detected by server-side apply, which sees none between writes of the
+/// same manager (two replicas sharing one would both think they lead).
+pub const LEASE_FIELD_MANAGER_PREFIX: &str = "safeapp-operator-lease";
 
 /// This replica's identity: the pod name (Downward API `POD_NAME`), else host and pid.
 pub fn identity() -> String {
@@ -21,18 +23,36 @@ pub fn identity() -> String {
     })
 }
 
+/// The field manager of this replica's Lease writes.
+pub fn field_manager(identity: &str) -> String {
+    format!("{LEASE_FIELD_MANAGER_PREFIX}-{identity}")
+}
+
 /// Builds the lease manager (creates the Lease if it does not exist yet).
 pub async fn manager(
     client: Client,
     namespace: &str,
     lease_name: &str,
 ) -> Result<LeaseManager, LeaseManagerError> {
+    let identity = identity();
     LeaseManagerBuilder::new(client, lease_name)
         .with_namespace(namespace)
-        .with_identity(identity())
+        .with_field_manager(field_manager(&identity))
+        .with_identity(identity)
         .with_duration(LEASE_DURATION_SECONDS)
         .with_grace(LEASE_GRACE_SECONDS)
-        .with_field_manager(LEASE_FIELD_MANAGER)
         .build()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Two replicas never share a field manager (their lock conflicts would go unseen).
+    #[test]
+    fn field_managers_are_per_replica() {
+        assert_ne!(field_manager("pod-a"), field_manager("pod-b"));
+        assert!(field_manager("pod-a").starts_with(LEASE_FIELD_MANAGER_PREFIX));
+    }
 }

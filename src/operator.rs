@@ -78,9 +78,19 @@ fn when(
     .shared()
 }
 
-/// Runs the operator until it is told to stop.
+/// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Connect)?;
+    let stop = watch_signals()?;
+    run_with(client, options, stop).await
+}
+
+/// Runs the operator with `client` until `stop` holds true.
+pub async fn run_with(
+    client: Client,
+    options: RunOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let state = AdminState {
@@ -94,7 +104,6 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             source,
         })?;
     info!(addr = %options.metrics_addr, "Serving /healthz, /readyz and /metrics");
-    let stop = watch_signals()?;
 
     if !options.leader_elect {
         metrics.leader.set(1);

@@ -125,3 +125,39 @@ async fn admin_endpoints() {
     );
     assert_eq!(get(state, "/nope").await.0, StatusCode::NOT_FOUND);
 }
+
+// The whole `safeapp run` path without leader election: it serves, reconciles, and on
+// the stop signal finishes and returns Ok (the binary then exits 0).
+#[tokio::test]
+async fn operator_stops_cleanly_on_signal() {
+    let fake = FakeApi::new();
+    fake.insert(
+        &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": "api", "namespace": "shop"},
+               "spec": {"image": "registry.example.com/api:2.0.0", "ports": [{"name": "http", "port": 8080}]}}),
+    );
+    let options = safeapp::operator::RunOptions {
+        controller: RunConfig {
+            policy: Policy::default(),
+            resync: Duration::from_secs(300),
+            concurrency: 2,
+            namespace: Some("shop".into()),
+            selector: None,
+        },
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_elect: false,
+        lease_namespace: "shop".into(),
+        lease_name: "unused".into(),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, stop_rx));
+    let deployments = collection("apps/v1", "shop", "deployments");
+    eventually("the Deployment", || fake.get(&deployments, "api").is_some()).await;
+    stop_tx.send(true).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops within 10 s")
+        .expect("no panic");
+    assert!(result.is_ok(), "{result:?}");
+}
