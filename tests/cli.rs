@@ -211,3 +211,163 @@ fn garbage_never_panics() {
         );
     }
 }
+
+/// A kubeconfig whose API server refuses connections: enough for `safeapp run` to start
+/// (the client connects lazily) and keep retrying its watches.
+fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters: [{name: x, cluster: {server: 'http://127.0.0.1:9'}}]\n\
+         contexts: [{name: x, context: {cluster: x, user: x, namespace: default}}]\nusers: [{name: x, user: {}}]\n",
+    )
+    .expect("kubeconfig");
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn start_run(dir: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_safeapp"))
+        .args([
+            "run",
+            "--leader-elect=false",
+            "--log-format=json",
+            "--metrics-addr",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("KUBECONFIG", unreachable_kubeconfig(dir))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn safeapp run")
+}
+
+fn wait_healthy(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !http_get(port, "/healthz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn wait_exit(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("safeapp run did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// `safeapp run` serves /healthz and /metrics, logs JSON, and on SIGTERM stops and exits 0.
+#[test]
+fn run_serves_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("safeapp-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let port = free_port();
+    let mut child = start_run(&dir, port);
+    wait_healthy(port);
+    let metrics = http_get(port, "/metrics").expect("metrics");
+    assert!(metrics.contains("safeapp_leader 1"), "{metrics}");
+    assert!(
+        http_get(port, "/readyz")
+            .expect("readyz")
+            .starts_with("HTTP/1.1 503"),
+        "not synced: the API is unreachable"
+    );
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut logs).expect("logs");
+    let first = logs.lines().next().expect("a log line");
+    let parsed: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(
+        parsed.get("level").is_some() && parsed.get("message").is_some(),
+        "{first}"
+    );
+}
+
+// A second signal exits at once, without waiting for anything.
+#[test]
+fn second_signal_exits_at_once() {
+    let dir = std::env::temp_dir().join(format!("safeapp-run2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let port = free_port();
+    let mut child = start_run(&dir, port);
+    wait_healthy(port);
+    signal(&child, "-TERM");
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(5));
+    assert!(status.code().is_some(), "exited, not killed");
+}
+
+// A bad policy file stops `safeapp run` before it touches the cluster: message, exit 1.
+#[test]
+fn run_refuses_a_bad_policy() {
+    let dir = std::env::temp_dir().join(format!("safeapp-run3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, "defaults:\n  terminationGracePeriodSeconds: 1\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_safeapp"))
+        .args(["run", "--leader-elect=false", "--policy"])
+        .arg(&policy)
+        .env("KUBECONFIG", unreachable_kubeconfig(&dir))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("defaults.terminationGracePeriodSeconds"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_safeapp"))
+        .args(["run", "--policy", "/nonexistent/policy.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/policy.yaml"));
+}

@@ -335,17 +335,37 @@ where
     }
 }
 
+/// How long a graceful stop may take before what is left is cancelled: well inside the
+/// operator's 30 s grace period minus its 5 s preStop pause. It matters when the API
+/// server is unreachable and nothing in flight can finish.
+pub const GRACEFUL_STOP_LIMIT: Duration = Duration::from_secs(15);
+
 /// Runs the controller until `stop` resolves (stop taking new work, finish the
-/// reconciles in flight) or `abort` resolves (the lease was lost: stop at once,
-/// cancelling what is in flight). `ready` turns true once the SafeApp watch has synced.
+/// reconciles in flight, at most [`GRACEFUL_STOP_LIMIT`]) or `abort` resolves (the lease
+/// was lost: stop at once, cancelling what is in flight). `ready` turns true once the
+/// SafeApp watch has synced.
 pub async fn run(
     client: Client,
     config: RunConfig,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
-    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    stop: impl Future<Output = ()> + Clone + Send + Sync + 'static,
     abort: impl Future<Output = ()> + Send + 'static,
 ) {
+    let overdue = {
+        let stop = stop.clone();
+        let ready = ready.clone();
+        async move {
+            stop.await;
+            // Before the watches synced no reconcile has started (kube-runtime holds them
+            // until then), and kube-runtime would wait for the sync: stop at once.
+            if ready.load(Ordering::Relaxed) {
+                tokio::time::sleep(GRACEFUL_STOP_LIMIT).await;
+                warn!("Graceful stop took too long: cancelling what is left");
+            }
+        }
+    };
+    let abort = futures::future::select(Box::pin(abort), Box::pin(overdue));
     let ns = config.namespace.as_deref();
     let mut app_watch = watcher::Config::default().any_semantic();
     if let Some(selector) = &config.selector {
