@@ -33,11 +33,11 @@ pub async fn manager(
     client: Client,
     namespace: &str,
     lease_name: &str,
+    identity: &str,
 ) -> Result<LeaseManager, LeaseManagerError> {
-    let identity = identity();
     LeaseManagerBuilder::new(client, lease_name)
         .with_namespace(namespace)
-        .with_field_manager(field_manager(&identity))
+        .with_field_manager(field_manager(identity))
         .with_identity(identity)
         .with_duration(LEASE_DURATION_SECONDS)
         .with_grace(LEASE_GRACE_SECONDS)

@@ -125,6 +125,7 @@ fn run(args: RunArgs) -> ExitCode {
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into()),
         lease_name: args.lease_name,
+        identity: safeapp::leader::identity(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

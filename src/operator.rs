@@ -28,6 +28,8 @@ pub struct RunOptions {
     pub leader_elect: bool,
     pub lease_namespace: String,
     pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    pub identity: String,
 }
 
 /// Why the operator could not start.
@@ -123,11 +125,12 @@ pub async fn run_with(
         client.clone(),
         &options.lease_namespace,
         &options.lease_name,
+        &options.identity,
     )
     .await
     .map_err(RunError::Lease)?;
     let (mut leading, task) = manager.watch().await;
-    info!(identity = %leader::identity(), lease = %options.lease_name, namespace = %options.lease_namespace, "Waiting for the lease");
+    info!(identity = %options.identity, lease = %options.lease_name, namespace = %options.lease_namespace, "Waiting for the lease");
     loop {
         // A standby is ready: it serves its role by waiting.
         ready.store(true, Ordering::Relaxed);

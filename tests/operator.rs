@@ -149,6 +149,7 @@ async fn operator_stops_cleanly_on_signal() {
         leader_elect: false,
         lease_namespace: "shop".into(),
         lease_name: "unused".into(),
+        identity: "solo".into(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, stop_rx));
@@ -160,4 +161,98 @@ async fn operator_stops_cleanly_on_signal() {
         .expect("stops within 10 s")
         .expect("no panic");
     assert!(result.is_ok(), "{result:?}");
+}
+
+fn replica(identity: &str) -> safeapp::operator::RunOptions {
+    safeapp::operator::RunOptions {
+        controller: RunConfig {
+            policy: Policy::default(),
+            resync: Duration::from_secs(300),
+            concurrency: 2,
+            namespace: Some("shop".into()),
+            selector: None,
+        },
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_elect: true,
+        lease_namespace: "shop".into(),
+        lease_name: "safeapp-operator-leader".into(),
+        identity: identity.into(),
+    }
+}
+
+// Two replicas: one holds the Lease and reconciles, the other waits; when the leader
+// stops it releases the Lease, and the standby takes over within the lease duration.
+#[tokio::test]
+async fn standby_takes_over_when_the_leader_stops() {
+    let fake = FakeApi::new();
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    fake.insert(
+        &apps,
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
+    );
+    let leases = collection("coordination.k8s.io/v1", "shop", "leases");
+    let deployments = collection("apps/v1", "shop", "deployments");
+    let holder = |f: &FakeApi| {
+        f.get(&leases, "safeapp-operator-leader")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+
+    let (stop_a, rx_a) = watch::channel(false);
+    let a = tokio::spawn(safeapp::operator::run_with(
+        fake.client(),
+        replica("replica-a"),
+        rx_a,
+    ));
+    eventually("replica-a to lead", || {
+        holder(&fake).as_deref() == Some("replica-a")
+    })
+    .await;
+    eventually("replica-a to reconcile", || {
+        fake.get(&deployments, "web").is_some()
+    })
+    .await;
+
+    let (stop_b, rx_b) = watch::channel(false);
+    let b = tokio::spawn(safeapp::operator::run_with(
+        fake.client(),
+        replica("replica-b"),
+        rx_b,
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        holder(&fake).as_deref(),
+        Some("replica-a"),
+        "the standby does not take a held lease"
+    );
+
+    stop_a.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), a)
+        .await
+        .expect("leader stops")
+        .expect("no panic")
+        .expect("ok");
+    assert_eq!(
+        holder(&fake),
+        None,
+        "the stopping leader released the lease"
+    );
+    // Drift while nobody leads: the new leader puts it back.
+    fake.remove(&deployments, "web");
+    eventually("replica-b to lead", || {
+        holder(&fake).as_deref() == Some("replica-b")
+    })
+    .await;
+    eventually("replica-b to reconcile", || {
+        fake.get(&deployments, "web").is_some()
+    })
+    .await;
+
+    stop_b.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), b)
+        .await
+        .expect("stops")
+        .expect("no panic")
+        .expect("ok");
 }
