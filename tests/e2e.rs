@@ -131,6 +131,14 @@ impl Cluster {
             .await
     }
 
+    /// Waits (30 s at most) for the Deployment the operator makes.
+    async fn deployment(&self, name: &str) -> Deployment {
+        within(Duration::from_secs(30), "the Deployment", || async {
+            self.api::<Deployment>().get_opt(name).await.ok().flatten()
+        })
+        .await
+    }
+
     async fn teardown(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
@@ -171,10 +179,7 @@ async fn children_created_with_labels_and_owners() {
     };
     let app = c.create_app("web", web()).await.expect("create");
     let uid = app.uid().expect("uid");
-    let deploy: Deployment = within(Duration::from_secs(30), "the Deployment", || async {
-        c.api::<Deployment>().get_opt("web").await.ok().flatten()
-    })
-    .await;
+    let deploy = c.deployment("web").await;
     let svc: Service = within(Duration::from_secs(10), "the Service", || async {
         c.api::<Service>().get_opt("web").await.ok().flatten()
     })
@@ -206,10 +211,7 @@ async fn drift_restored_within_five_seconds() {
     };
     c.create_app("web", web()).await.expect("create");
     let deployments = c.api::<Deployment>();
-    within(Duration::from_secs(30), "the Deployment", || async {
-        deployments.get_opt("web").await.ok().flatten()
-    })
-    .await;
+    c.deployment("web").await;
     // Let the first reconciles settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
     deployments
@@ -289,10 +291,7 @@ async fn autoscaling_toggled() {
     c.create_app("web", web()).await.expect("create");
     let apps = c.api::<SafeApp>();
     let hpas = c.api::<HorizontalPodAutoscaler>();
-    within(Duration::from_secs(30), "the Deployment", || async {
-        c.api::<Deployment>().get_opt("web").await.ok().flatten()
-    })
-    .await;
+    c.deployment("web").await;
     apps.patch(
         "web",
         &PatchParams::default(),
@@ -383,10 +382,7 @@ async fn resync_makes_no_writes() {
         return;
     };
     c.create_app("web", web()).await.expect("create");
-    within(Duration::from_secs(30), "the Deployment", || async {
-        c.api::<Deployment>().get_opt("web").await.ok().flatten()
-    })
-    .await;
+    c.deployment("web").await;
     // Let the rollout and status settle, then watch the operator's own writes.
     tokio::time::sleep(Duration::from_secs(20)).await;
     let ours = |managed: Option<

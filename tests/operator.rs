@@ -138,18 +138,8 @@ async fn operator_stops_cleanly_on_signal() {
                "spec": {"image": "registry.example.com/api:2.0.0", "ports": [{"name": "http", "port": 8080}]}}),
     );
     let options = safeapp::operator::RunOptions {
-        controller: RunConfig {
-            policy: Policy::default(),
-            resync: Duration::from_secs(300),
-            concurrency: 2,
-            namespace: Some("shop".into()),
-            selector: None,
-        },
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
         leader_elect: false,
-        lease_namespace: "shop".into(),
-        lease_name: "unused".into(),
-        identity: "solo".into(),
+        ..replica("solo")
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, stop_rx));
