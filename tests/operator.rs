@@ -246,3 +246,39 @@ async fn standby_takes_over_when_the_leader_stops() {
         .expect("no panic")
         .expect("ok");
 }
+
+// --selector shards: only the SafeApps matching it are reconciled.
+#[tokio::test]
+async fn selector_limits_the_safeapps() {
+    let fake = FakeApi::new();
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    for (name, shard) in [("in-a", "a"), ("in-b", "b")] {
+        fake.insert(
+            &apps,
+            json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+                   "metadata": {"name": name, "namespace": "shop", "labels": {"shard": shard}},
+                   "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
+        );
+    }
+    let mut options = replica("shard-a");
+    options.leader_elect = false;
+    options.controller.selector = Some("shard=a".into());
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, rx));
+    let deployments = collection("apps/v1", "shop", "deployments");
+    eventually("the shard-a app's Deployment", || {
+        fake.get(&deployments, "in-a").is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        fake.get(&deployments, "in-b").is_none(),
+        "the other shard's app is left alone"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops")
+        .expect("no panic")
+        .expect("ok");
+}

@@ -406,15 +406,19 @@ pub async fn run(
     let lr_mapper = shared_mapper.clone();
     let rq_mapper = shared_mapper;
     let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            config.policy,
-            metrics.clone(),
-            config.resync,
-        )
-        .with_store(store.clone()),
+    let mut context = Context::new(
+        client.clone(),
+        config.policy,
+        metrics.clone(),
+        config.resync,
     );
+    // The shared LimitRange/ResourceQuota reference every SafeApp of the namespace. A
+    // sharded operator caches only its shard, so it lists the namespace instead; from the
+    // cache, two shards would keep rewriting each other's owner list.
+    if config.selector.is_none() {
+        context = context.with_store(store.clone());
+    }
+    let ctx = Arc::new(context);
     info!(
         namespace = ns.unwrap_or("<all>"),
         selector = config.selector.as_deref().unwrap_or(""),

@@ -327,11 +327,30 @@ impl FakeApi {
 
         match (method.clone(), name) {
             (Method::GET, None) => {
+                // Equality label selectors (`a=b,c=d`), as the controller's watches use.
+                let selector: Vec<(String, String)> = query_param(query, "labelSelector")
+                    .map(|s| {
+                        s.replace("%3D", "=")
+                            .replace("%2C", ",")
+                            .replace("%2F", "/")
+                    })
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
+                    .collect();
                 let items: Vec<Value> = st
                     .objects
                     .iter()
                     .filter(|((c, _), _)| *c == coll)
                     .map(|(_, v)| v.clone())
+                    .filter(|v| {
+                        selector
+                            .iter()
+                            .all(|(k, val)| v["metadata"]["labels"][k] == val.as_str())
+                    })
                     .collect();
                 let rv = st.resource_version.to_string();
                 (
