@@ -275,6 +275,76 @@ async fn selector_limits_the_safeapps() {
         fake.get(&deployments, "in-b").is_none(),
         "the other shard's app is left alone"
     );
+    // The namespace LimitRange still names every SafeApp of the namespace, so shards agree.
+    let lr = fake
+        .get(&collection("v1", "shop", "limitranges"), "safeapp-limits")
+        .expect("limit range");
+    let owners: Vec<&str> = lr["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["in-a", "in-b"]);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops")
+        .expect("no panic")
+        .expect("ok");
+}
+
+// A leader that finds the Lease taken stops reconciling at once and stands by.
+#[tokio::test]
+async fn leader_that_loses_the_lease_stops_reconciling() {
+    let fake = FakeApi::new();
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    fake.insert(
+        &apps,
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
+    );
+    let leases = collection("coordination.k8s.io/v1", "shop", "leases");
+    let deployments = collection("apps/v1", "shop", "deployments");
+    // A 1 s resync: a controller still running would recreate a deleted child at once.
+    let mut options = replica("replica-a");
+    options.controller.resync = Duration::from_secs(1);
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, rx));
+    eventually("replica-a to reconcile", || {
+        fake.get(&deployments, "web").is_some()
+    })
+    .await;
+    // While it leads, the resync puts a deleted Deployment back.
+    fake.remove(&deployments, "web");
+    eventually("the resync to recreate it", || {
+        fake.get(&deployments, "web").is_some()
+    })
+    .await;
+
+    // Another identity takes the lease (as after a partition longer than the lease).
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    fake.edit(
+        &leases,
+        "safeapp-operator-leader",
+        "intruder",
+        json!({}),
+        |l| {
+            l["spec"]["holderIdentity"] = json!("intruder");
+            l["spec"]["renewTime"] = json!(now);
+            l["spec"]["leaseDurationSeconds"] = json!(3600);
+        },
+    );
+    // replica-a notices at its next renewal (before the 15 s lease runs out)...
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    // ...and no longer reconciles: a deleted Deployment stays deleted.
+    fake.remove(&deployments, "web");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        fake.get(&deployments, "web").is_none(),
+        "a replica without the lease must not write"
+    );
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
