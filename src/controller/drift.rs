@@ -48,6 +48,17 @@ fn diff_into(desired: &Value, actual: &Value, path: String, out: &mut Vec<String
             }
         }
         (Value::Array(d), Value::Array(a)) => {
+            // Keyed lists (containers, env, ports, volumes, mounts...) merge by key under
+            // server-side apply: entries other managers add are theirs, not drift.
+            if let Some(keys) = d.iter().map(item_key).collect::<Option<Vec<_>>>() {
+                for (i, (dv, key)) in d.iter().zip(keys).enumerate() {
+                    match a.iter().find(|av| item_key(av).as_ref() == Some(&key)) {
+                        Some(av) => diff_into(dv, av, format!("{path}[{i}]"), out),
+                        None => out.push(format!("{path}[{i}]")),
+                    }
+                }
+                return;
+            }
             if d.len() != a.len() {
                 out.push(path);
                 return;
@@ -72,6 +83,19 @@ fn diff_into(desired: &Value, actual: &Value, path: String, out: &mut Vec<String
             }
         }
     }
+}
+
+/// The merge key of a list item: `mountPath` for volume mounts (one volume may be
+/// mounted twice), else `name` (containers, env, ports, volumes, secrets). Lists whose
+/// items have neither (args, tolerations, capabilities) compare position by position.
+fn item_key(item: &Value) -> Option<(&'static str, String)> {
+    let obj = item.as_object()?;
+    for key in ["mountPath", "name"] {
+        if let Some(v) = obj.get(key).and_then(Value::as_str) {
+            return Some((key, v.to_string()));
+        }
+    }
+    None
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -216,6 +240,21 @@ mod tests {
             ),
             ["spec.strategy.type"]
         );
+    }
+
+    // Entries another manager added to a keyed list are not drift; a changed or missing
+    // entry of ours is, and unkeyed lists compare exactly.
+    #[test]
+    fn keyed_lists_merge() {
+        let desired = json!({"env": [{"name": "A", "value": "1"}], "args": ["x"]});
+        let extra = json!({"env": [{"name": "INJECTED", "value": "z"}, {"name": "A", "value": "1"}], "args": ["x"]});
+        assert!(differences(&desired, &extra).is_empty());
+        let changed = json!({"env": [{"name": "A", "value": "2"}], "args": ["x"]});
+        assert_eq!(differences(&desired, &changed), ["env[0].value"]);
+        let missing = json!({"env": [{"name": "B", "value": "1"}], "args": ["x"]});
+        assert_eq!(differences(&desired, &missing), ["env[0]"]);
+        let more_args = json!({"env": [{"name": "A", "value": "1"}], "args": ["x", "y"]});
+        assert_eq!(differences(&desired, &more_args), ["args"]);
     }
 
     // The API server's canonical quantities and owner order are not drift.
