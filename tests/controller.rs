@@ -568,12 +568,7 @@ async fn shared_objects_follow_the_namespace_and_policy() {
     env.reconcile("web").await.expect("web");
     env.reconcile("api").await.expect("api");
     let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
-    let owners: Vec<&str> = lr["metadata"]["ownerReferences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
+    let owners = fake::owner_names(&lr);
     assert_eq!(owners, ["api", "web"]);
     assert!(env.fake.get(&quotas(), "safeapp-quota").is_some());
 

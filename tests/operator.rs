@@ -18,6 +18,29 @@ use serde_json::json;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+/// Stores a SafeApp in namespace `shop` with one http port.
+fn insert_app(fake: &FakeApi, name: &str, image: &str, labels: serde_json::Value) {
+    fake.insert(
+        &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": name, "namespace": "shop", "labels": labels},
+               "spec": {"image": image, "ports": [{"name": "http", "port": 8080}]}}),
+    );
+}
+
+/// Signals a running operator to stop and waits (10 s at most) for it to return Ok.
+async fn stop_and_join(
+    stop: &watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), safeapp::operator::RunError>>,
+) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops within 10 s")
+        .expect("no panic")
+        .expect("ok");
+}
+
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !check() {
@@ -31,12 +54,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 #[tokio::test]
 async fn controller_runs_and_stops_gracefully() {
     let fake = FakeApi::new();
-    fake.insert(
-        &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
-        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
-               "metadata": {"name": "web", "namespace": "shop"},
-               "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
-    );
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -131,12 +149,7 @@ async fn admin_endpoints() {
 #[tokio::test]
 async fn operator_stops_cleanly_on_signal() {
     let fake = FakeApi::new();
-    fake.insert(
-        &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
-        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
-               "metadata": {"name": "api", "namespace": "shop"},
-               "spec": {"image": "registry.example.com/api:2.0.0", "ports": [{"name": "http", "port": 8080}]}}),
-    );
+    insert_app(&fake, "api", "registry.example.com/api:2.0.0", json!({}));
     let options = safeapp::operator::RunOptions {
         leader_elect: false,
         ..replica("solo")
@@ -175,13 +188,7 @@ fn replica(identity: &str) -> safeapp::operator::RunOptions {
 #[tokio::test]
 async fn standby_takes_over_when_the_leader_stops() {
     let fake = FakeApi::new();
-    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
-    fake.insert(
-        &apps,
-        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
-               "metadata": {"name": "web", "namespace": "shop"},
-               "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
-    );
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let leases = collection("coordination.k8s.io/v1", "shop", "leases");
     let deployments = collection("apps/v1", "shop", "deployments");
     let holder = |f: &FakeApi| {
@@ -217,12 +224,7 @@ async fn standby_takes_over_when_the_leader_stops() {
         "the standby does not take a held lease"
     );
 
-    stop_a.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), a)
-        .await
-        .expect("leader stops")
-        .expect("no panic")
-        .expect("ok");
+    stop_and_join(&stop_a, a).await;
     assert_eq!(
         holder(&fake),
         None,
@@ -239,25 +241,19 @@ async fn standby_takes_over_when_the_leader_stops() {
     })
     .await;
 
-    stop_b.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), b)
-        .await
-        .expect("stops")
-        .expect("no panic")
-        .expect("ok");
+    stop_and_join(&stop_b, b).await;
 }
 
 // --selector shards: only the SafeApps matching it are reconciled.
 #[tokio::test]
 async fn selector_limits_the_safeapps() {
     let fake = FakeApi::new();
-    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
     for (name, shard) in [("in-a", "a"), ("in-b", "b")] {
-        fake.insert(
-            &apps,
-            json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
-                   "metadata": {"name": name, "namespace": "shop", "labels": {"shard": shard}},
-                   "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
+        insert_app(
+            &fake,
+            name,
+            "registry.example.com/web:1.0.0",
+            json!({"shard": shard}),
         );
     }
     let mut options = replica("shard-a");
@@ -279,32 +275,16 @@ async fn selector_limits_the_safeapps() {
     let lr = fake
         .get(&collection("v1", "shop", "limitranges"), "safeapp-limits")
         .expect("limit range");
-    let owners: Vec<&str> = lr["metadata"]["ownerReferences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap())
-        .collect();
+    let owners = fake::owner_names(&lr);
     assert_eq!(owners, ["in-a", "in-b"]);
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops")
-        .expect("no panic")
-        .expect("ok");
+    stop_and_join(&stop, task).await;
 }
 
 // A leader that finds the Lease taken stops reconciling at once and stands by.
 #[tokio::test]
 async fn leader_that_loses_the_lease_stops_reconciling() {
     let fake = FakeApi::new();
-    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
-    fake.insert(
-        &apps,
-        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
-               "metadata": {"name": "web", "namespace": "shop"},
-               "spec": {"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}]}}),
-    );
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let leases = collection("coordination.k8s.io/v1", "shop", "leases");
     let deployments = collection("apps/v1", "shop", "deployments");
     // A 1 s resync: a controller still running would recreate a deleted child at once.
@@ -345,10 +325,5 @@ async fn leader_that_loses_the_lease_stops_reconciling() {
         fake.get(&deployments, "web").is_none(),
         "a replica without the lease must not write"
     );
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("stops")
-        .expect("no panic")
-        .expect("ok");
+    stop_and_join(&stop, task).await;
 }

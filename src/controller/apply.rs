@@ -130,20 +130,19 @@ pub const HANDOVER_MANAGER: &str = "safeapp-operator-handover";
 /// field the operator stops owning, the Deployment would default to 1 replica, and the
 /// app would drop to one pod until the HPA scales it back up. Returns whether it wrote.
 pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, Error> {
-    use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ctx.namespace);
-    let Some(live) = api.get_opt(name).await.map_err(|source| Error::GetChild {
-        kind: "Deployment",
-        name: name.into(),
-        source,
-    })?
-    else {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let live = get_raw::<Deployment>(ctx.client, ctx.namespace, name)
+        .await
+        .map_err(|source| Error::GetChild {
+            kind: "Deployment",
+            name: name.into(),
+            source,
+        })?;
+    let Some(live) = live else { return Ok(false) };
+    let Some(replicas) = live["spec"]["replicas"].as_i64() else {
         return Ok(false);
     };
-    let Some(replicas) = live.spec.as_ref().and_then(|s| s.replicas) else {
-        return Ok(false);
-    };
-    let we_own_replicas = live.meta().managed_fields.iter().flatten().any(|e| {
+    let we_own_replicas = raw_managed_fields(&live).into_iter().flatten().any(|e| {
         e.manager.as_deref() == Some(FIELD_MANAGER)
             && e.fields_v1
                 .as_ref()
@@ -152,30 +151,17 @@ pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, E
     if !we_own_replicas {
         return Ok(false);
     }
-    let handover = Deployment {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(ctx.namespace.into()),
-            ..Default::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            ..Default::default()
-        }),
-        status: None,
-    };
-    let mut value = serde_json::to_value(&handover).map_err(|source| Error::Serialize {
-        kind: "Deployment",
-        source,
-    })?;
-    // Only replicas: drop the required-but-empty selector and template.
-    if let Some(spec) = value.get_mut("spec").and_then(|s| s.as_object_mut()) {
-        spec.retain(|k, _| k == "replicas");
-    }
+    let handover = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ctx.namespace},
+        "spec": {"replicas": replicas},
+    });
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ctx.namespace);
     api.patch(
         name,
         &PatchParams::apply(HANDOVER_MANAGER),
-        &Patch::Apply(value),
+        &Patch::Apply(handover),
     )
     .await
     .map_err(|source| Error::ApplyChild {

@@ -88,13 +88,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             Cond::new(c::DEGRADED, false, c::REASON_PAUSED, ""),
         ];
         let base = status::with_deployment(previous, live.as_ref(), selector(&name));
-        status::patch_if_changed(
-            &ctx.client,
-            app,
-            status::build(app, base, &conds, &now),
-            &ctx.metrics,
-        )
-        .await?;
+        status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
         return Ok(Action::await_change());
     }
 
@@ -119,13 +113,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             }
             info!(problems = problems.len(), "Invalid spec");
             let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
-            status::patch_if_changed(
-                &ctx.client,
-                app,
-                status::build(app, previous, &conds, &now),
-                &ctx.metrics,
-            )
-            .await?;
+            status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
             // Nothing changes until the SafeApp does.
             return Ok(Action::await_change());
         }
@@ -185,10 +173,13 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         )
         .await?,
     );
-    if deployment
-        .spec
-        .as_ref()
-        .is_some_and(|s| s.replicas.is_none())
+    // The operator stops applying spec.replicas only on a spec change (autoscaling
+    // turned on), so only then can ownership need handing over.
+    if sync.spec_changed
+        && deployment
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.replicas.is_none())
     {
         apply::hand_over_replicas(&sync, &name).await?;
     }
@@ -266,13 +257,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
         ..status::with_deployment(previous, live_dep.as_ref(), selector(&name))
     };
-    status::patch_if_changed(
-        &ctx.client,
-        app,
-        status::build(app, base, &conds, &now),
-        &ctx.metrics,
-    )
-    .await?;
+    status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
     Ok(Action::requeue(ctx.resync))
 }
 

@@ -146,8 +146,20 @@ pub fn build(app: &SafeApp, base: SafeAppStatus, wanted: &[Cond], now: &Time) ->
     }
 }
 
+/// Builds the new status from `base` and `wanted`, and patches it when it changed.
+pub async fn write(
+    client: &Client,
+    app: &SafeApp,
+    base: SafeAppStatus,
+    wanted: &[Cond],
+    now: &Time,
+    metrics: &Metrics,
+) -> Result<bool, Error> {
+    patch_if_changed(client, app, build(app, base, wanted, now), metrics).await
+}
+
 /// Patches the status subresource, only when it differs from what is stored.
-pub async fn patch_if_changed(
+async fn patch_if_changed(
     client: &Client,
     app: &SafeApp,
     status: SafeAppStatus,

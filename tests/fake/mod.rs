@@ -64,6 +64,16 @@ pub fn collection(api_version: &str, ns: &str, plural: &str) -> String {
     }
 }
 
+/// Names in an object's `metadata.ownerReferences`, in order.
+pub fn owner_names(obj: &Value) -> Vec<String> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
            "reason": reason, "message": message, "code": code})
