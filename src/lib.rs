@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod apiserver;
 pub mod api;
 pub mod controller;
 pub mod crd;

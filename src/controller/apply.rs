@@ -238,13 +238,13 @@ where
         Some(live) => {
             let want = serde_json::to_value(desired)
                 .map_err(|source| Error::Serialize { kind, source })?;
-            let fields = drift::differences(&want, live);
-            match (fields.is_empty(), ctx.spec_changed) {
+            let diffs = drift::differences(&want, live);
+            match (diffs.is_empty(), ctx.spec_changed) {
                 (true, false) => return Ok(done(Change::Unchanged, existing.map(Live::Raw))),
                 (_, true) => Change::Updated,
                 (false, false) => Change::DriftCorrected {
-                    managers: drift::managers_of(raw_managed_fields(live).as_ref(), &fields),
-                    fields,
+                    managers: drift::managers_of(raw_managed_fields(live).as_ref(), &diffs),
+                    fields: diffs.into_iter().map(|d| d.path).collect(),
                 },
             }
         }

@@ -2,49 +2,112 @@
 //!
 //! The comparison is a subset check: every field the operator renders must be present
 //! and equal in the live object; fields the API server defaults or other managers own
-//! (HPA-set replicas, injected sidecars, admission defaults) are ignored. Quantities
-//! compare by value (`0.5` equals `500m`, as the API server canonicalises them), and
-//! ownerReferences by uid, in any order.
+//! (HPA-set replicas, injected sidecars, admission defaults) are ignored. What the API
+//! server does to a stored object is expected, not reported (see [`crate::apiserver`]):
+//! zero values Go's `omitempty` drops, and canonical quantities, compared by value only
+//! where the field is a quantity. ownerReferences compare by uid, in any order.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api::FIELD_MANAGER;
-use crate::quantity;
+use crate::{apiserver, quantity};
 
-/// Paths (`spec.template.spec.containers[0].image`) where `actual` lacks or differs from
-/// a field `desired` sets.
-pub fn differences(desired: &Value, actual: &Value) -> Vec<String> {
+/// One field that differs: its display path (`spec.template.spec.containers[0].image`)
+/// and the steps that lead to it, list items identified by their merge keys so the
+/// writer can be found in managedFields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Difference {
+    pub path: String,
+    steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Step {
+    Field(String),
+    /// A list item: its index in the rendered list and the item itself.
+    Item { index: usize, item: Value },
+}
+
+/// A step while walking, borrowed until a difference is found.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Field(&'a str),
+    Item(usize, &'a Value),
+}
+
+/// The fields where `actual` lacks or differs from a field `desired` sets.
+pub fn differences(desired: &Value, actual: &Value) -> Vec<Difference> {
     let mut out = Vec::new();
-    diff_into(desired, actual, String::new(), &mut out);
+    let mut path = Vec::new();
+    diff_into(desired, actual, &mut path, &mut out);
     out
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+fn record(path: &[At<'_>], out: &mut Vec<Difference>) {
+    let mut display = String::new();
+    for step in path {
+        match step {
+            At::Field(name) => {
+                if !display.is_empty() {
+                    display.push('.');
+                }
+                display.push_str(name);
+            }
+            At::Item(i, _) => display.push_str(&format!("[{i}]")),
+        }
     }
+    let steps = path
+        .iter()
+        .map(|s| match s {
+            At::Field(name) => Step::Field((*name).to_string()),
+            At::Item(index, item) => Step::Item {
+                index: *index,
+                item: (*item).clone(),
+            },
+        })
+        .collect();
+    out.push(Difference {
+        path: display,
+        steps,
+    });
 }
 
-fn diff_into(desired: &Value, actual: &Value, path: String, out: &mut Vec<String>) {
+/// The name of the field at the end of `path`, and of the map or object holding it.
+fn last_two<'a>(path: &[At<'a>]) -> (Option<&'a str>, Option<&'a str>) {
+    let mut fields = path.iter().rev().filter_map(|s| match s {
+        At::Field(f) => Some(*f),
+        At::Item(..) => None,
+    });
+    let key = fields.next();
+    (fields.next(), key)
+}
+
+fn diff_into<'a>(
+    desired: &'a Value,
+    actual: &'a Value,
+    path: &mut Vec<At<'a>>,
+    out: &mut Vec<Difference>,
+) {
     match (desired, actual) {
         (Value::Null, _) => {}
         (Value::Object(d), Value::Object(a)) => {
             for (key, dv) in d {
-                let p = join(&path, key);
-                if p == "metadata.ownerReferences" {
+                path.push(At::Field(key));
+                if path.len() == 2 && key == "ownerReferences" {
                     if !owner_refs_included(dv, a.get(key).unwrap_or(&Value::Null)) {
-                        out.push(p);
+                        record(path, out);
                     }
-                    continue;
+                } else {
+                    match a.get(key) {
+                        Some(av) => diff_into(dv, av, path, out),
+                        // Not stored by the server (omitempty), so not drift.
+                        None if apiserver::dropped_when_zero(key, dv) => {}
+                        None if is_all_zero(dv) => {}
+                        None => record(path, out),
+                    }
                 }
-                match a.get(key) {
-                    Some(av) => diff_into(dv, av, p, out),
-                    None if is_empty(dv) => {}
-                    None => out.push(p),
-                }
+                path.pop();
             }
         }
         (Value::Array(d), Value::Array(a)) => {
@@ -52,36 +115,55 @@ fn diff_into(desired: &Value, actual: &Value, path: String, out: &mut Vec<String
             // server-side apply: entries other managers add are theirs, not drift.
             if let Some(keys) = d.iter().map(item_key).collect::<Option<Vec<_>>>() {
                 for (i, (dv, key)) in d.iter().zip(keys).enumerate() {
+                    path.push(At::Item(i, dv));
                     match a.iter().find(|av| item_key(av).as_ref() == Some(&key)) {
-                        Some(av) => diff_into(dv, av, format!("{path}[{i}]"), out),
-                        None => out.push(format!("{path}[{i}]")),
+                        Some(av) => diff_into(dv, av, path, out),
+                        None => record(path, out),
                     }
+                    path.pop();
                 }
                 return;
             }
             if d.len() != a.len() {
-                out.push(path);
+                record(path, out);
                 return;
             }
             for (i, (dv, av)) in d.iter().zip(a).enumerate() {
-                diff_into(dv, av, format!("{path}[{i}]"), out);
+                path.push(At::Item(i, dv));
+                diff_into(dv, av, path, out);
+                path.pop();
             }
         }
         (Value::String(d), Value::String(a)) => {
-            if d != a && !same_quantity(d, a) {
-                out.push(path);
+            if d != a {
+                let (parent, key) = last_two(path);
+                let quantity = key.is_some_and(|k| apiserver::is_quantity(parent, k));
+                if !(quantity && same_quantity(d, a)) {
+                    record(path, out);
+                }
             }
         }
         (Value::Number(d), Value::Number(a)) => {
             if d.as_f64() != a.as_f64() {
-                out.push(path);
+                record(path, out);
             }
         }
         (d, a) => {
             if d != a {
-                out.push(path);
+                record(path, out);
             }
         }
+    }
+}
+
+/// An object whose every field the server would drop (`securityContext: {readOnly:
+/// false}`) is stored as nothing at all.
+fn is_all_zero(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .all(|(k, v)| apiserver::dropped_when_zero(k, v) || is_all_zero(v)),
+        _ => false,
     }
 }
 
@@ -96,14 +178,6 @@ fn item_key(item: &Value) -> Option<(&'static str, String)> {
         }
     }
     None
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        _ => false,
-    }
 }
 
 fn same_quantity(a: &str, b: &str) -> bool {
@@ -125,37 +199,41 @@ fn owner_refs_included(desired: &Value, actual: &Value) -> bool {
         .is_none_or(|d| d.iter().all(|r| actual.contains(&key(r))))
 }
 
-/// The field managers, other than the operator, that own any of `paths` (or their
-/// closest owned parent, for a field someone removed), most recent first; "unknown"
-/// when managedFields do not say.
-pub fn managers_of(managed: Option<&Vec<ManagedFieldsEntry>>, paths: &[String]) -> Vec<String> {
-    let mut found: Vec<(usize, Option<String>, String)> = Vec::new();
-    for entry in managed.into_iter().flatten() {
-        let Some(manager) = entry.manager.as_deref() else {
-            continue;
-        };
-        if manager == FIELD_MANAGER {
-            continue;
-        }
-        let Some(fields) = entry.fields_v1.as_ref() else {
-            continue;
-        };
-        let depth = paths
-            .iter()
-            .map(|p| owned_depth(&fields.0, &segments(p)))
-            .max()
-            .unwrap_or(0);
-        if depth > 1 {
-            let time = entry.time.as_ref().map(|t| t.0.to_string());
-            found.push((depth, time, manager.to_string()));
-        }
-    }
-    // Deepest match first, then the most recent write.
-    found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+/// The field managers, other than the operator's own, that wrote the differing fields:
+/// for each field, the managers that own it, or, for a field someone removed, the ones
+/// that own the object that held it. List items are matched by their merge keys, so a
+/// sidecar injector that owns its own container is never blamed for the app's.
+/// "unknown" when managedFields do not say.
+pub fn managers_of(managed: Option<&Vec<ManagedFieldsEntry>>, diffs: &[Difference]) -> Vec<String> {
+    let others: Vec<(&str, &Value)> = managed
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e.manager.as_deref()?, &e.fields_v1.as_ref()?.0)))
+        .filter(|(m, _)| !m.starts_with(FIELD_MANAGER))
+        .collect();
     let mut names: Vec<String> = Vec::new();
-    for (_, _, m) in found {
-        if !names.contains(&m) {
-            names.push(m);
+    for diff in diffs {
+        let depths: Vec<(usize, &str)> = others
+            .iter()
+            .map(|(m, tree)| (owned_depth(tree, &diff.steps), *m))
+            .collect();
+        let full = diff.steps.len();
+        let owners: Vec<&str> = [full, full.saturating_sub(1)]
+            .into_iter()
+            .filter(|d| *d >= 2)
+            .map(|d| {
+                depths
+                    .iter()
+                    .filter(|(depth, _)| *depth == d)
+                    .map(|(_, m)| *m)
+                    .collect::<Vec<_>>()
+            })
+            .find(|found| !found.is_empty())
+            .unwrap_or_default();
+        for m in owners {
+            if !names.iter().any(|n| n == m) {
+                names.push(m.to_string());
+            }
         }
     }
     if names.is_empty() {
@@ -164,45 +242,44 @@ pub fn managers_of(managed: Option<&Vec<ManagedFieldsEntry>>, paths: &[String]) 
     names
 }
 
-enum Segment {
-    Field(String),
-    Index,
-}
-
-fn segments(path: &str) -> Vec<Segment> {
-    let mut out = Vec::new();
-    for part in path.split('.') {
-        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
-        if !name.is_empty() {
-            out.push(Segment::Field(name.to_string()));
-        }
-        for _ in rest.split('[').filter(|s| !s.is_empty()) {
-            out.push(Segment::Index);
-        }
-    }
-    out
-}
-
-/// How many leading segments of the path the fieldsV1 tree contains.
-fn owned_depth(tree: &Value, path: &[Segment]) -> usize {
+/// How many leading steps of the path the fieldsV1 tree contains.
+fn owned_depth(tree: &Value, path: &[Step]) -> usize {
     let Some((first, rest)) = path.split_first() else {
         return 0;
     };
     let Some(map) = tree.as_object() else {
         return 0;
     };
-    match first {
-        Segment::Field(name) => map
-            .get(&format!("f:{name}"))
-            .map_or(0, |sub| 1 + owned_depth(sub, rest)),
-        // A list item is keyed by its merge key (k:{...}), index (i:N) or value (v:...).
-        Segment::Index => map
+    let sub = match first {
+        Step::Field(name) => map.get(&format!("f:{name}")),
+        Step::Item { index, item } => map
             .iter()
-            .filter(|(k, _)| k.starts_with("k:") || k.starts_with("i:") || k.starts_with("v:"))
-            .map(|(_, sub)| 1 + owned_depth(sub, rest))
-            .max()
-            .unwrap_or(0),
+            .find(|(k, _)| item_matches(k, *index, item))
+            .map(|(_, v)| v),
+    };
+    sub.map_or(0, |sub| 1 + owned_depth(sub, rest))
+}
+
+/// Whether a fieldsV1 list-item key (`k:{"name":"web"}`, `i:0`, `v:"x"`) is `item`.
+fn item_matches(key: &str, index: usize, item: &Value) -> bool {
+    if let Some(keys) = key.strip_prefix("k:") {
+        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(keys) else {
+            return false;
+        };
+        let fields = item.as_object().cloned().unwrap_or_else(Map::new);
+        return keys.iter().all(|(k, v)| match fields.get(k) {
+            Some(mine) => mine == v,
+            // The API server defaults a port's protocol.
+            None => k == "protocol" && v == "TCP",
+        });
     }
+    if let Some(i) = key.strip_prefix("i:") {
+        return i.parse() == Ok(index);
+    }
+    if let Some(v) = key.strip_prefix("v:") {
+        return serde_json::from_str::<Value>(v).is_ok_and(|v| &v == item);
+    }
+    false
 }
 
 #[cfg(test)]
@@ -211,13 +288,20 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::FieldsV1;
     use serde_json::json;
 
+    fn paths(desired: &Value, actual: &Value) -> Vec<String> {
+        differences(desired, actual)
+            .into_iter()
+            .map(|d| d.path)
+            .collect()
+    }
+
     // Fields the operator does not set (server defaults, other managers) are not drift.
     #[test]
     fn extra_fields_are_ignored() {
         let desired =
             json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a"}]}}}});
         let actual = json!({"spec": {"replicas": 2, "paused": false, "template": {"spec": {"containers": [{"name": "a", "terminationMessagePath": "/dev/termination-log"}]}}}, "status": {}});
-        assert!(differences(&desired, &actual).is_empty());
+        assert!(paths(&desired, &actual).is_empty());
     }
 
     // A changed or removed field is reported with its path.
@@ -226,7 +310,7 @@ mod tests {
         let desired = json!({"spec": {"strategy": {"rollingUpdate": {"maxUnavailable": 0}}, "template": {"spec": {"containers": [{"image": "a:1"}]}}}});
         let actual = json!({"spec": {"strategy": {"rollingUpdate": {"maxUnavailable": 1}}, "template": {"spec": {"containers": [{"image": "a:2"}]}}}});
         assert_eq!(
-            differences(&desired, &actual),
+            paths(&desired, &actual),
             [
                 "spec.strategy.rollingUpdate.maxUnavailable",
                 "spec.template.spec.containers[0].image"
@@ -234,7 +318,7 @@ mod tests {
         );
         let removed = json!({"spec": {"strategy": {}}});
         assert_eq!(
-            differences(
+            paths(
                 &json!({"spec": {"strategy": {"type": "RollingUpdate"}}}),
                 &removed
             ),
@@ -248,28 +332,55 @@ mod tests {
     fn keyed_lists_merge() {
         let desired = json!({"env": [{"name": "A", "value": "1"}], "args": ["x"]});
         let extra = json!({"env": [{"name": "INJECTED", "value": "z"}, {"name": "A", "value": "1"}], "args": ["x"]});
-        assert!(differences(&desired, &extra).is_empty());
+        assert!(paths(&desired, &extra).is_empty());
         let changed = json!({"env": [{"name": "A", "value": "2"}], "args": ["x"]});
-        assert_eq!(differences(&desired, &changed), ["env[0].value"]);
+        assert_eq!(paths(&desired, &changed), ["env[0].value"]);
         let missing = json!({"env": [{"name": "B", "value": "1"}], "args": ["x"]});
-        assert_eq!(differences(&desired, &missing), ["env[0]"]);
+        assert_eq!(paths(&desired, &missing), ["env[0]"]);
         let more_args = json!({"env": [{"name": "A", "value": "1"}], "args": ["x", "y"]});
-        assert_eq!(differences(&desired, &more_args), ["args"]);
+        assert_eq!(paths(&desired, &more_args), ["args"]);
     }
 
     // The API server's canonical quantities and owner order are not drift.
     #[test]
     fn canonical_forms_are_equal() {
-        assert!(differences(&json!({"cpu": "0.5"}), &json!({"cpu": "500m"})).is_empty());
-        assert_eq!(
-            differences(&json!({"cpu": "1"}), &json!({"cpu": "2"})),
-            ["cpu"]
-        );
+        let res = |cpu: &str| json!({"resources": {"requests": {"cpu": cpu}}});
+        assert!(paths(&res("0.5"), &res("500m")).is_empty());
+        assert_eq!(paths(&res("1"), &res("2")), ["resources.requests.cpu"]);
         let d = json!({"metadata": {"ownerReferences": [{"uid": "a", "controller": false}, {"uid": "b", "controller": false}]}});
         let a = json!({"metadata": {"ownerReferences": [{"uid": "b", "controller": false}, {"uid": "a", "controller": false}, {"uid": "c"}]}});
-        assert!(differences(&d, &a).is_empty());
+        assert!(paths(&d, &a).is_empty());
         let missing = json!({"metadata": {"ownerReferences": [{"uid": "a", "controller": false}]}});
-        assert_eq!(differences(&d, &missing), ["metadata.ownerReferences"]);
+        assert_eq!(paths(&d, &missing), ["metadata.ownerReferences"]);
+    }
+
+    // Strings that merely parse as quantities are strings: "1.10" is not "1.1".
+    #[test]
+    fn strings_are_not_quantities() {
+        let label = |v: &str| json!({"metadata": {"labels": {"app.kubernetes.io/version": v}}});
+        assert_eq!(
+            paths(&label("1.10"), &label("1.1")),
+            ["metadata.labels.app.kubernetes.io/version"]
+        );
+        let env = |v: &str| json!({"env": [{"name": "V", "value": v}]});
+        assert_eq!(paths(&env("1.10"), &env("1.1")), ["env[0].value"]);
+    }
+
+    // Zero values the API server does not store are not drift; pointer zeros are.
+    #[test]
+    fn omitempty_zero_values_are_not_drift() {
+        let desired = json!({"spec": {"minReadySeconds": 0, "template": {"spec": {
+            "imagePullSecrets": [], "containers": [{"name": "a", "args": [],
+            "env": [{"name": "E", "value": ""}],
+            "volumeMounts": [{"name": "t", "mountPath": "/t", "readOnly": false}]}]}}}});
+        let live = json!({"spec": {"template": {"spec": {"containers": [{"name": "a",
+            "env": [{"name": "E"}], "volumeMounts": [{"name": "t", "mountPath": "/t"}]}]}}}});
+        assert!(paths(&desired, &live).is_empty());
+        let desired = json!({"spec": {"automountServiceAccountToken": false}});
+        assert_eq!(
+            paths(&desired, &json!({"spec": {}})),
+            ["spec.automountServiceAccountToken"]
+        );
     }
 
     fn entry(manager: &str, fields: Value) -> ManagedFieldsEntry {
@@ -295,14 +406,48 @@ mod tests {
             ),
             entry("helm", json!({"f:metadata": {"f:labels": {"f:team": {}}}})),
         ];
-        let paths = vec!["spec.strategy.rollingUpdate.maxUnavailable".to_string()];
-        assert_eq!(managers_of(Some(&managed), &paths), ["kubectl-edit"]);
-        let image = vec!["spec.template.spec.containers[0].image".to_string()];
+        let desired = json!({"spec": {"strategy": {"rollingUpdate": {"maxUnavailable": 0}}}});
+        let live = json!({"spec": {"strategy": {"rollingUpdate": {"maxUnavailable": 1}}}});
+        let diffs = differences(&desired, &live);
+        assert_eq!(managers_of(Some(&managed), &diffs), ["kubectl-edit"]);
+        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "a:1"}]}}}});
+        let live = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "a:2"}]}}}});
+        let image = differences(&desired, &live);
         let managed = vec![entry(
             "kubectl-set",
             json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}),
         )];
         assert_eq!(managers_of(Some(&managed), &image), ["kubectl-set"]);
         assert_eq!(managers_of(None, &image), ["unknown"]);
+    }
+
+    // A sidecar injector owning its own container's image is not blamed for the app's.
+    #[test]
+    fn list_items_match_by_key() {
+        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "a:1"}]}}}});
+        let live = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "istio-proxy", "image": "proxy:1"}, {"name": "web", "image": "a:2"}]}}}});
+        let diffs = differences(&desired, &live);
+        let managed = vec![
+            entry(
+                "istio-injector",
+                json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"istio-proxy\"}": {"f:image": {}}}}}}}),
+            ),
+            entry(
+                "kubectl-set",
+                json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}),
+            ),
+        ];
+        assert_eq!(managers_of(Some(&managed), &diffs), ["kubectl-set"]);
+        assert_eq!(managers_of(Some(&managed[..1].to_vec()), &diffs), ["unknown"]);
+        // Ports are keyed by containerPort and protocol (defaulted to TCP).
+        let desired = json!({"ports": [{"name": "http", "containerPort": 8080, "hostPort": 1}]});
+        let live = json!({"ports": [{"name": "http", "containerPort": 8080, "hostPort": 2}]});
+        let managed = vec![entry(
+            "editor",
+            json!({"f:ports": {"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}": {"f:hostPort": {}}}}),
+        )];
+        let diffs = differences(&desired, &live);
+        assert_eq!(managers_of(Some(&managed), &diffs), ["editor"]);
     }
 }

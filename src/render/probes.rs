@@ -15,7 +15,7 @@ const LIVENESS_EXTRA_DELAY: i32 = 15;
 pub fn probes(app: &ValidatedApp) -> (Probe, Probe, Option<Probe>) {
     let given = app.spec.probes.clone().unwrap_or_default();
     let readiness = match &app.readiness {
-        ReadinessSource::Explicit(p) => p.clone(),
+        ReadinessSource::Explicit(p) => zero_means_default(p.clone()),
         ReadinessSource::Http { path, port } => readiness_defaults(Probe {
             http_get: Some(HTTPGetAction {
                 path: Some(path.clone()),
@@ -34,8 +34,28 @@ pub fn probes(app: &ValidatedApp) -> (Probe, Probe, Option<Probe>) {
         }),
         ReadinessSource::FromLiveness(l) => readiness_defaults(handler_only(l)),
     };
-    let liveness = given.liveness.unwrap_or_else(|| liveness_from(&readiness));
-    (readiness, liveness, given.startup)
+    let liveness = given
+        .liveness
+        .map_or_else(|| liveness_from(&readiness), zero_means_default);
+    (readiness, liveness, given.startup.map(zero_means_default))
+}
+
+/// In a core Probe, 0 for a timeout, period or threshold means "the server's default"
+/// (1 s, 10 s, 1, 3): the API server stores the default in its place, so a rendered 0
+/// would read back as drift on every resync. Render "unset" instead; the meaning is the
+/// same.
+fn zero_means_default(mut p: Probe) -> Probe {
+    for field in [
+        &mut p.timeout_seconds,
+        &mut p.period_seconds,
+        &mut p.success_threshold,
+        &mut p.failure_threshold,
+    ] {
+        if *field == Some(0) {
+            *field = None;
+        }
+    }
+    p
 }
 
 fn handler_only(p: &Probe) -> Probe {
