@@ -19,6 +19,9 @@ use serde_json::Value;
 /// dropped by the server. Security-relevant ones are here on purpose: a removed
 /// `allowPrivilegeEscalation: false` is drift, not an `omitempty` drop.
 pub const KEPT_ZERO_FIELDS: &[&str] = &[
+    // meta/v1 OwnerReference
+    "controller",
+    "blockOwnerDeletion",
     // apps/v1 DeploymentSpec, RollingUpdateDeployment
     "replicas",
     "maxSurge",

@@ -47,7 +47,7 @@ struct Env {
 }
 
 fn env_with(policy: Policy) -> Env {
-    let fake = FakeApi::new();
+    let fake = FakeApi::as_operator();
     let metrics = Arc::new(Metrics::default());
     let ctx = Context::new(
         fake.client(),

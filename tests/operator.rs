@@ -53,7 +53,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 // ready once its watch synced, and on stop finishes and returns.
 #[tokio::test]
 async fn controller_runs_and_stops_gracefully() {
-    let fake = FakeApi::new();
+    let fake = FakeApi::as_operator();
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -148,7 +148,7 @@ async fn admin_endpoints() {
 // the stop signal finishes and returns Ok (the binary then exits 0).
 #[tokio::test]
 async fn operator_stops_cleanly_on_signal() {
-    let fake = FakeApi::new();
+    let fake = FakeApi::as_operator();
     insert_app(&fake, "api", "registry.example.com/api:2.0.0", json!({}));
     let options = safeapp::operator::RunOptions {
         leader_elect: false,
@@ -187,7 +187,7 @@ fn replica(identity: &str) -> safeapp::operator::RunOptions {
 // stops it releases the Lease, and the standby takes over within the lease duration.
 #[tokio::test]
 async fn standby_takes_over_when_the_leader_stops() {
-    let fake = FakeApi::new();
+    let fake = FakeApi::as_operator();
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let leases = collection("coordination.k8s.io/v1", "shop", "leases");
     let deployments = collection("apps/v1", "shop", "deployments");
@@ -247,7 +247,7 @@ async fn standby_takes_over_when_the_leader_stops() {
 // --selector shards: only the SafeApps matching it are reconciled.
 #[tokio::test]
 async fn selector_limits_the_safeapps() {
-    let fake = FakeApi::new();
+    let fake = FakeApi::as_operator();
     for (name, shard) in [("in-a", "a"), ("in-b", "b")] {
         insert_app(
             &fake,
@@ -283,7 +283,7 @@ async fn selector_limits_the_safeapps() {
 // A leader that finds the Lease taken stops reconciling at once and stands by.
 #[tokio::test]
 async fn leader_that_loses_the_lease_stops_reconciling() {
-    let fake = FakeApi::new();
+    let fake = FakeApi::as_operator();
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let leases = collection("coordination.k8s.io/v1", "shop", "leases");
     let deployments = collection("apps/v1", "shop", "deployments");

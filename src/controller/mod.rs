@@ -55,32 +55,33 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     // The controller's watch and cache.
     ("safeapp.dev", "safeapps", &["get", "list", "watch"]),
     ("safeapp.dev", "safeapps/status", &["patch"]),
-    // Children: watched, read before each apply, applied (patch creates), pruned.
+    // Children: watched, read before each apply, applied, pruned. A server-side apply
+    // of an object that does not exist yet is authorized as `create` too (§7b).
     (
         "apps",
         "deployments",
-        &["get", "list", "watch", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
-    ("", "services", &["get", "list", "watch", "patch", "delete"]),
+    ("", "services", &["get", "list", "watch", "create", "patch", "delete"]),
     (
         "policy",
         "poddisruptionbudgets",
-        &["get", "list", "watch", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     (
         "autoscaling",
         "horizontalpodautoscalers",
-        &["get", "list", "watch", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     (
         "",
         "limitranges",
-        &["get", "list", "watch", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     (
         "",
         "resourcequotas",
-        &["get", "list", "watch", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     // kube's event Recorder creates events and patches their series.
     ("events.k8s.io", "events", &["create", "patch"]),

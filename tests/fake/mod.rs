@@ -4,10 +4,17 @@
 //! the manager stopped applying), merge patches (status), DELETE and POST. Every request
 //! is recorded so tests can count writes; failures can be injected.
 //!
+//! It follows the real API server's rules where they matter (see `apiserver.rs`):
+//! RBAC when [`FakeApi::with_rbac`] is used (apply of a missing object needs `create`),
+//! `omitempty` drops, defaulting and canonical quantities on every write of a built-in
+//! kind.
+//!
 //! kube-fake-client 0.3 is built on kube 4, which would put a second kube major in the
 //! tree, so the project keeps this fake instead.
 
 #![allow(dead_code)]
+
+pub mod apiserver;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,7 +26,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use kube::Client;
 use kube::client::Body;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// One recorded request.
 #[derive(Clone, Debug)]
@@ -47,6 +54,8 @@ struct State {
     uids: u64,
     /// Time spent serving requests (the "API server" side), for benchmarks.
     serve_time: std::time::Duration,
+    /// The caller's RBAC rules; None: everything is allowed.
+    rbac: Option<apiserver::Rbac>,
 }
 
 /// The fake API server.
@@ -148,6 +157,18 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 impl FakeApi {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fake whose caller has only the permissions of `rbac`.
+    pub fn with_rbac(rbac: apiserver::Rbac) -> Self {
+        let fake = Self::default();
+        fake.state.lock().unwrap().rbac = Some(rbac);
+        fake
+    }
+
+    /// A fake whose caller is the operator with the RBAC of `config/rbac` as shipped.
+    pub fn as_operator() -> Self {
+        Self::with_rbac(apiserver::Rbac::operator())
     }
 
     /// A kube Client whose every request is served by this fake.
@@ -280,6 +301,13 @@ impl FakeApi {
                 method: Method::GET,
                 path: format!("{path}?watch"),
             });
+            if let Some(denied) = self.deny(&path, "watch") {
+                return Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(serde_json::to_vec(&denied).unwrap())).boxed())
+                    .unwrap();
+            }
             let never = futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
             return Response::builder()
                 .status(StatusCode::OK)
@@ -295,6 +323,15 @@ impl FakeApi {
             .unwrap();
         self.state.lock().unwrap().serve_time += started.elapsed();
         response
+    }
+
+    /// The 403 for `verb` on `path` when RBAC is on and refuses it.
+    fn deny(&self, path: &str, verb: &'static str) -> Option<Value> {
+        let st = self.state.lock().unwrap();
+        let rbac = st.rbac.as_ref()?;
+        let address = apiserver::Address::parse(path)?;
+        let message = rbac.check(&address.attributes(verb))?;
+        Some(status(403, "Forbidden", &message))
     }
 
     fn serve(
@@ -319,23 +356,39 @@ impl FakeApi {
             let code = f.code;
             return (code, status(code, "InternalError", "injected failure"));
         }
-        // /api(s)/.../namespaces/{ns}/{plural}[/{name}[/{sub}]]
-        let parts: Vec<&str> = path.split('/').collect();
-        let Some(ns_at) = parts.iter().position(|p| *p == "namespaces") else {
-            return (
-                404,
-                status(404, "NotFound", "only namespaced paths are served"),
-            );
+        let Some(address) = apiserver::Address::parse(path) else {
+            return (404, status(404, "NotFound", "not an API path"));
         };
-        let Some(plural_at) = (ns_at + 2 < parts.len()).then_some(ns_at + 2) else {
-            return (404, status(404, "NotFound", "no resource"));
-        };
-        let coll = parts[..=plural_at].join("/");
-        let name = parts.get(plural_at + 1).map(|s| s.to_string());
-        let sub = parts.get(plural_at + 2).map(|s| s.to_string());
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let apply = content_type.starts_with("application/apply-patch");
+        let key = address
+            .collection()
+            .zip(address.name.clone());
+        let exists = key.as_ref().is_some_and(|k| st.objects.contains_key(k));
+        // RBAC, as the API server authorizes: the request's verb, and for an apply that
+        // creates, `create` as well.
+        let verbs: &[&'static str] = match (method.clone(), address.name.is_some()) {
+            (Method::GET, true) => &["get"],
+            (Method::GET, false) => &["list"],
+            (Method::POST, _) => &["create"],
+            (Method::PUT, _) => &["update"],
+            (Method::DELETE, true) => &["delete"],
+            (Method::DELETE, false) => &["deletecollection"],
+            (Method::PATCH, _) if apply && !exists => &["patch", "create"],
+            (Method::PATCH, _) => &["patch"],
+            _ => &[],
+        };
+        if let Some(rbac) = &st.rbac {
+            for verb in verbs {
+                if let Some(message) = rbac.check(&address.attributes(verb)) {
+                    return (403, status(403, "Forbidden", &message));
+                }
+            }
+        }
+        let plural = address.plural.clone();
+        let sub = address.sub.clone();
 
-        match (method.clone(), name) {
+        match (method.clone(), key) {
             (Method::GET, None) => {
                 // Equality label selectors (`a=b,c=d`), as the controller's watches use.
                 let selector: Vec<(String, String)> = query_param(query, "labelSelector")
@@ -354,7 +407,7 @@ impl FakeApi {
                 let items: Vec<Value> = st
                     .objects
                     .iter()
-                    .filter(|((c, _), _)| *c == coll)
+                    .filter(|((c, _), _)| address.lists(c))
                     .map(|(_, v)| v.clone())
                     .filter(|v| {
                         selector
@@ -368,27 +421,29 @@ impl FakeApi {
                     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": rv}, "items": items}),
                 )
             }
-            (Method::GET, Some(name)) => match st.objects.get(&(coll, name.clone())) {
+            (Method::GET, Some((coll, name))) => match st.objects.get(&(coll, name.clone())) {
                 Some(v) => (200, v.clone()),
-                None => (404, status(404, "NotFound", &format!("{name} not found"))),
+                None => (404, status(404, "NotFound", &format!("{plural} \"{name}\" not found"))),
             },
-            (Method::DELETE, Some(name)) => {
+            (Method::DELETE, Some((coll, name))) => {
                 match st.objects.remove(&(coll.clone(), name.clone())) {
                     Some(v) => {
                         st.applied
                             .retain(|(c, n, _), _| !(*c == coll && *n == name));
                         (200, v)
                     }
-                    None => (404, status(404, "NotFound", &format!("{name} not found"))),
+                    None => (404, status(404, "NotFound", &format!("{plural} \"{name}\" not found"))),
                 }
             }
             (Method::POST, _) => {
+                let Some(coll) = address.collection() else {
+                    return (405, status(405, "MethodNotAllowed", "not served by the fake"));
+                };
                 let mut obj = body;
                 st.resource_version += 1;
                 st.uids += 1;
                 let (rv, uid) = (st.resource_version, st.uids);
-                let meta = obj["metadata"].as_object_mut().cloned().unwrap_or_default();
-                let mut meta: Map<String, Value> = meta;
+                let meta = apiserver::meta_mut(&mut obj);
                 let name = meta
                     .get("name")
                     .and_then(Value::as_str)
@@ -397,13 +452,13 @@ impl FakeApi {
                 meta.insert("name".into(), json!(name));
                 meta.insert("uid".into(), json!(format!("uid-{uid}")));
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
-                obj["metadata"] = Value::Object(meta);
+                apiserver::store(&plural, &mut obj);
                 st.objects.insert((coll, name), obj.clone());
                 (201, obj)
             }
-            (Method::PATCH, Some(name)) => {
+            (Method::PATCH, Some((coll, name))) => {
                 let key = (coll.clone(), name.clone());
-                if content_type.starts_with("application/apply-patch") {
+                if apply {
                     let manager = query_param(query, "fieldManager")
                         .unwrap_or("unknown")
                         .to_string();
@@ -427,6 +482,7 @@ impl FakeApi {
                         remove_dropped(&mut obj, &prev_spec_only, &body, &others);
                     }
                     merge(&mut obj, &body);
+                    apiserver::store(&plural, &mut obj);
                     st.applied
                         .insert((coll.clone(), name.clone(), manager.clone()), body.clone());
                     let changed = existing.as_ref().map(|e| {
@@ -443,7 +499,7 @@ impl FakeApi {
                     if changed != Some(false) {
                         st.resource_version += 1;
                         let rv = st.resource_version.to_string();
-                        let meta = obj["metadata"].as_object_mut().expect("metadata");
+                        let meta = apiserver::meta_mut(&mut obj);
                         meta.insert("resourceVersion".into(), json!(rv));
                         if existing.is_none() {
                             st.uids += 1;
@@ -457,9 +513,7 @@ impl FakeApi {
                     }
                     let entry = json!({"manager": manager, "operation": "Apply", "apiVersion": body["apiVersion"],
                                        "time": "2026-06-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields_of(&body)});
-                    let managed = obj["metadata"]
-                        .as_object_mut()
-                        .expect("metadata")
+                    let managed = apiserver::meta_mut(&mut obj)
                         .entry("managedFields")
                         .or_insert(json!([]));
                     let list = managed.as_array_mut().expect("list");
@@ -469,7 +523,7 @@ impl FakeApi {
                     (if existing.is_some() { 200 } else { 201 }, obj)
                 } else {
                     let Some(obj) = st.objects.get_mut(&key) else {
-                        return (404, status(404, "NotFound", &format!("{name} not found")));
+                        return (404, status(404, "NotFound", &format!("{plural} \"{name}\" not found")));
                     };
                     if sub.as_deref() == Some("status") {
                         let mut patch = body.clone();
@@ -479,6 +533,7 @@ impl FakeApi {
                         merge(obj, &patch);
                     } else {
                         merge(obj, &body);
+                        apiserver::store(&plural, obj);
                     }
                     st.resource_version += 1;
                     let rv = st.resource_version.to_string();
