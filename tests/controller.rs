@@ -77,11 +77,23 @@ impl Env {
         self.fake.insert(&apps(), safeapp(name, spec))
     }
 
-    /// Reconciles the SafeApp as currently stored (as the watcher would deliver it).
+    /// Reconciles the SafeApp as currently stored (as the watcher would deliver it),
+    /// then the namespaces the app reconciler marked (as the namespace reconciler would).
     async fn reconcile(&self, name: &str) -> Result<Action, controller::Error> {
         let app: SafeApp =
             serde_json::from_value(self.fake.get(&apps(), name).expect("safeapp")).expect("typed");
-        controller::reconcile::reconcile_app(&app, &self.ctx).await
+        let result = controller::reconcile::reconcile_app(&app, &self.ctx).await;
+        self.sync_namespaces().await;
+        result
+    }
+
+    /// Runs the namespace reconciler over the namespaces waiting for it.
+    async fn sync_namespaces(&self) {
+        for ns in self.ctx.namespaces.take_dirty() {
+            controller::namespace::reconcile_namespace(&ns, &self.ctx)
+                .await
+                .expect("namespace sync");
+        }
     }
 
     fn app(&self, name: &str) -> Value {
@@ -158,10 +170,8 @@ async fn first_reconcile_creates_every_object() {
         .iter()
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        kinds,
-        ["LimitRange", "Deployment", "Service", "PodDisruptionBudget"]
-    );
+    // The app's own children; the shared LimitRange belongs to the namespace.
+    assert_eq!(kinds, ["Deployment", "Service", "PodDisruptionBudget"]);
     assert_eq!(env.condition("web", "Ready")["status"], "False");
     assert_eq!(env.event_posts(), 1, "one Created event");
 }

@@ -244,7 +244,8 @@ async fn standby_takes_over_when_the_leader_stops() {
     stop_and_join(&stop_b, b).await;
 }
 
-// --selector shards: only the SafeApps matching it are reconciled.
+// --selector shards: only the SafeApps matching it are reconciled; two shards in one
+// namespace both get onto the shared LimitRange's owners and never take each other off.
 #[tokio::test]
 async fn selector_limits_the_safeapps() {
     let fake = FakeApi::as_operator();
@@ -256,28 +257,52 @@ async fn selector_limits_the_safeapps() {
             json!({"shard": shard}),
         );
     }
-    let mut options = replica("shard-a");
-    options.leader_elect = false;
-    options.controller.selector = Some("shard=a".into());
+    let shard = |id: &str, selector: &str| {
+        let mut options = replica(id);
+        options.leader_elect = false;
+        // A 1 s resync: shard a re-syncs the namespace while shard b is on it.
+        options.controller.resync = Duration::from_secs(1);
+        options.controller.selector = Some(selector.into());
+        options
+    };
     let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, rx));
+    let task = tokio::spawn(safeapp::operator::run_with(
+        fake.client(),
+        shard("shard-a", "shard=a"),
+        rx,
+    ));
     let deployments = collection("apps/v1", "shop", "deployments");
+    let limit_ranges = collection("v1", "shop", "limitranges");
     eventually("the shard-a app's Deployment", || {
         fake.get(&deployments, "in-a").is_some()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("shard a on the LimitRange", || {
+        fake.get(&limit_ranges, "safeapp-limits")
+            .is_some_and(|lr| fake::owner_names(&lr) == ["in-a"])
+    })
+    .await;
     assert!(
         fake.get(&deployments, "in-b").is_none(),
         "the other shard's app is left alone"
     );
-    // The namespace LimitRange still names every SafeApp of the namespace, so shards agree.
-    let lr = fake
-        .get(&collection("v1", "shop", "limitranges"), "safeapp-limits")
-        .expect("limit range");
-    let owners = fake::owner_names(&lr);
-    assert_eq!(owners, ["in-a", "in-b"]);
+    let (stop_b, rx_b) = watch::channel(false);
+    let task_b = tokio::spawn(safeapp::operator::run_with(
+        fake.client(),
+        shard("shard-b", "shard=b"),
+        rx_b,
+    ));
+    eventually("both shards on the LimitRange", || {
+        fake.get(&limit_ranges, "safeapp-limits")
+            .is_some_and(|lr| fake::owner_names(&lr) == ["in-a", "in-b"])
+    })
+    .await;
+    // Let shard a resync its namespace: it must not take shard b's app off.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lr = fake.get(&limit_ranges, "safeapp-limits").expect("limit range");
+    assert_eq!(fake::owner_names(&lr), ["in-a", "in-b"]);
     stop_and_join(&stop, task).await;
+    stop_and_join(&stop_b, task_b).await;
 }
 
 // A leader that finds the Lease taken stops reconciling at once and stands by.

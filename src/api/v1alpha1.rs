@@ -525,6 +525,12 @@ pub struct SafeAppStatus {
     /// The most recent drift the operator put back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_drift_correction: Option<DriftCorrection>,
+    /// Replicas kept from the HPA when autoscaling was turned off without
+    /// `spec.replicas`: the Deployment stays at the count the HPA had reached instead of
+    /// dropping to the default. Cleared when `spec.replicas` is set or autoscaling is
+    /// turned back on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_replicas: Option<i32>,
 }
 
 /// A reference to a generated object.

@@ -50,6 +50,8 @@ pub enum Change {
     Absent,
     /// An object with this name exists and is not this SafeApp's: left alone.
     Conflict { reason: String },
+    /// It could not be read or written (the failure is reported in status).
+    Failed,
 }
 
 /// The outcome for one child, and the live object after the sync (None when absent).
@@ -129,20 +131,17 @@ pub const HANDOVER_MANAGER: &str = "safeapp-operator-handover";
 /// field manager applies the current value. Otherwise server-side apply would delete the
 /// field the operator stops owning, the Deployment would default to 1 replica, and the
 /// app would drop to one pod until the HPA scales it back up. Returns whether it wrote.
-pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, Error> {
+pub async fn hand_over_replicas(
+    ctx: &SyncCtx<'_>,
+    name: &str,
+    live: Option<&Value>,
+) -> Result<bool, Error> {
     use k8s_openapi::api::apps::v1::Deployment;
-    let live = get_raw::<Deployment>(ctx.client, ctx.namespace, name)
-        .await
-        .map_err(|source| Error::GetChild {
-            kind: "Deployment",
-            name: name.into(),
-            source,
-        })?;
     let Some(live) = live else { return Ok(false) };
     let Some(replicas) = live["spec"]["replicas"].as_i64() else {
         return Ok(false);
     };
-    let we_own_replicas = raw_managed_fields(&live).into_iter().flatten().any(|e| {
+    let we_own_replicas = raw_managed_fields(live).into_iter().flatten().any(|e| {
         e.manager.as_deref() == Some(FIELD_MANAGER)
             && e.fields_v1
                 .as_ref()
@@ -174,6 +173,20 @@ pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, E
     Ok(true)
 }
 
+/// Reads one child as raw JSON; None when it does not exist.
+pub async fn read<K>(ctx: &SyncCtx<'_>, kind: &'static str, name: &str) -> Result<Option<Value>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    get_raw::<K>(ctx.client, ctx.namespace, name)
+        .await
+        .map_err(|source| Error::GetChild {
+            kind,
+            name: name.into(),
+            source,
+        })
+}
+
 /// Brings one child to its rendered state. `desired` None means "must not exist".
 pub async fn sync<K>(
     ctx: &SyncCtx<'_>,
@@ -189,14 +202,27 @@ where
         + Clone
         + Debug,
 {
+    let existing = read::<K>(ctx, kind, name).await?;
+    converge(ctx, kind, name, desired, ownership, existing).await
+}
+
+/// Brings one child, whose live state is `existing`, to its rendered state.
+pub async fn converge<K>(
+    ctx: &SyncCtx<'_>,
+    kind: &'static str,
+    name: &str,
+    desired: Option<&K>,
+    ownership: Ownership<'_>,
+    existing: Option<Value>,
+) -> Result<Synced<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ctx.namespace);
-    let existing = get_raw::<K>(ctx.client, ctx.namespace, name)
-        .await
-        .map_err(|source| Error::GetChild {
-            kind,
-            name: name.into(),
-            source,
-        })?;
     let done = |change, live| Synced {
         kind,
         name: name.into(),

@@ -19,6 +19,31 @@ pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
 
+// A child could not be read or written: the reason names the kind of failure.
+pub const REASON_FORBIDDEN: &str = "Forbidden";
+pub const REASON_INVALID: &str = "Invalid";
+pub const REASON_CONFLICT: &str = "Conflict";
+pub const REASON_NOT_FOUND: &str = "NotFound";
+pub const REASON_BAD_REQUEST: &str = "BadRequest";
+pub const REASON_TOO_MANY_REQUESTS: &str = "TooManyRequests";
+pub const REASON_SERVER_ERROR: &str = "ServerError";
+pub const REASON_API_UNREACHABLE: &str = "ApiUnreachable";
+
+/// The condition reason for a failed call: the API's status code, by name (RBAC 403
+/// `Forbidden`, admission or schema 422 `Invalid`, quota 403 `Forbidden`...).
+pub fn failure_reason(error: &super::Error) -> &'static str {
+    match error.api_status() {
+        Some(403) => REASON_FORBIDDEN,
+        Some(422) => REASON_INVALID,
+        Some(409) => REASON_CONFLICT,
+        Some(404) => REASON_NOT_FOUND,
+        Some(400) => REASON_BAD_REQUEST,
+        Some(429) => REASON_TOO_MANY_REQUESTS,
+        Some(_) => REASON_SERVER_ERROR,
+        None => REASON_API_UNREACHABLE,
+    }
+}
+
 /// A condition without its transition time (filled in by [`merge`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cond {

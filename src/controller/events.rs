@@ -1,9 +1,24 @@
 //! Events on transitions only: children created, drift corrected, spec became invalid,
-//! name conflict, child pruned. PascalCase reasons; publishing is best effort (an Event
-//! that cannot be written never fails a reconcile).
+//! name conflict, child pruned, a write refused. PascalCase reasons; publishing is best
+//! effort (an Event that cannot be written never fails a reconcile).
+//!
+//! The operator writes `events.k8s.io/v1` Events itself instead of through kube's
+//! `Recorder`: that one folds every Event with the same reason and object into one series
+//! for minutes and keeps the first note, so a second `DriftCorrected` naming other fields
+//! would show the old fields. Here an Event is folded into a series only when its note is
+//! the same too.
 
-use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde_json::json;
 use tracing::warn;
 
 use crate::api::SafeApp;
@@ -13,8 +28,164 @@ pub const DRIFT_CORRECTED: &str = "DriftCorrected";
 pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const NAME_CONFLICT: &str = "NameConflict";
 pub const PRUNED: &str = "Pruned";
+pub const APPLY_FAILED: &str = "ApplyFailed";
 
-/// Publishes one Event about `app`. Notes are cut to the API's 1 kB limit.
+/// Normal or Warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "Normal",
+            Self::Warning => "Warning",
+        }
+    }
+}
+
+/// How long repeats of one Event are folded into its series (as the API server's own
+/// event recorder does).
+const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
+/// The API's limit on an Event note.
+const NOTE_LIMIT: usize = 1000;
+
+/// (type, reason, object uid or path, note)
+type Key = (EventType, String, String, String);
+
+struct Sent {
+    name: String,
+    namespace: String,
+    count: i32,
+    last: Timestamp,
+}
+
+/// Writes Events for the operator; one per process, shared by every reconcile.
+pub struct Recorder {
+    client: Client,
+    controller: String,
+    instance: String,
+    sent: Mutex<HashMap<Key, Sent>>,
+}
+
+/// Cuts `text` to at most `limit` bytes on a character boundary, marking the cut.
+pub fn bounded(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut cut = limit.saturating_sub(3);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
+impl Recorder {
+    pub fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
+        Self {
+            client,
+            instance: instance.unwrap_or_else(|| controller.to_string()),
+            controller: controller.into(),
+            sent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes one Event about `regarding`. A repeat of the same Event (same note)
+    /// within minutes increments its series instead of making a new one.
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        if let Err(e) = self.try_publish(regarding, type_, reason, note).await {
+            warn!(error = %e, reason, "Could not publish event");
+        }
+    }
+
+    async fn try_publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) -> Result<(), kube::Error> {
+        let note = bounded(note, NOTE_LIMIT);
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let object = regarding
+            .uid
+            .clone()
+            .unwrap_or_else(|| format!("{:?}/{:?}", regarding.kind, regarding.name));
+        let key: Key = (type_, reason.to_string(), object, note.clone());
+        let now = Timestamp::now();
+        let repeat = {
+            let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+            sent.retain(|_, s| now.duration_since(s.last).as_secs() < SERIES_WINDOW.as_secs() as i64);
+            sent.get_mut(&key).map(|s| {
+                s.count += 1;
+                s.last = now;
+                (s.name.clone(), s.namespace.clone(), s.count)
+            })
+        };
+        if let Some((name, ns, count)) = repeat {
+            let series = EventSeries {
+                count,
+                last_observed_time: MicroTime(now),
+            };
+            Api::<Event>::namespaced(self.client.clone(), &ns)
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "series": series })),
+                )
+                .await?;
+            return Ok(());
+        }
+        let name = format!(
+            "{}.{:x}",
+            regarding.name.as_deref().unwrap_or("safeapp"),
+            now.as_nanosecond()
+        );
+        let event = Event {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(type_.as_str().into()),
+            reason: Some(reason.into()),
+            action: Some(reason.into()),
+            note: Some(note),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Event::default()
+        };
+        Api::<Event>::namespaced(self.client.clone(), &namespace)
+            .create(&PostParams::default(), &event)
+            .await?;
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            key,
+            Sent {
+                name,
+                namespace,
+                count: 1,
+                last: now,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Publishes one Event about `app`.
 pub async fn publish(
     recorder: &Recorder,
     app: &SafeApp,
@@ -22,23 +193,7 @@ pub async fn publish(
     reason: &str,
     note: String,
 ) {
-    let mut note = note;
-    if note.len() > 1000 {
-        let mut cut = 997;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-        note.push_str("...");
-    }
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &app.object_ref(&())).await {
-        warn!(error = %e, reason, "Could not publish event");
-    }
+    recorder
+        .publish(&app.object_ref(&()), type_, reason, note)
+        .await;
 }

@@ -13,6 +13,7 @@ pub mod apply;
 pub mod conditions;
 pub mod drift;
 pub mod events;
+pub mod namespace;
 pub mod reconcile;
 pub mod status;
 
@@ -27,12 +28,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
@@ -141,7 +140,15 @@ impl Error {
 
     /// A 409 from the API server: someone else wrote first; retry soon.
     pub fn is_conflict(&self) -> bool {
-        matches!(self.api_error(), Some(kube::Error::Api(s)) if s.code == 409)
+        self.api_status() == Some(409)
+    }
+
+    /// The HTTP status the API server answered with, when it answered.
+    pub fn api_status(&self) -> Option<u16> {
+        match self.api_error() {
+            Some(kube::Error::Api(s)) => Some(s.code),
+            _ => None,
+        }
     }
 
     /// A static label for metrics.
@@ -162,68 +169,39 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub policy: Policy,
-    pub recorder: Recorder,
+    pub recorder: events::Recorder,
     pub metrics: Arc<Metrics>,
     pub resync: Duration,
+    /// The SafeApps of each namespace, for the namespace reconciler.
+    pub namespaces: namespace::Namespaces,
     /// Failures in a row per SafeApp (`namespace/name`), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// The controller's SafeApp cache; None in tests, which list through the API.
+    /// The controller's SafeApp cache; None in tests that drive the reconcilers directly.
     safeapps: Option<Store<DeserializeGuard<SafeApp>>>,
 }
 
 impl Context {
     pub fn new(client: Client, policy: Policy, metrics: Arc<Metrics>, resync: Duration) -> Self {
-        let reporter = Reporter {
-            controller: crate::api::FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::Recorder::new(
+                client.clone(),
+                crate::api::FIELD_MANAGER,
+                std::env::var("POD_NAME").ok(),
+            ),
             client,
             policy,
             metrics,
             resync,
+            namespaces: namespace::Namespaces::default(),
             failures: Mutex::new(HashMap::new()),
             safeapps: None,
         }
     }
 
-    /// Use the controller's SafeApp cache to find the SafeApps of a namespace.
+    /// Use the controller's SafeApp cache to tell which known SafeApps still exist.
     pub fn with_store(mut self, store: Store<DeserializeGuard<SafeApp>>) -> Self {
         self.safeapps = Some(store);
         self
-    }
-
-    /// Non-controller ownerReferences to every SafeApp of `ns`, sorted by name.
-    pub async fn namespace_owners(&self, ns: &str) -> Result<Vec<OwnerReference>, Error> {
-        let mut owners: Vec<OwnerReference> = match &self.safeapps {
-            Some(store) => store
-                .state()
-                .iter()
-                .filter(|g| g.namespace().as_deref() == Some(ns))
-                .filter_map(|g| {
-                    Some(reconcile::shared_owner(
-                        &g.name_any(),
-                        g.meta().uid.as_deref()?,
-                    ))
-                })
-                .collect(),
-            None => Api::<SafeApp>::namespaced(self.client.clone(), ns)
-                .list_metadata(&ListParams::default())
-                .await
-                .map_err(|source| Error::ListSafeApps { source })?
-                .items
-                .iter()
-                .filter_map(|m| {
-                    Some(reconcile::shared_owner(
-                        &m.name_any(),
-                        m.metadata.uid.as_deref()?,
-                    ))
-                })
-                .collect(),
-        };
-        owners.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(owners)
     }
 
     /// The delay before retrying `key` after one more failure.
@@ -272,19 +250,18 @@ pub async fn reconcile(
                 uid: invalid.metadata.uid.clone(),
                 ..ObjectReference::default()
             };
-            let event = Event {
-                type_: EventType::Warning,
-                reason: events::INVALID_SPEC.into(),
-                note: Some(format!(
-                    "the object does not match the SafeApp schema: {}",
-                    invalid.error
-                )),
-                action: events::INVALID_SPEC.into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-                warn!(error = %e, "Could not publish event");
-            }
+            let note = format!(
+                "the object does not match the SafeApp schema: {}",
+                invalid.error
+            );
+            ctx.recorder
+                .publish(
+                    &reference,
+                    events::EventType::Warning,
+                    events::INVALID_SPEC,
+                    note,
+                )
+                .await;
             Ok(Action::await_change())
         }
     };
@@ -393,53 +370,34 @@ pub async fn run(
             }
         }
     });
-    let shared_mapper = {
-        let store = store.clone();
-        move |namespace: Option<String>| {
-            store
-                .state()
-                .into_iter()
-                .filter(|g| g.namespace() == namespace)
-                .map(|g| ObjectRef::from_obj(g.as_ref()))
-                .collect::<Vec<_>>()
-        }
-    };
-    let lr_mapper = shared_mapper.clone();
-    let rq_mapper = shared_mapper;
     let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
-    let mut context = Context::new(
-        client.clone(),
-        config.policy,
-        metrics.clone(),
-        config.resync,
+    // Every SafeApp the cache holds; with --selector that is this shard's only, which the
+    // namespace reconciler allows for (it only adds owners to the shared objects).
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            config.policy,
+            metrics.clone(),
+            config.resync,
+        )
+        .with_store(store.clone()),
     );
-    // The shared LimitRange/ResourceQuota reference every SafeApp of the namespace. A
-    // sharded operator caches only its shard, so it lists the namespace instead; from the
-    // cache, two shards would keep rewriting each other's owner list.
-    if config.selector.is_none() {
-        context = context.with_store(store.clone());
-    }
-    let ctx = Arc::new(context);
     info!(
         namespace = ns.unwrap_or("<all>"),
         selector = config.selector.as_deref().unwrap_or(""),
         "Starting controller"
     );
-    controller
+    let shared_objects = namespace::run(
+        ctx.clone(),
+        api::<LimitRange>(&client, ns),
+        api::<ResourceQuota>(&client, ns),
+        managed(),
+    );
+    let apps = controller
         .owns(api::<Deployment>(&client, ns), managed())
         .owns(api::<Service>(&client, ns), managed())
         .owns(api::<PodDisruptionBudget>(&client, ns), managed())
         .owns(api::<HorizontalPodAutoscaler>(&client, ns), managed())
-        .watches(
-            api::<LimitRange>(&client, ns),
-            managed(),
-            move |o: LimitRange| lr_mapper(o.namespace()),
-        )
-        .watches(
-            api::<ResourceQuota>(&client, ns),
-            managed(),
-            move |o: ResourceQuota| rq_mapper(o.namespace()),
-        )
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
@@ -454,8 +412,12 @@ pub async fn run(
                     Err(e) => tracing::debug!(error = %e, "Reconcile error"),
                 }
             }
-        })
-        .await;
+        });
+    // The namespace reconciler runs beside the app controller and stops with it.
+    tokio::select! {
+        () = apps => {}
+        () = shared_objects => {}
+    }
     synced.abort();
     ready.store(false, Ordering::Relaxed);
     info!("Controller stopped");

@@ -1,24 +1,25 @@
 //! One reconcile of one SafeApp: paused? → validate → render → sync each child →
-//! events and metrics → status. Validation and rendering are the pure library
+//! events and metrics → status. The namespace-shared objects are the namespace
+//! reconciler's (`namespace.rs`). Validation and rendering are the pure library
 //! functions; `apply` is the only writer of children, `status` the only writer of status.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use super::apply::{self, Change, Ownership, SyncCtx, Synced};
 use super::conditions::{self as c, Cond};
+use super::events::EventType;
 use super::{Context, Error, events, status};
 use crate::api::v1alpha1::{DriftCorrection, ManagedObject};
-use crate::api::{LIMIT_RANGE_NAME, RESOURCE_QUOTA_NAME, SafeApp, SafeAppStatus};
+use crate::api::{SafeApp, SafeAppStatus};
 use crate::render::{self, Resources};
 use crate::validate;
 
@@ -30,27 +31,15 @@ struct Report {
     change: Change,
 }
 
-fn report<K: serde::de::DeserializeOwned>(
-    api_version: &'static str,
-    s: Synced<K>,
-) -> (Report, Synced<K>) {
-    (
-        Report {
-            api_version,
-            kind: s.kind,
-            name: s.name.clone(),
-            change: s.change.clone(),
-        },
-        s,
-    )
-}
-
 fn selector(name: &str) -> String {
     format!("app.kubernetes.io/instance={name},app.kubernetes.io/name={name}")
 }
 
 /// Reconciles one SafeApp. Invalid and paused apps write nothing but their status and
-/// wait for a change; everything else requeues after the resync period.
+/// wait for a change; everything else requeues after the resync period. A child that
+/// cannot be read or written does not stop the others: every failure reaches the status
+/// (`Ready=False`, `Degraded=True`, the API's reason and message), then the reconcile
+/// fails so that it is retried with backoff.
 #[instrument(skip_all, fields(name = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error> {
     let ns = app.namespace().ok_or(Error::MissingNamespace)?;
@@ -59,6 +48,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         // Children go with it through their ownerReferences.
         return Ok(Action::await_change());
     }
+    let uid = app.uid().ok_or(Error::MissingUid)?;
     let now = Time(Timestamp::now());
     let previous = app.status.clone().unwrap_or_default();
 
@@ -100,17 +90,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            let before = ready_condition(app);
-            if before != Some((c::REASON_INVALID_SPEC, message.as_str())) {
-                events::publish(
-                    &ctx.recorder,
-                    app,
-                    EventType::Warning,
-                    events::INVALID_SPEC,
-                    message.clone(),
-                )
+            announce_blocked(app, ctx, c::REASON_INVALID_SPEC, events::INVALID_SPEC, &message)
                 .await;
-            }
             info!(problems = problems.len(), "Invalid spec");
             let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
             status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
@@ -118,22 +99,15 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             return Ok(Action::await_change());
         }
     };
-    let uid = app.uid().ok_or(Error::MissingUid)?;
+    // The namespace reconciler keeps the shared LimitRange/ResourceQuota for the apps
+    // that have children.
+    ctx.namespaces.observe(&ns, &name, &uid);
     let Resources {
-        deployment,
+        mut deployment,
         service,
         pdb,
         hpa,
-        mut limit_range,
-        mut resource_quota,
     } = render::render(&validated, &ctx.policy);
-
-    // The shared objects are owned by every SafeApp of the namespace.
-    let owners = ctx.namespace_owners(&ns).await?;
-    limit_range.metadata.owner_references = Some(owners.clone());
-    if let Some(rq) = resource_quota.as_mut() {
-        rq.metadata.owner_references = Some(owners);
-    }
 
     let previously: Vec<String> = previous
         .managed_objects
@@ -149,101 +123,89 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         metrics: &ctx.metrics,
     };
     let own = Ownership::Controller { uid: &uid };
-    let shared = Ownership::Shared;
-    // LimitRange first: admission must see it before the Deployment's pods.
-    let (r_lr, _) = report(
-        "v1",
-        apply::sync::<LimitRange>(
-            &sync,
-            "LimitRange",
-            LIMIT_RANGE_NAME,
-            Some(&limit_range),
-            shared,
-        )
-        .await?,
-    );
-    let (r_rq, _) = report(
-        "v1",
-        apply::sync::<ResourceQuota>(
-            &sync,
-            "ResourceQuota",
-            RESOURCE_QUOTA_NAME,
-            resource_quota.as_ref(),
-            shared,
-        )
-        .await?,
-    );
-    // The operator stops applying spec.replicas only on a spec change (autoscaling
-    // turned on), so only then can ownership need handing over.
-    if sync.spec_changed
-        && deployment
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.replicas.is_none())
-    {
-        apply::hand_over_replicas(&sync, &name).await?;
-    }
-    let (r_dep, synced_dep) = report(
-        "apps/v1",
-        apply::sync::<Deployment>(&sync, "Deployment", &name, Some(&deployment), own).await?,
-    );
-    // Only the Deployment is needed typed (its status drives the conditions).
-    let live_dep = synced_dep.live();
-    let (r_svc, _) = report(
-        "v1",
-        apply::sync::<Service>(&sync, "Service", &name, service.as_ref(), own).await?,
-    );
-    let (r_pdb, _) = report(
-        "policy/v1",
-        apply::sync::<PodDisruptionBudget>(&sync, "PodDisruptionBudget", &name, Some(&pdb), own)
-            .await?,
-    );
-    let (r_hpa, _) = report(
-        "autoscaling/v2",
-        apply::sync::<HorizontalPodAutoscaler>(
-            &sync,
-            "HorizontalPodAutoscaler",
-            &name,
-            hpa.as_ref(),
-            own,
-        )
-        .await?,
-    );
-    let reports = [r_lr, r_rq, r_dep, r_svc, r_pdb, r_hpa];
+    let mut outcome = Outcome::default();
 
-    let drift = announce(app, ctx, &reports, &now).await;
-    let conflicts: Vec<String> = reports
+    // Autoscaling off: the HPA goes first, so it cannot scale the Deployment again after
+    // the operator has set its count.
+    let hpa_pruned = if hpa.is_none() {
+        let synced = apply::sync::<HorizontalPodAutoscaler>(&sync, "HorizontalPodAutoscaler", &name, None, own).await;
+        outcome.settle("autoscaling/v2", "HorizontalPodAutoscaler", &name, synced);
+        outcome.changed("HorizontalPodAutoscaler") == Some(&Change::Pruned)
+    } else {
+        false
+    };
+    let live_dep = match apply::read::<Deployment>(&sync, "Deployment", &name).await {
+        Ok(live) => Some(live),
+        Err(e) => {
+            outcome.fail("apps/v1", "Deployment", &name, e);
+            None
+        }
+    };
+    let held = held_replicas(&validated, &previous, hpa_pruned, live_dep.as_ref());
+    if let (Some(count), Some(spec)) = (held, deployment.spec.as_mut()) {
+        spec.replicas = Some(count);
+    }
+    let mut typed_dep = None;
+    if let Some(live) = live_dep {
+        // The operator stops applying spec.replicas only on a spec change (autoscaling
+        // turned on), so only then can ownership need handing over.
+        let handover = if sync.spec_changed
+            && deployment.spec.as_ref().is_some_and(|s| s.replicas.is_none())
+        {
+            apply::hand_over_replicas(&sync, &name, live.as_ref()).await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        match handover {
+            Ok(()) => {
+                let synced = apply::converge::<Deployment>(&sync, "Deployment", &name, Some(&deployment), own, live).await;
+                // Only the Deployment is needed typed (its status drives the conditions).
+                typed_dep = outcome.settle("apps/v1", "Deployment", &name, synced).and_then(|s| s.live());
+            }
+            Err(e) => outcome.fail("apps/v1", "Deployment", &name, e),
+        }
+    }
+    let synced = apply::sync::<Service>(&sync, "Service", &name, service.as_ref(), own).await;
+    outcome.settle("v1", "Service", &name, synced);
+    let synced = apply::sync::<PodDisruptionBudget>(&sync, "PodDisruptionBudget", &name, Some(&pdb), own).await;
+    outcome.settle("policy/v1", "PodDisruptionBudget", &name, synced);
+    if hpa.is_some() {
+        let synced = apply::sync::<HorizontalPodAutoscaler>(&sync, "HorizontalPodAutoscaler", &name, hpa.as_ref(), own).await;
+        outcome.settle("autoscaling/v2", "HorizontalPodAutoscaler", &name, synced);
+    }
+
+    let drift = announce(app, ctx, &outcome.reports, &now).await;
+    let conflicts: Vec<String> = outcome
+        .reports
         .iter()
         .filter_map(|r| match &r.change {
             Change::Conflict { reason } => Some(reason.clone()),
             _ => None,
         })
         .collect();
-    let conds = if conflicts.is_empty() {
+    let conds = if let Some(first) = outcome.failures.first() {
+        let reason = c::failure_reason(first);
+        let message = outcome.failure_message();
+        announce_blocked(app, ctx, reason, events::APPLY_FAILED, &message).await;
+        status::blocked_conditions(reason, &message)
+    } else if !conflicts.is_empty() {
+        let message = conflicts.join("; ");
+        announce_blocked(app, ctx, c::REASON_NAME_CONFLICT, events::NAME_CONFLICT, &message)
+            .await;
+        status::blocked_conditions(c::REASON_NAME_CONFLICT, &message)
+    } else {
         status::rollout_conditions(
-            live_dep.as_ref(),
+            typed_dep.as_ref(),
             &render::out_of_range(&validated, &ctx.policy),
         )
-    } else {
-        let message = conflicts.join("; ");
-        if ready_condition(app) != Some((c::REASON_NAME_CONFLICT, message.as_str())) {
-            events::publish(
-                &ctx.recorder,
-                app,
-                EventType::Warning,
-                events::NAME_CONFLICT,
-                message.clone(),
-            )
-            .await;
-        }
-        status::blocked_conditions(c::REASON_NAME_CONFLICT, &message)
     };
-    let managed: Vec<ManagedObject> = reports
+    let managed: Vec<ManagedObject> = outcome
+        .reports
         .iter()
         .filter(|r| {
             !matches!(
                 r.change,
-                Change::Absent | Change::Pruned | Change::Conflict { .. }
+                Change::Absent | Change::Pruned | Change::Conflict { .. } | Change::Failed
             )
         })
         .map(|r| ManagedObject {
@@ -255,10 +217,119 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let base = SafeAppStatus {
         managed_objects: Some(managed),
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
-        ..status::with_deployment(previous, live_dep.as_ref(), selector(&name))
+        held_replicas: held,
+        ..status::with_deployment(previous, typed_dep.as_ref(), selector(&name))
     };
     status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
-    Ok(Action::requeue(ctx.resync))
+    match outcome.failures.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(ctx.resync)),
+    }
+}
+
+/// The replica count kept when autoscaling was turned off without `spec.replicas`: on
+/// the turn (the HPA was just pruned), what the Deployment has now, the HPA's last
+/// count; afterwards, what the status recorded. None when `spec.replicas` is set (the
+/// user's count applies, in one step) or autoscaling is on. Pure.
+pub fn held_replicas(
+    app: &crate::validate::ValidatedApp,
+    previous: &SafeAppStatus,
+    hpa_pruned: bool,
+    live_dep: Option<&Option<serde_json::Value>>,
+) -> Option<i32> {
+    if app.spec.replicas.is_some() || app.autoscaling.is_some() {
+        return None;
+    }
+    if hpa_pruned {
+        let live = live_dep?.as_ref()?;
+        return live["spec"]["replicas"]
+            .as_i64()
+            .and_then(|r| i32::try_from(r).ok());
+    }
+    previous.held_replicas
+}
+
+/// What the sync of every child came to: one report per child, and the failures.
+#[derive(Default)]
+struct Outcome {
+    reports: Vec<Report>,
+    failures: Vec<Error>,
+}
+
+/// Status messages stay well inside what a condition may hold.
+const FAILURE_MESSAGE_LIMIT: usize = 1024;
+
+impl Outcome {
+    /// Records a child's sync; returns the synced child when it succeeded.
+    fn settle<K>(
+        &mut self,
+        api_version: &'static str,
+        kind: &'static str,
+        name: &str,
+        result: Result<Synced<K>, Error>,
+    ) -> Option<Synced<K>> {
+        match result {
+            Ok(s) => {
+                self.reports.push(Report {
+                    api_version,
+                    kind,
+                    name: s.name.clone(),
+                    change: s.change.clone(),
+                });
+                Some(s)
+            }
+            Err(e) => {
+                self.fail(api_version, kind, name, e);
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, api_version: &'static str, kind: &'static str, name: &str, e: Error) {
+        warn!(kind, name, error = %e, "Child failed");
+        self.reports.push(Report {
+            api_version,
+            kind,
+            name: name.into(),
+            change: Change::Failed,
+        });
+        self.failures.push(e);
+    }
+
+    fn changed(&self, kind: &str) -> Option<&Change> {
+        self.reports.iter().find(|r| r.kind == kind).map(|r| &r.change)
+    }
+
+    fn failure_message(&self) -> String {
+        let text = self
+            .failures
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        events::bounded(text, FAILURE_MESSAGE_LIMIT)
+    }
+}
+
+/// A Warning Event when the SafeApp becomes blocked, or blocked for another reason:
+/// not on every retry of the same problem.
+async fn announce_blocked(
+    app: &SafeApp,
+    ctx: &Context,
+    reason: &str,
+    event_reason: &str,
+    message: &str,
+) {
+    if ready_condition(app) != Some((reason, message)) {
+        events::publish(
+            &ctx.recorder,
+            app,
+            EventType::Warning,
+            event_reason,
+            message.to_string(),
+        )
+        .await;
+    }
 }
 
 fn rollout_ready(deployment: Option<&Deployment>) -> bool {
@@ -367,17 +438,5 @@ async fn drift_corrected(
         name: r.name.clone(),
         fields,
         manager,
-    }
-}
-
-/// The non-controller ownerReferences of the namespace-shared objects: one per SafeApp.
-pub fn shared_owner(name: &str, uid: &str) -> OwnerReference {
-    OwnerReference {
-        api_version: "safeapp.dev/v1alpha1".into(),
-        kind: "SafeApp".into(),
-        name: name.into(),
-        uid: uid.into(),
-        controller: Some(false),
-        block_owner_deletion: None,
     }
 }

@@ -1,6 +1,7 @@
 //! The namespace LimitRange `safeapp-limits` and optional ResourceQuota `safeapp-quota`,
-//! shared by every SafeApp of a namespace (non-controller ownerReferences to each), and
-//! the check that an app's resources fit them.
+//! shared by every SafeApp of a namespace, and the check that an app's resources fit
+//! them. Their ownerReferences are the controller's business (`controller::namespace`):
+//! they depend on which SafeApps exist, not on any one spec.
 
 use std::collections::BTreeMap;
 
@@ -9,25 +10,20 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::{labels, meta};
+use super::labels;
 use crate::api::{LIMIT_RANGE_NAME, MANAGED_BY, RESOURCE_QUOTA_NAME};
 use crate::policy::{Policy, ResourceList};
 use crate::quantity;
 use crate::validate::ValidatedApp;
 
-fn shared_meta(name: &str, apps: &[&ValidatedApp]) -> ObjectMeta {
-    let owners: Vec<_> = apps
-        .iter()
-        .filter_map(|a| meta::owner_reference(a, false))
-        .collect();
+fn shared_meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.into()),
-        namespace: apps.first().and_then(|a| a.namespace.clone()),
+        namespace: namespace.map(str::to_string),
         labels: Some(BTreeMap::from([
             (labels::NAME.to_string(), name.to_string()),
             (labels::MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         ])),
-        owner_references: (!owners.is_empty()).then_some(owners),
         ..ObjectMeta::default()
     }
 }
@@ -36,10 +32,10 @@ fn non_empty(list: &ResourceList) -> Option<ResourceList> {
     (!list.is_empty()).then(|| list.clone())
 }
 
-/// The LimitRange for a namespace, owned by `apps` (all SafeApps of that namespace).
-pub fn limit_range(apps: &[&ValidatedApp], policy: &Policy) -> LimitRange {
+/// The LimitRange for a namespace.
+pub fn limit_range(namespace: Option<&str>, policy: &Policy) -> LimitRange {
     LimitRange {
-        metadata: shared_meta(LIMIT_RANGE_NAME, apps),
+        metadata: shared_meta(LIMIT_RANGE_NAME, namespace),
         spec: Some(LimitRangeSpec {
             limits: vec![LimitRangeItem {
                 type_: "Container".into(),
@@ -54,10 +50,10 @@ pub fn limit_range(apps: &[&ValidatedApp], policy: &Policy) -> LimitRange {
 }
 
 /// The ResourceQuota for a namespace, when the policy defines one.
-pub fn resource_quota(apps: &[&ValidatedApp], policy: &Policy) -> Option<ResourceQuota> {
+pub fn resource_quota(namespace: Option<&str>, policy: &Policy) -> Option<ResourceQuota> {
     let rq = policy.resource_quota.as_ref()?;
     Some(ResourceQuota {
-        metadata: shared_meta(RESOURCE_QUOTA_NAME, apps),
+        metadata: shared_meta(RESOURCE_QUOTA_NAME, namespace),
         spec: Some(ResourceQuotaSpec {
             hard: Some(rq.hard.clone()),
             ..ResourceQuotaSpec::default()

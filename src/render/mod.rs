@@ -13,7 +13,7 @@ mod probes;
 mod security;
 mod service;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -41,32 +41,28 @@ pub struct Resources {
     pub service: Option<Service>,
     pub pdb: PodDisruptionBudget,
     pub hpa: Option<HorizontalPodAutoscaler>,
-    /// The namespace LimitRange, with this app's (non-controller) ownerReference.
-    pub limit_range: LimitRange,
-    /// The namespace ResourceQuota, when the policy defines one.
-    pub resource_quota: Option<ResourceQuota>,
 }
 
-/// Renders every object of one SafeApp.
+/// Renders every object of one SafeApp (the namespace-shared ones come from
+/// [`namespace_objects`]).
 pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
     Resources {
         deployment: deployment::deployment(app, policy),
         service: service::service(app),
         pdb: pdb::pdb(app),
         hpa: hpa::hpa(app),
-        limit_range: limits::limit_range(&[app], policy),
-        resource_quota: limits::resource_quota(&[app], policy),
     }
 }
 
-/// The namespace-shared objects for all the SafeApps of one namespace.
+/// The objects every SafeApp of a namespace shares: its LimitRange and, when the policy
+/// defines one, its ResourceQuota. Without ownerReferences: the controller adds them.
 pub fn namespace_objects(
-    apps: &[&ValidatedApp],
+    namespace: &str,
     policy: &Policy,
 ) -> (LimitRange, Option<ResourceQuota>) {
     (
-        limits::limit_range(apps, policy),
-        limits::resource_quota(apps, policy),
+        limits::limit_range(Some(namespace), policy),
+        limits::resource_quota(Some(namespace), policy),
     )
 }
 
@@ -95,21 +91,15 @@ impl Object {
 }
 
 /// Renders many SafeApps into one stable list: per namespace (sorted) the shared
-/// LimitRange and ResourceQuota, owned by every app of that namespace; then each app's
+/// LimitRange and ResourceQuota; then each app's
 /// Deployment, Service, PodDisruptionBudget and HPA, in input order.
 pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
-    let mut by_namespace: BTreeMap<Option<&str>, Vec<&ValidatedApp>> = BTreeMap::new();
-    for app in apps {
-        by_namespace
-            .entry(app.namespace.as_deref())
-            .or_default()
-            .push(app);
-    }
+    let by_namespace: BTreeSet<Option<&str>> =
+        apps.iter().map(|a| a.namespace.as_deref()).collect();
     let mut out = Vec::new();
-    for members in by_namespace.values() {
-        let (lr, rq) = namespace_objects(members, policy);
-        out.push(Object::LimitRange(lr));
-        out.extend(rq.map(Object::ResourceQuota));
+    for namespace in &by_namespace {
+        out.push(Object::LimitRange(limits::limit_range(*namespace, policy)));
+        out.extend(limits::resource_quota(*namespace, policy).map(Object::ResourceQuota));
     }
     for app in apps {
         let Resources {
@@ -117,8 +107,6 @@ pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
             service,
             pdb,
             hpa,
-            limit_range: _,
-            resource_quota: _,
         } = render(app, policy);
         out.push(Object::Deployment(Box::new(deployment)));
         out.extend(service.map(Object::Service));
