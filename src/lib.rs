@@ -7,8 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod apiserver;
 pub mod api;
+pub mod apiserver;
 pub mod controller;
 pub mod crd;
 pub mod leader;

@@ -83,7 +83,9 @@ impl Env {
         let app: SafeApp =
             serde_json::from_value(self.fake.get(&apps(), name).expect("safeapp")).expect("typed");
         let result = controller::reconcile::reconcile_app(&app, &self.ctx).await;
-        self.sync_namespaces().await;
+        if result.is_ok() {
+            self.sync_namespaces().await;
+        }
         result
     }
 
@@ -578,7 +580,8 @@ async fn shared_objects_follow_the_namespace_and_policy() {
     env.reconcile("web").await.expect("web");
     env.reconcile("api").await.expect("api");
     let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
-    let owners = fake::owner_names(&lr);
+    let mut owners = fake::owner_names(&lr);
+    owners.sort();
     assert_eq!(owners, ["api", "web"]);
     assert!(env.fake.get(&quotas(), "safeapp-quota").is_some());
 
@@ -662,4 +665,432 @@ async fn error_policy_classifies() {
         text.contains("safeapp_reconcile_errors_total{reason=\"status\"} 4"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// What a real API server showed (issue: correct on a real API server).
+// ---------------------------------------------------------------------------------------
+
+impl Env {
+    /// Every Event stored in the namespace.
+    fn events(&self) -> Vec<Value> {
+        self.fake
+            .list(&collection("events.k8s.io/v1", NS, "events"))
+    }
+
+    fn notes(&self, reason: &str) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|e| e["reason"] == reason)
+            .filter_map(|e| e["note"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+// Zero values the API server drops (omitempty), quantities it canonicalises, probe zeros
+// it defaults and version-like strings: after the first reconcile, a resync writes
+// nothing, announces nothing and reports no drift, for every such spec.
+#[tokio::test]
+async fn zero_values_and_canonical_forms_are_not_drift() {
+    let cases = [
+        json!({"env": [{"name": "EMPTY", "value": ""}]}),
+        json!({"args": []}),
+        json!({"command": [], "envFrom": []}),
+        json!({"imagePullSecrets": []}),
+        json!({"volumes": [{"name": "cfg", "configMap": {"name": "app-config"}}],
+               "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app", "readOnly": false}]}),
+        json!({"rollout": {"minReadySeconds": 0}}),
+        json!({"probes": {"readiness": {"httpGet": {"path": "/ready", "port": 8080},
+                                        "initialDelaySeconds": 0, "periodSeconds": 0,
+                                        "timeoutSeconds": 0, "failureThreshold": 0}}}),
+        json!({"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"},
+                             "limits": {"cpu": "1000m", "memory": "1Gi"}}}),
+        json!({"labels": {"release": "1.10"}, "env": [{"name": "VERSION", "value": "1.10"}]}),
+        json!({"shutdown": {"preStopSleepSeconds": 0}}),
+    ];
+    for extra in cases {
+        let env = env();
+        let mut spec = web_spec();
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        env.create("web", spec);
+        env.reconcile("web").await.expect("first");
+        env.fake.clear_calls();
+        env.reconcile("web").await.expect("second");
+        env.reconcile("web").await.expect("third");
+        assert!(
+            env.fake.writes().is_empty(),
+            "{extra}: {:?}",
+            env.fake.writes()
+        );
+        assert!(
+            env.notes("DriftCorrected").is_empty(),
+            "{extra}: {:?}",
+            env.notes("DriftCorrected")
+        );
+        assert_eq!(env.metrics.drift_count("Deployment"), 0, "{extra}");
+    }
+}
+
+/// The operator's rules from config/rbac, with `create` taken off the child kinds: the
+/// ClusterRole as it shipped before.
+fn rbac_without_create() -> fake::apiserver::Rbac {
+    let mut rbac = fake::apiserver::Rbac::operator();
+    for rule in &mut rbac.rules {
+        if !rule.groups.iter().any(|g| g == "events.k8s.io") {
+            rule.verbs.retain(|v| v != "create");
+        }
+    }
+    rbac
+}
+
+// A server-side apply that would create an object needs `create`: without it the API
+// server refuses (403), and the SafeApp says so in status (Forbidden, the API's message)
+// with one Warning Event, not again on the retry.
+#[tokio::test]
+async fn apply_without_create_permission_is_forbidden_and_reported() {
+    let env = Env {
+        fake: FakeApi::with_rbac(rbac_without_create()),
+        ..env()
+    };
+    let env = Env {
+        ctx: Context::new(
+            env.fake.client(),
+            Policy::default(),
+            env.metrics.clone(),
+            Duration::from_secs(300),
+        ),
+        ..env
+    };
+    env.create("web", web_spec());
+    let err = env.reconcile("web").await.expect_err("403");
+    assert_eq!(err.api_status(), Some(403), "{err}");
+    assert!(env.fake.get(&deployments(), "web").is_none());
+    let ready = env.condition("web", "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "Forbidden");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot create resource \"deployments\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("cannot create resource \"services\""),
+        "{message}"
+    );
+    assert!(message.len() <= 1024);
+    assert_eq!(env.condition("web", "Degraded")["status"], "True");
+    assert_eq!(env.notes("ApplyFailed").len(), 1);
+    // The retry meets the same refusal: no new status write, no new Event.
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect_err("still 403");
+    assert!(
+        !env.child_writes().iter().any(|w| w.ends_with("/status")),
+        "{:?}",
+        env.child_writes()
+    );
+    assert_eq!(env.notes("ApplyFailed").len(), 1);
+}
+
+// Any refusal of one child (an admission webhook's 422 here) reaches status with the
+// kind of failure and the API's message, bounded; the other children are still applied.
+#[tokio::test]
+async fn a_refused_child_is_reported_and_the_others_applied() {
+    let env = env();
+    env.create("web", web_spec());
+    let long = format!(
+        "admission webhook \"policy.example.com\" denied the request: {}",
+        "x".repeat(5000)
+    );
+    env.fake
+        .fail_with(Method::PATCH, "/deployments/web", 422, &long, 100);
+    let err = env.reconcile("web").await.expect_err("422");
+    assert_eq!(err.api_status(), Some(422));
+    let ready = env.condition("web", "Ready");
+    assert_eq!(ready["reason"], "Invalid");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains("denied the request"), "{message}");
+    assert!(message.len() <= 1024, "{}", message.len());
+    assert!(env.fake.get(&services(), "web").is_some());
+    assert!(env.fake.get(&pdbs(), "web").is_some());
+    // The webhook relents: the next reconcile recovers.
+    env.fake.clear_failures();
+    env.reconcile("web").await.expect("recovered");
+    assert!(env.fake.get(&deployments(), "web").is_some());
+    assert_ne!(env.condition("web", "Ready")["reason"], "Invalid");
+}
+
+// Converging many new SafeApps writes the shared LimitRange once for the namespace, and
+// the operator's own ownerReference bookkeeping is never reported as drift.
+#[tokio::test]
+async fn shared_limit_range_is_written_once_per_namespace() {
+    let env = env();
+    for i in 0..30 {
+        env.create(&format!("app-{i:02}"), web_spec());
+    }
+    for i in 0..30 {
+        let app: SafeApp = serde_json::from_value(env.app(&format!("app-{i:02}"))).unwrap();
+        controller::reconcile::reconcile_app(&app, &env.ctx)
+            .await
+            .expect("app");
+    }
+    env.sync_namespaces().await;
+    let lr_writes = |env: &Env| {
+        env.child_writes()
+            .iter()
+            .filter(|w| w.contains("/limitranges/"))
+            .count()
+    };
+    assert_eq!(lr_writes(&env), 1);
+    let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
+    assert_eq!(fake::owner_names(&lr).len(), 30);
+    // One more app: one more LimitRange write, and nothing reported to anyone.
+    env.create("late", web_spec());
+    env.fake.clear_calls();
+    env.reconcile("late").await.expect("late");
+    assert_eq!(lr_writes(&env), 1);
+    assert!(env.notes("DriftCorrected").is_empty());
+    for i in 0..30 {
+        assert!(env.app(&format!("app-{i:02}"))["status"]["lastDriftCorrection"].is_null());
+    }
+    // Steady state: nothing at all.
+    env.fake.clear_calls();
+    for i in 0..30 {
+        env.reconcile(&format!("app-{i:02}")).await.expect("resync");
+    }
+    assert!(env.fake.writes().is_empty(), "{:?}", env.fake.writes());
+}
+
+// The shared objects reference at most MAX_SHARED_OWNERS SafeApps, so a namespace with
+// thousands of apps does not grow them towards etcd's object size limit.
+#[tokio::test]
+async fn shared_owners_are_capped() {
+    let env = env();
+    let max = controller::namespace::MAX_SHARED_OWNERS;
+    for i in 0..max + 20 {
+        let name = format!("app-{i:03}");
+        env.create(&name, web_spec());
+        let uid = env.app(&name)["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        env.ctx.namespaces.observe(NS, &name, &uid);
+    }
+    env.sync_namespaces().await;
+    let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
+    assert_eq!(fake::owner_names(&lr).len(), max);
+    // The garbage collector drops a deleted app's reference; the next sync tops up.
+    env.fake.edit(
+        &limit_ranges(),
+        "safeapp-limits",
+        "generic-garbage-collector",
+        json!({}),
+        |lr| {
+            lr["metadata"]["ownerReferences"]
+                .as_array_mut()
+                .unwrap()
+                .remove(0);
+        },
+    );
+    env.ctx.namespaces.mark(NS);
+    env.sync_namespaces().await;
+    let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
+    assert_eq!(fake::owner_names(&lr).len(), max);
+}
+
+// A `safeapp-limits` someone else made is left alone; the apps still get their children
+// and are not NameConflict; the conflict is reported once, on the LimitRange.
+#[tokio::test]
+async fn foreign_limit_range_is_reported_once() {
+    let env = env();
+    env.fake.insert(
+        &limit_ranges(),
+        json!({"apiVersion": "v1", "kind": "LimitRange",
+               "metadata": {"name": "safeapp-limits", "namespace": NS},
+               "spec": {"limits": [{"type": "Container", "max": {"cpu": "8"}}]}}),
+    );
+    let before = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();
+    for name in ["web", "api"] {
+        env.create(name, web_spec());
+        env.reconcile(name).await.expect("reconcile");
+        assert!(env.fake.get(&deployments(), name).is_some());
+        assert_ne!(env.condition(name, "Ready")["reason"], "NameConflict");
+    }
+    env.ctx.namespaces.mark(NS);
+    env.sync_namespaces().await;
+    assert_eq!(
+        env.fake.get(&limit_ranges(), "safeapp-limits").unwrap(),
+        before
+    );
+    let conflicts: Vec<Value> = env
+        .events()
+        .into_iter()
+        .filter(|e| e["reason"] == "NameConflict")
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["regarding"]["kind"], "LimitRange");
+}
+
+// The shared LimitRange failing (here a 403) does not stop an app's own children.
+#[tokio::test]
+async fn limit_range_failure_does_not_block_the_apps() {
+    let env = env();
+    env.fake.fail(Method::PATCH, "/limitranges/", 403, 100);
+    env.create("web", web_spec());
+    let app: SafeApp = serde_json::from_value(env.app("web")).unwrap();
+    controller::reconcile::reconcile_app(&app, &env.ctx)
+        .await
+        .expect("the app's own children");
+    let err = controller::namespace::reconcile_namespace(NS, &env.ctx)
+        .await
+        .expect_err("the LimitRange is refused");
+    assert_eq!(err.api_status(), Some(403));
+    for coll in [deployments(), services(), pdbs()] {
+        assert!(env.fake.get(&coll, "web").is_some(), "{coll}");
+    }
+}
+
+// A sidecar injector owning its own container is not blamed for the app container's
+// image; the injected container is not drift; each DriftCorrected Event has its own note.
+#[tokio::test]
+async fn drift_names_the_right_manager_with_current_notes() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    env.fake.edit(
+        &deployments(),
+        "web",
+        "istio-injector",
+        json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"istio-proxy\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}),
+        |d| {
+            d["spec"]["template"]["spec"]["containers"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "istio-proxy", "image": "istio/proxyv2:1.24.0"}));
+        },
+    );
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("sidecar is not drift");
+    assert!(env.fake.writes().is_empty(), "{:?}", env.fake.writes());
+    env.fake.edit(
+        &deployments(),
+        "web",
+        "kubectl-set",
+        json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}}),
+        |d| {
+            let containers = d["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap();
+            let web = containers.iter_mut().find(|c| c["name"] == "web").unwrap();
+            web["image"] = json!("registry.example.com/web:6.6.6");
+        },
+    );
+    env.reconcile("web").await.expect("image drift");
+    let last = &env.app("web")["status"]["lastDriftCorrection"];
+    assert_eq!(last["manager"], "kubectl-set");
+    env.fake.edit(
+        &deployments(),
+        "web",
+        "kubectl-label",
+        json!({"f:metadata": {"f:labels": {"f:tier": {}}}}),
+        |d| d["metadata"]["labels"]["tier"] = json!("frontend"),
+    );
+    env.reconcile("web").await.expect("label drift");
+    let notes = env.notes("DriftCorrected");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("containers[0].image") && notes[0].contains("kubectl-set"),
+        "{notes:?}"
+    );
+    assert!(!notes[0].contains("istio-injector"), "{notes:?}");
+    assert!(
+        notes[1].contains("metadata.labels.tier") && notes[1].contains("kubectl-label"),
+        "{notes:?}"
+    );
+    // The injected container survived the corrections.
+    let d = env.fake.get(&deployments(), "web").unwrap();
+    assert!(
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "istio-proxy")
+    );
+}
+
+/// Turns autoscaling on and lets the "HPA" scale the Deployment to `replicas`.
+async fn scaled_out_by_hpa(env: &Env, replicas: i64) {
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    set_spec(env, "web", |s| {
+        s["autoscaling"] = json!({"minReplicas": 2, "maxReplicas": 30})
+    });
+    env.reconcile("web").await.expect("autoscaling on");
+    env.fake.edit(
+        &deployments(),
+        "web",
+        "kube-controller-manager",
+        json!({"f:spec": {"f:replicas": {}}}),
+        |d| d["spec"]["replicas"] = json!(replicas),
+    );
+    env.reconcile("web").await.expect("hpa scaled");
+    assert_eq!(
+        env.fake.get(&deployments(), "web").unwrap()["spec"]["replicas"],
+        replicas
+    );
+}
+
+// Autoscaling off without spec.replicas: the HPA goes first and the Deployment keeps the
+// count the HPA reached (never the default), on every later resync too.
+#[tokio::test]
+async fn autoscaling_off_keeps_the_scaled_out_count() {
+    let env = env();
+    scaled_out_by_hpa(&env, 20).await;
+    set_spec(&env, "web", |s| {
+        s.as_object_mut().unwrap().remove("autoscaling");
+    });
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("off");
+    assert!(env.fake.get(&hpas(), "web").is_none());
+    assert_eq!(
+        env.fake.get(&deployments(), "web").unwrap()["spec"]["replicas"],
+        20
+    );
+    assert_eq!(env.app("web")["status"]["heldReplicas"], 20);
+    let writes = env.child_writes();
+    let hpa_at = writes
+        .iter()
+        .position(|w| w.starts_with("DELETE") && w.contains("horizontalpodautoscalers"));
+    let dep_at = writes.iter().position(|w| w.contains("/deployments/web"));
+    assert!(hpa_at.is_some() && hpa_at < dep_at, "{writes:?}");
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("resync");
+    assert!(env.fake.writes().is_empty(), "{:?}", env.fake.writes());
+    assert_eq!(
+        env.fake.get(&deployments(), "web").unwrap()["spec"]["replicas"],
+        20
+    );
+}
+
+// Autoscaling off with spec.replicas: the user's count, in one write after the HPA is gone.
+#[tokio::test]
+async fn autoscaling_off_with_replicas_applies_them_in_one_step() {
+    let env = env();
+    scaled_out_by_hpa(&env, 20).await;
+    set_spec(&env, "web", |s| {
+        s.as_object_mut().unwrap().remove("autoscaling");
+        s["replicas"] = json!(3);
+    });
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("off");
+    let dep_writes: Vec<String> = env
+        .child_writes()
+        .into_iter()
+        .filter(|w| w.contains("/deployments/web"))
+        .collect();
+    assert_eq!(dep_writes.len(), 1, "{dep_writes:?}");
+    assert_eq!(
+        env.fake.get(&deployments(), "web").unwrap()["spec"]["replicas"],
+        3
+    );
+    assert!(env.app("web")["status"]["heldReplicas"].is_null());
 }

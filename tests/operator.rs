@@ -299,7 +299,9 @@ async fn selector_limits_the_safeapps() {
     .await;
     // Let shard a resync its namespace: it must not take shard b's app off.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let lr = fake.get(&limit_ranges, "safeapp-limits").expect("limit range");
+    let lr = fake
+        .get(&limit_ranges, "safeapp-limits")
+        .expect("limit range");
     assert_eq!(fake::owner_names(&lr), ["in-a", "in-b"]);
     stop_and_join(&stop, task).await;
     stop_and_join(&stop_b, task_b).await;

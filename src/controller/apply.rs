@@ -174,7 +174,11 @@ pub async fn hand_over_replicas(
 }
 
 /// Reads one child as raw JSON; None when it does not exist.
-pub async fn read<K>(ctx: &SyncCtx<'_>, kind: &'static str, name: &str) -> Result<Option<Value>, Error>
+pub async fn read<K>(
+    ctx: &SyncCtx<'_>,
+    kind: &'static str,
+    name: &str,
+) -> Result<Option<Value>, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
 {

@@ -26,7 +26,10 @@ pub struct Difference {
 enum Step {
     Field(String),
     /// A list item: its index in the rendered list and the item itself.
-    Item { index: usize, item: Value },
+    Item {
+        index: usize,
+        item: Value,
+    },
 }
 
 /// A step while walking, borrowed until a difference is found.
@@ -439,7 +442,10 @@ mod tests {
             ),
         ];
         assert_eq!(managers_of(Some(&managed), &diffs), ["kubectl-set"]);
-        assert_eq!(managers_of(Some(&managed[..1].to_vec()), &diffs), ["unknown"]);
+        assert_eq!(
+            managers_of(Some(&managed[..1].to_vec()), &diffs),
+            ["unknown"]
+        );
         // Ports are keyed by containerPort and protocol (defaulted to TCP).
         let desired = json!({"ports": [{"name": "http", "containerPort": 8080, "hostPort": 1}]});
         let live = json!({"ports": [{"name": "http", "containerPort": 8080, "hostPort": 2}]});

@@ -127,7 +127,9 @@ impl Recorder {
         let now = Timestamp::now();
         let repeat = {
             let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-            sent.retain(|_, s| now.duration_since(s.last).as_secs() < SERIES_WINDOW.as_secs() as i64);
+            sent.retain(|_, s| {
+                now.duration_since(s.last).as_secs() < SERIES_WINDOW.as_secs() as i64
+            });
             sent.get_mut(&key).map(|s| {
                 s.count += 1;
                 s.last = now;

@@ -61,7 +61,11 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
         "deployments",
         &["get", "list", "watch", "create", "patch", "delete"],
     ),
-    ("", "services", &["get", "list", "watch", "create", "patch", "delete"]),
+    (
+        "",
+        "services",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
     (
         "policy",
         "poddisruptionbudgets",

@@ -31,10 +31,10 @@ use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
@@ -223,7 +223,15 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         live.clone(),
     )
     .await?;
-    report(ctx, ns, "LimitRange", LIMIT_RANGE_NAME, live.as_ref(), &synced.change).await;
+    report(
+        ctx,
+        ns,
+        "LimitRange",
+        LIMIT_RANGE_NAME,
+        live.as_ref(),
+        &synced.change,
+    )
+    .await;
 
     let live = apply::read::<ResourceQuota>(&sync, "ResourceQuota", RESOURCE_QUOTA_NAME).await?;
     if let Some(q) = quota.as_mut() {
@@ -238,7 +246,15 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         live.clone(),
     )
     .await?;
-    report(ctx, ns, "ResourceQuota", RESOURCE_QUOTA_NAME, live.as_ref(), &synced.change).await;
+    report(
+        ctx,
+        ns,
+        "ResourceQuota",
+        RESOURCE_QUOTA_NAME,
+        live.as_ref(),
+        &synced.change,
+    )
+    .await;
     Ok(())
 }
 
@@ -272,19 +288,30 @@ async fn report(
                 managers.join(", ")
             );
             ctx.recorder
-                .publish(&regarding(), EventType::Normal, events::DRIFT_CORRECTED, note)
+                .publish(
+                    &regarding(),
+                    EventType::Normal,
+                    events::DRIFT_CORRECTED,
+                    note,
+                )
                 .await;
         }
-        Change::Conflict { reason } => {
-            if ctx.namespaces.first_report(ns, kind) {
-                info!(kind, name, "Shared object belongs to someone else: left alone");
-                let note = format!(
-                    "{reason}; the SafeApps of this namespace get their own objects, but the operator leaves this {kind} alone"
-                );
-                ctx.recorder
-                    .publish(&regarding(), EventType::Warning, events::NAME_CONFLICT, note)
-                    .await;
-            }
+        Change::Conflict { reason } if ctx.namespaces.first_report(ns, kind) => {
+            info!(
+                kind,
+                name, "Shared object belongs to someone else: left alone"
+            );
+            let note = format!(
+                "{reason}; the SafeApps of this namespace get their own objects, but the operator leaves this {kind} alone"
+            );
+            ctx.recorder
+                .publish(
+                    &regarding(),
+                    EventType::Warning,
+                    events::NAME_CONFLICT,
+                    note,
+                )
+                .await;
         }
         _ => {}
     }

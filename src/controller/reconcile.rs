@@ -90,8 +90,14 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            announce_blocked(app, ctx, c::REASON_INVALID_SPEC, events::INVALID_SPEC, &message)
-                .await;
+            announce_blocked(
+                app,
+                ctx,
+                c::REASON_INVALID_SPEC,
+                events::INVALID_SPEC,
+                &message,
+            )
+            .await;
             info!(problems = problems.len(), "Invalid spec");
             let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
             status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
@@ -128,7 +134,14 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     // Autoscaling off: the HPA goes first, so it cannot scale the Deployment again after
     // the operator has set its count.
     let hpa_pruned = if hpa.is_none() {
-        let synced = apply::sync::<HorizontalPodAutoscaler>(&sync, "HorizontalPodAutoscaler", &name, None, own).await;
+        let synced = apply::sync::<HorizontalPodAutoscaler>(
+            &sync,
+            "HorizontalPodAutoscaler",
+            &name,
+            None,
+            own,
+        )
+        .await;
         outcome.settle("autoscaling/v2", "HorizontalPodAutoscaler", &name, synced);
         outcome.changed("HorizontalPodAutoscaler") == Some(&Change::Pruned)
     } else {
@@ -150,27 +163,51 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         // The operator stops applying spec.replicas only on a spec change (autoscaling
         // turned on), so only then can ownership need handing over.
         let handover = if sync.spec_changed
-            && deployment.spec.as_ref().is_some_and(|s| s.replicas.is_none())
+            && deployment
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.replicas.is_none())
         {
-            apply::hand_over_replicas(&sync, &name, live.as_ref()).await.map(|_| ())
+            apply::hand_over_replicas(&sync, &name, live.as_ref())
+                .await
+                .map(|_| ())
         } else {
             Ok(())
         };
         match handover {
             Ok(()) => {
-                let synced = apply::converge::<Deployment>(&sync, "Deployment", &name, Some(&deployment), own, live).await;
+                let synced = apply::converge::<Deployment>(
+                    &sync,
+                    "Deployment",
+                    &name,
+                    Some(&deployment),
+                    own,
+                    live,
+                )
+                .await;
                 // Only the Deployment is needed typed (its status drives the conditions).
-                typed_dep = outcome.settle("apps/v1", "Deployment", &name, synced).and_then(|s| s.live());
+                typed_dep = outcome
+                    .settle("apps/v1", "Deployment", &name, synced)
+                    .and_then(|s| s.live());
             }
             Err(e) => outcome.fail("apps/v1", "Deployment", &name, e),
         }
     }
     let synced = apply::sync::<Service>(&sync, "Service", &name, service.as_ref(), own).await;
     outcome.settle("v1", "Service", &name, synced);
-    let synced = apply::sync::<PodDisruptionBudget>(&sync, "PodDisruptionBudget", &name, Some(&pdb), own).await;
+    let synced =
+        apply::sync::<PodDisruptionBudget>(&sync, "PodDisruptionBudget", &name, Some(&pdb), own)
+            .await;
     outcome.settle("policy/v1", "PodDisruptionBudget", &name, synced);
     if hpa.is_some() {
-        let synced = apply::sync::<HorizontalPodAutoscaler>(&sync, "HorizontalPodAutoscaler", &name, hpa.as_ref(), own).await;
+        let synced = apply::sync::<HorizontalPodAutoscaler>(
+            &sync,
+            "HorizontalPodAutoscaler",
+            &name,
+            hpa.as_ref(),
+            own,
+        )
+        .await;
         outcome.settle("autoscaling/v2", "HorizontalPodAutoscaler", &name, synced);
     }
 
@@ -190,8 +227,14 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         status::blocked_conditions(reason, &message)
     } else if !conflicts.is_empty() {
         let message = conflicts.join("; ");
-        announce_blocked(app, ctx, c::REASON_NAME_CONFLICT, events::NAME_CONFLICT, &message)
-            .await;
+        announce_blocked(
+            app,
+            ctx,
+            c::REASON_NAME_CONFLICT,
+            events::NAME_CONFLICT,
+            &message,
+        )
+        .await;
         status::blocked_conditions(c::REASON_NAME_CONFLICT, &message)
     } else {
         status::rollout_conditions(
@@ -297,7 +340,10 @@ impl Outcome {
     }
 
     fn changed(&self, kind: &str) -> Option<&Change> {
-        self.reports.iter().find(|r| r.kind == kind).map(|r| &r.change)
+        self.reports
+            .iter()
+            .find(|r| r.kind == kind)
+            .map(|r| &r.change)
     }
 
     fn failure_message(&self) -> String {

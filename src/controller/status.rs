@@ -168,6 +168,7 @@ async fn patch_if_changed(
     if app.status.as_ref() == Some(&status) {
         return Ok(false);
     }
+
     let ns = app.namespace().unwrap_or_default();
     let api: Api<SafeApp> = Api::namespaced(client.clone(), &ns);
     api.patch_status(

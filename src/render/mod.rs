@@ -56,10 +56,7 @@ pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
 
 /// The objects every SafeApp of a namespace shares: its LimitRange and, when the policy
 /// defines one, its ResourceQuota. Without ownerReferences: the controller adds them.
-pub fn namespace_objects(
-    namespace: &str,
-    policy: &Policy,
-) -> (LimitRange, Option<ResourceQuota>) {
+pub fn namespace_objects(namespace: &str, policy: &Policy) -> (LimitRange, Option<ResourceQuota>) {
     (
         limits::limit_range(Some(namespace), policy),
         limits::resource_quota(Some(namespace), policy),

@@ -89,9 +89,9 @@ impl Rbac {
 
     fn allows(&self, verb: &str, group: &str, resource: &str) -> bool {
         let any = |list: &[String], want: &str| list.iter().any(|x| x == "*" || x == want);
-        self.rules.iter().any(|r| {
-            any(&r.groups, group) && any(&r.resources, resource) && any(&r.verbs, verb)
-        })
+        self.rules
+            .iter()
+            .any(|r| any(&r.groups, group) && any(&r.resources, resource) && any(&r.verbs, verb))
     }
 
     /// The API server's 403 for a refused request, or None when allowed.
@@ -186,9 +186,9 @@ fn drop_omitempty(v: &mut Value) {
 
 fn set_default(obj: &mut Value, key: &str, value: Value) {
     if let Some(map) = obj.as_object_mut() {
-        let absent = map.get(key).is_none_or(|v| {
-            v.is_null() || v == &json!("") || v == &json!(0) || v == &json!([])
-        });
+        let absent = map
+            .get(key)
+            .is_none_or(|v| v.is_null() || v == &json!("") || v == &json!(0) || v == &json!([]));
         if absent {
             map.insert(key.into(), value);
         }
@@ -225,7 +225,9 @@ fn default_container(c: &mut Value) {
         "imagePullPolicy",
         json!(if latest { "Always" } else { "IfNotPresent" }),
     );
-    each(&mut c["ports"], |p| set_default(p, "protocol", json!("TCP")));
+    each(&mut c["ports"], |p| {
+        set_default(p, "protocol", json!("TCP"))
+    });
     each(&mut c["env"], |e| {
         if e["valueFrom"]["fieldRef"].is_object() {
             set_default(&mut e["valueFrom"]["fieldRef"], "apiVersion", json!("v1"));
@@ -353,7 +355,12 @@ pub fn canonical_quantity(q: &str) -> String {
     if milli == 0 {
         return "0".into();
     }
-    for (suffix, per) in [("G", 10u128.pow(12)), ("M", 10u128.pow(9)), ("k", 10u128.pow(6)), ("", 1000)] {
+    for (suffix, per) in [
+        ("G", 10u128.pow(12)),
+        ("M", 10u128.pow(9)),
+        ("k", 10u128.pow(6)),
+        ("", 1000),
+    ] {
         if milli % per == 0 {
             return format!("{}{suffix}", milli / per);
         }
@@ -399,9 +406,13 @@ pub struct Address {
 impl Address {
     pub fn parse(path: &str) -> Option<Self> {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let (prefix, group, rest) = match parts.first()? {
-            &"api" => (format!("/api/{}", parts.get(1)?), String::new(), &parts[2..]),
-            &"apis" => (
+        let (prefix, group, rest) = match *parts.first()? {
+            "api" => (
+                format!("/api/{}", parts.get(1)?),
+                String::new(),
+                &parts[2..],
+            ),
+            "apis" => (
                 format!("/apis/{}/{}", parts.get(1)?, parts.get(2)?),
                 parts[1].to_string(),
                 &parts[3..],

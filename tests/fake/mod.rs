@@ -39,6 +39,7 @@ struct Failure {
     method: Method,
     path_contains: String,
     code: u16,
+    message: String,
     remaining: usize,
 }
 
@@ -108,15 +109,47 @@ fn fields_of(v: &Value) -> Value {
     }
 }
 
-/// Deep merge: maps merge key by key, everything else is replaced.
+/// The merge key of an item of a keyed list (containers, env, ports, volumes, mounts):
+/// server-side apply merges such lists item by item. Other lists are atomic.
+fn list_key(item: &Value) -> Option<String> {
+    let obj = item.as_object()?;
+    ["uid", "mountPath", "name"]
+        .iter()
+        .find_map(|k| obj.get(*k).and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+fn keyed(items: &[Value]) -> bool {
+    !items.is_empty() && items.iter().all(|i| list_key(i).is_some())
+}
+
+/// JSON merge patch (RFC 7386): maps merge key by key, everything else is replaced.
 fn merge(base: &mut Value, patch: &Value) {
+    merge_with(base, patch, false);
+}
+
+/// Server-side apply's merge: as [`merge`], but keyed lists merge item by item.
+fn apply_merge(base: &mut Value, patch: &Value) {
+    merge_with(base, patch, true);
+}
+
+fn merge_with(base: &mut Value, patch: &Value, keyed_lists: bool) {
     match (base, patch) {
         (Value::Object(b), Value::Object(p)) => {
             for (k, v) in p {
                 if v.is_null() {
                     b.remove(k);
                 } else {
-                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                    merge_with(b.entry(k.clone()).or_insert(Value::Null), v, keyed_lists);
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(p)) if keyed_lists && keyed(p) && keyed(b) => {
+            for item in p {
+                let key = list_key(item);
+                match b.iter_mut().find(|x| list_key(x) == key) {
+                    Some(existing) => merge_with(existing, item, true),
+                    None => b.push(item.clone()),
                 }
             }
         }
@@ -124,25 +157,49 @@ fn merge(base: &mut Value, patch: &Value) {
     }
 }
 
-/// Removes from `target` the map fields that `before` had and `after` no longer has,
-/// unless another manager (`others`) still applies them: server-side apply's rule.
+/// Removes from `target` the fields (and keyed-list items) that `before` had and `after`
+/// no longer has, unless another manager (`others`) still applies them: server-side
+/// apply's rule.
 fn remove_dropped(target: &mut Value, before: &Value, after: &Value, others: &Value) {
-    let (Value::Object(t), Value::Object(b)) = (target, before) else {
-        return;
-    };
-    for (k, bv) in b {
-        let other = others.get(k).unwrap_or(&Value::Null);
-        match after.get(k) {
-            None if other.is_null() => {
-                t.remove(k);
-            }
-            None => {}
-            Some(av) => {
-                if let Some(tv) = t.get_mut(k) {
-                    remove_dropped(tv, bv, av, other);
+    match (target, before) {
+        (Value::Object(t), Value::Object(b)) => {
+            for (k, bv) in b {
+                let other = others.get(k).unwrap_or(&Value::Null);
+                match after.get(k) {
+                    None if other.is_null() => {
+                        t.remove(k);
+                    }
+                    None => {}
+                    Some(av) => {
+                        if let Some(tv) = t.get_mut(k) {
+                            remove_dropped(tv, bv, av, other);
+                        }
+                    }
                 }
             }
         }
+        (Value::Array(t), Value::Array(b)) if keyed(b) => {
+            let find = |list: &Value, key: &Option<String>| -> Option<Value> {
+                list.as_array()?
+                    .iter()
+                    .find(|x| list_key(x) == *key)
+                    .cloned()
+            };
+            for bv in b {
+                let key = list_key(bv);
+                let other = find(others, &key).unwrap_or(Value::Null);
+                match find(after, &key) {
+                    None if other.is_null() => t.retain(|x| list_key(x) != key),
+                    None => {}
+                    Some(av) => {
+                        if let Some(tv) = t.iter_mut().find(|x| list_key(x) == key) {
+                            remove_dropped(tv, bv, &av, &other);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -254,12 +311,42 @@ impl FakeApi {
     /// The next `times` requests of `method` whose path contains `path_contains` fail
     /// with `code`.
     pub fn fail(&self, method: Method, path_contains: &str, code: u16, times: usize) {
+        self.fail_with(method, path_contains, code, "injected failure", times);
+    }
+
+    /// Like [`FakeApi::fail`], with the API's message (an admission webhook's, say).
+    pub fn fail_with(
+        &self,
+        method: Method,
+        path_contains: &str,
+        code: u16,
+        message: &str,
+        times: usize,
+    ) {
         self.state.lock().unwrap().failures.push(Failure {
             method,
             path_contains: path_contains.into(),
             code,
+            message: message.into(),
             remaining: times,
         });
+    }
+
+    /// Forgets every injected failure.
+    pub fn clear_failures(&self) {
+        self.state.lock().unwrap().failures.clear();
+    }
+
+    /// Every stored object of a collection, in name order.
+    pub fn list(&self, coll: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .iter()
+            .filter(|((c, _), _)| c == coll)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -353,17 +440,15 @@ impl FakeApi {
             .find(|f| f.remaining > 0 && f.method == *method && path.contains(&f.path_contains))
         {
             f.remaining -= 1;
-            let code = f.code;
-            return (code, status(code, "InternalError", "injected failure"));
+            let (code, message) = (f.code, f.message.clone());
+            return (code, status(code, "InternalError", &message));
         }
         let Some(address) = apiserver::Address::parse(path) else {
             return (404, status(404, "NotFound", "not an API path"));
         };
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let apply = content_type.starts_with("application/apply-patch");
-        let key = address
-            .collection()
-            .zip(address.name.clone());
+        let key = address.collection().zip(address.name.clone());
         let exists = key.as_ref().is_some_and(|k| st.objects.contains_key(k));
         // RBAC, as the API server authorizes: the request's verb, and for an apply that
         // creates, `create` as well.
@@ -423,7 +508,10 @@ impl FakeApi {
             }
             (Method::GET, Some((coll, name))) => match st.objects.get(&(coll, name.clone())) {
                 Some(v) => (200, v.clone()),
-                None => (404, status(404, "NotFound", &format!("{plural} \"{name}\" not found"))),
+                None => (
+                    404,
+                    status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                ),
             },
             (Method::DELETE, Some((coll, name))) => {
                 match st.objects.remove(&(coll.clone(), name.clone())) {
@@ -432,12 +520,18 @@ impl FakeApi {
                             .retain(|(c, n, _), _| !(*c == coll && *n == name));
                         (200, v)
                     }
-                    None => (404, status(404, "NotFound", &format!("{plural} \"{name}\" not found"))),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                    ),
                 }
             }
             (Method::POST, _) => {
                 let Some(coll) = address.collection() else {
-                    return (405, status(405, "MethodNotAllowed", "not served by the fake"));
+                    return (
+                        405,
+                        status(405, "MethodNotAllowed", "not served by the fake"),
+                    );
                 };
                 let mut obj = body;
                 st.resource_version += 1;
@@ -476,12 +570,12 @@ impl FakeApi {
                         let mut others = json!({});
                         for ((c, n, m), v) in &st.applied {
                             if *c == coll && *n == name && *m != manager {
-                                merge(&mut others, v);
+                                apply_merge(&mut others, v);
                             }
                         }
                         remove_dropped(&mut obj, &prev_spec_only, &body, &others);
                     }
-                    merge(&mut obj, &body);
+                    apply_merge(&mut obj, &body);
                     apiserver::store(&plural, &mut obj);
                     st.applied
                         .insert((coll.clone(), name.clone(), manager.clone()), body.clone());
@@ -523,7 +617,10 @@ impl FakeApi {
                     (if existing.is_some() { 200 } else { 201 }, obj)
                 } else {
                     let Some(obj) = st.objects.get_mut(&key) else {
-                        return (404, status(404, "NotFound", &format!("{plural} \"{name}\" not found")));
+                        return (
+                            404,
+                            status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                        );
                     };
                     if sub.as_deref() == Some("status") {
                         let mut patch = body.clone();
