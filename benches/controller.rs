@@ -1,9 +1,11 @@
 //! Controller benchmark: `cargo bench --bench controller` (figures in BENCHMARKS.md).
 //!
-//! Against the in-memory API of tests/fake, 1,000 SafeApps over 20 namespaces:
-//! API requests per first reconcile, writes per steady-state resync (target 0), and
-//! CPU time per reconcile excluding the API (target under 1 ms). Then the resident
-//! memory of caches holding 10,000 SafeApps and their children (target under 300 MiB).
+//! Start-up time and idle memory; the resident memory of caches holding 10,000 SafeApps
+//! and their children (target under 300 MiB); then, against the in-memory API of
+//! tests/fake (with the RBAC of config/rbac and the API server's storage rules), 200 and
+//! 1,000 new SafeApps in one namespace: writes to converge (target: one per child, one
+//! status per app, one per namespace for the shared objects), Events (at most one per
+//! app), writes at steady state (target 0), and CPU per reconcile excluding the API.
 //! Runs on a current-thread runtime, so wall time is the operator's CPU time.
 
 #[path = "../tests/fake/mod.rs"]
@@ -18,6 +20,7 @@ use kube::runtime::reflector::store;
 use kube::runtime::watcher;
 use safeapp::api::SafeApp;
 use safeapp::controller::Context;
+use safeapp::controller::namespace::reconcile_namespace;
 use safeapp::controller::reconcile::reconcile_app;
 use safeapp::metrics::Metrics;
 use safeapp::policy::Policy;
@@ -39,29 +42,93 @@ fn manifest(i: usize) -> serde_json::Value {
 
 struct Pass {
     requests: usize,
-    writes: usize,
+    /// Writes by what they wrote: children, status, shared objects, events.
+    child_writes: usize,
+    status_writes: usize,
+    shared_writes: usize,
+    events: usize,
     operator_time: Duration,
 }
 
-async fn pass(fake: &FakeApi, ctx: &Context) -> Pass {
+impl Pass {
+    fn writes(&self) -> usize {
+        self.child_writes + self.status_writes + self.shared_writes + self.events
+    }
+}
+
+/// One pass of the app reconciler over `apps` SafeApps of namespace `ns`, then the
+/// namespace reconciler over the namespaces it marked, as the running controller does.
+async fn pass(fake: &FakeApi, ctx: &Context, ns: &str, apps: usize) -> Pass {
     fake.clear_calls();
     let api_before = fake.serve_time();
-    let mut operator_time = Duration::ZERO;
-    for i in 0..APPS {
-        let ns = format!("ns-{:02}", i % NAMESPACES);
-        let coll = collection("safeapp.dev/v1alpha1", &ns, "safeapps");
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    let started = Instant::now();
+    for i in 0..apps {
         let value = fake.get(&coll, &format!("app-{i:05}")).expect("stored");
         let app: SafeApp = serde_json::from_value(value).expect("typed");
-        let started = Instant::now();
         reconcile_app(&app, ctx).await.expect("reconcile");
-        operator_time += started.elapsed();
     }
-    operator_time = operator_time.saturating_sub(fake.serve_time() - api_before);
+    for ns in ctx.namespaces.take_dirty() {
+        reconcile_namespace(&ns, ctx).await.expect("namespace");
+    }
+    let operator_time = started
+        .elapsed()
+        .saturating_sub(fake.serve_time() - api_before);
+    let writes = fake.writes();
+    let count = |f: &dyn Fn(&str) -> bool| writes.iter().filter(|c| f(&c.path)).count();
     Pass {
         requests: fake.calls().len(),
-        writes: fake.writes().len(),
+        events: count(&|p| p.contains("/events")),
+        status_writes: count(&|p| p.ends_with("/status")),
+        shared_writes: count(&|p| p.contains("/limitranges/") || p.contains("/resourcequotas/")),
+        child_writes: count(&|p| {
+            !p.contains("/events")
+                && !p.ends_with("/status")
+                && !p.contains("/limitranges/")
+                && !p.contains("/resourcequotas/")
+        }),
         operator_time,
     }
+}
+
+/// N new SafeApps in one namespace against the in-memory API (RBAC of config/rbac,
+/// omitempty drops, defaulting): writes to converge, Events, then a steady-state resync.
+async fn converge(apps: usize) {
+    let fake = FakeApi::as_operator();
+    let ns = "shop";
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        fake.insert(&collection("safeapp.dev/v1alpha1", ns, "safeapps"), m);
+    }
+    let ctx = Context::new(
+        fake.client(),
+        Policy::default(),
+        Arc::new(Metrics::default()),
+        Duration::from_secs(300),
+    );
+    let first = pass(&fake, &ctx, ns, apps).await;
+    let children = 3 * apps; // Deployment, Service, PodDisruptionBudget
+    let target = children + apps + 1;
+    println!(
+        "converge {apps} new SafeApps in one namespace: {} writes ({} children, {} status, {} LimitRange/ResourceQuota, {} Events; target <= {target} writes and <= {apps} Events: {}), {:.1} API requests per SafeApp, {:.0} µs operator CPU per reconcile",
+        first.writes(),
+        first.child_writes,
+        first.status_writes,
+        first.shared_writes,
+        first.events,
+        if first.writes() - first.events <= target && first.events <= apps { "met" } else { "NOT met" },
+        first.requests as f64 / apps as f64,
+        first.operator_time.as_secs_f64() * 1e6 / apps as f64
+    );
+    let steady = pass(&fake, &ctx, ns, apps).await;
+    println!(
+        "steady-state resync of {apps} SafeApps: {} writes (target 0: {}), {:.1} API requests per SafeApp, {:.0} µs operator CPU per reconcile",
+        steady.writes(),
+        if steady.writes() == 0 { "met" } else { "NOT met" },
+        steady.requests as f64 / apps as f64,
+        steady.operator_time.as_secs_f64() * 1e6 / apps as f64
+    );
 }
 
 fn rss_mib() -> f64 {
@@ -179,35 +246,6 @@ fn main() {
     // as growth); then the reconcile passes.
     runtime.block_on(startup());
     memory();
-    runtime.block_on(async {
-        let fake = FakeApi::new();
-        for i in 0..APPS {
-            let ns = format!("ns-{:02}", i % NAMESPACES);
-            fake.insert(&collection("safeapp.dev/v1alpha1", &ns, "safeapps"), manifest(i));
-        }
-        // The controller's SafeApp cache, as `safeapp run` has it.
-        let (reader, mut writer) = store::<DeserializeGuard<SafeApp>>();
-        for i in 0..APPS {
-            let ns = format!("ns-{:02}", i % NAMESPACES);
-            let value = fake.get(&collection("safeapp.dev/v1alpha1", &ns, "safeapps"), &format!("app-{i:05}")).expect("stored");
-            writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(serde_json::from_value(value).expect("typed")))));
-        }
-        let metrics = Arc::new(Metrics::default());
-        let ctx = Context::new(fake.client(), Policy::default(), metrics, Duration::from_secs(300)).with_store(reader);
-        let first = pass(&fake, &ctx).await;
-        println!(
-            "first reconcile: {APPS} SafeApps, {:.1} API requests and {:.1} writes per SafeApp, {:.0} µs operator CPU per reconcile",
-            first.requests as f64 / APPS as f64,
-            first.writes as f64 / APPS as f64,
-            first.operator_time.as_secs_f64() * 1e6 / APPS as f64
-        );
-        let steady = pass(&fake, &ctx).await;
-        println!(
-            "steady-state resync: {:.1} API requests, {} writes in total ({:.2} per SafeApp), {:.0} µs operator CPU per reconcile",
-            steady.requests as f64 / APPS as f64,
-            steady.writes,
-            steady.writes as f64 / APPS as f64,
-            steady.operator_time.as_secs_f64() * 1e6 / APPS as f64
-        );
-    });
+    runtime.block_on(converge(200));
+    runtime.block_on(converge(1_000));
 }

@@ -4,6 +4,10 @@
 //! (server-side), creates a temporary namespace, runs the controller in-process for that
 //! namespace, and deletes the namespace at the end. Without `KUBECONFIG` every test says
 //! it was skipped.
+//!
+//! The controller does not run as the kubeconfig's (admin) user: it impersonates a user
+//! bound only to the rules of the project's own ClusterRole (`config/rbac/role.yaml`),
+//! so a verb missing there fails here as it would in a real install.
 #![cfg(feature = "e2e")]
 
 use std::sync::Arc;
@@ -80,6 +84,7 @@ async fn setup(test: &str) -> Option<Cluster> {
         .await
         .expect("create the test namespace");
 
+    let operator = operator_client(&client).await;
     let (stop, stop_rx) = watch::channel(false);
     let stopped = {
         let mut rx = stop_rx.clone();
@@ -97,7 +102,7 @@ async fn setup(test: &str) -> Option<Cluster> {
         selector: None,
     };
     let task = tokio::spawn(controller::run(
-        client.clone(),
+        operator,
         config,
         Arc::new(Metrics::default()),
         Arc::new(AtomicBool::new(false)),
@@ -110,6 +115,42 @@ async fn setup(test: &str) -> Option<Cluster> {
         stop,
         task,
     })
+}
+
+/// The user the controller runs as in these tests.
+const OPERATOR_USER: &str = "safeapp-e2e-operator";
+
+/// Installs the rules of `config/rbac/role.yaml` as a ClusterRole bound to
+/// [`OPERATOR_USER`] (as the admin in KUBECONFIG), and returns a client that impersonates
+/// that user: the controller gets exactly the permissions a real install grants.
+async fn operator_client(admin: &Client) -> Client {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/rbac/role.yaml"
+    ))
+    .expect("config/rbac/role.yaml");
+    let mut role: ClusterRole = serde_yaml::from_str(&text).expect("a ClusterRole");
+    role.metadata = serde_json::from_value(json!({"name": "safeapp-operator-e2e"})).expect("meta");
+    let params = PatchParams::apply("safeapp-e2e").force();
+    Api::<ClusterRole>::all(admin.clone())
+        .patch("safeapp-operator-e2e", &params, &Patch::Apply(&role))
+        .await
+        .expect("install the e2e ClusterRole");
+    let binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "safeapp-operator-e2e"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "safeapp-operator-e2e"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}],
+    }))
+    .expect("binding");
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .patch("safeapp-operator-e2e", &params, &Patch::Apply(&binding))
+        .await
+        .expect("bind the e2e ClusterRole");
+    let mut config = kube::Config::infer().await.expect("kubeconfig");
+    config.auth_info.impersonate = Some(OPERATOR_USER.into());
+    Client::try_from(config).expect("impersonating client")
 }
 
 impl Cluster {
@@ -375,54 +416,85 @@ async fn invalid_specs() {
     c.teardown().await;
 }
 
-// Resyncs (every 3 s here) with nothing changed write nothing: resourceVersions stay put.
+impl Cluster {
+    /// Lets the rollout and status settle, then checks that resyncs (every 3 s here) with
+    /// nothing changed write nothing: resourceVersions and the operator's managedFields
+    /// times stay put, and no DriftCorrected Event appears.
+    async fn assert_quiet(&self, name: &str) {
+        self.deployment(name).await;
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let ours = |managed: Option<
+            Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry>,
+        >| {
+            managed
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+                .map(|m| m.time)
+                .collect::<Vec<_>>()
+        };
+        let deployments = self.api::<Deployment>();
+        let svc_before = self.api::<Service>().get(name).await.expect("svc");
+        let deploy_before = ours(deployments.get(name).await.expect("d").metadata.managed_fields);
+        let app_before = self.api::<SafeApp>().get(name).await.expect("app");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let svc_after = self.api::<Service>().get(name).await.expect("svc");
+        let deploy_after = ours(deployments.get(name).await.expect("d").metadata.managed_fields);
+        let app_after = self.api::<SafeApp>().get(name).await.expect("app");
+        assert_eq!(
+            svc_before.resource_version(),
+            svc_after.resource_version(),
+            "the Service was rewritten"
+        );
+        assert_eq!(
+            deploy_before, deploy_after,
+            "the operator re-applied the Deployment"
+        );
+        assert_eq!(
+            app_before.resource_version(),
+            app_after.resource_version(),
+            "the SafeApp's status was rewritten"
+        );
+        let drift = self
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("DriftCorrected"))
+            .count();
+        assert_eq!(drift, 0, "DriftCorrected without anyone changing anything");
+    }
+}
+
+// Resyncs with nothing changed write nothing.
 #[tokio::test]
 async fn resync_makes_no_writes() {
     let Some(c) = setup("resync").await else {
         return;
     };
     c.create_app("web", web()).await.expect("create");
-    c.deployment("web").await;
-    // Let the rollout and status settle, then watch the operator's own writes.
-    tokio::time::sleep(Duration::from_secs(20)).await;
-    let ours = |managed: Option<
-        Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry>,
-    >| {
-        managed
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
-            .map(|m| m.time)
-            .collect::<Vec<_>>()
+    c.assert_quiet("web").await;
+    c.teardown().await;
+}
+
+// Zero values the API server does not store (omitempty) are not drift: no re-apply.
+#[tokio::test]
+async fn zero_values_make_no_writes() {
+    let Some(c) = setup("zero-values").await else {
+        return;
     };
-    let svc_before = c.api::<Service>().get("web").await.expect("svc");
-    let deploy_before = ours(
-        c.api::<Deployment>()
-            .get("web")
-            .await
-            .expect("d")
-            .metadata
-            .managed_fields,
-    );
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let svc_after = c.api::<Service>().get("web").await.expect("svc");
-    let deploy_after = ours(
-        c.api::<Deployment>()
-            .get("web")
-            .await
-            .expect("d")
-            .metadata
-            .managed_fields,
-    );
-    assert_eq!(
-        svc_before.resource_version(),
-        svc_after.resource_version(),
-        "the Service was rewritten"
-    );
-    assert_eq!(
-        deploy_before, deploy_after,
-        "the operator re-applied the Deployment"
-    );
+    let mut spec = web();
+    spec["env"] = json!([{"name": "EMPTY", "value": ""}]);
+    spec["command"] = json!([]);
+    spec["imagePullSecrets"] = json!([]);
+    spec["rollout"] = json!({"minReadySeconds": 0});
+    spec["volumes"] = json!([{"name": "scratch", "emptyDir": {}}]);
+    spec["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch", "readOnly": false}]);
+    spec["resources"] = json!({"requests": {"cpu": "0.1", "memory": "64Mi"}, "limits": {"cpu": "0.5", "memory": "128Mi"}});
+    c.create_app("web", spec).await.expect("create");
+    c.assert_quiet("web").await;
     c.teardown().await;
 }
 

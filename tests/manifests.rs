@@ -286,3 +286,25 @@ fn lease_role_matches_the_code() {
             .any(|(g, _, _)| g == "coordination.k8s.io")
     );
 }
+
+// The API server authorizes a server-side apply (PATCH) of an object that does not exist
+// yet as a `create` too (SAFEAPP.md §7b): every kind the operator patches, other than a
+// subresource, must also be creatable, or the first apply of every child is refused.
+#[test]
+fn every_applied_kind_can_be_created() {
+    let cluster: ClusterRole = find("ClusterRole", "safeapp-operator");
+    let leases: Role = find("Role", "safeapp-operator-leader-election");
+    for (rules, perms) in [
+        (cluster.rules.unwrap_or_default(), CLUSTER_PERMISSIONS),
+        (leases.rules.unwrap_or_default(), LEASE_PERMISSIONS),
+    ] {
+        for (group, resource, _) in perms.iter().filter(|(_, r, v)| {
+            v.contains(&"patch") && !r.contains('/')
+        }) {
+            assert!(
+                grants(&rules, group, resource, "create"),
+                "{group}/{resource} is applied but cannot be created"
+            );
+        }
+    }
+}
