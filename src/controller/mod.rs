@@ -3,9 +3,9 @@
 //!
 //! - SafeApps are watched through `DeserializeGuard`, so one malformed object cannot wedge
 //!   the watch for the others (it gets a Warning Event instead).
-//! - Deployments, Services, PDBs and HPAs are watched as owned children; the shared
-//!   LimitRange and ResourceQuota by their `app.kubernetes.io/managed-by` label, mapped
-//!   back to every SafeApp of their namespace.
+//! - Deployments, Services, PDBs and HPAs are watched as owned children. The shared
+//!   LimitRange and ResourceQuota have their own reconciler, keyed by namespace
+//!   (`namespace.rs`), which runs beside the app controller and stops with it.
 //! - Errors requeue with capped exponential backoff per object (1 s doubling to 5 min);
 //!   conflicts retry after a second; invalid specs wait for a change.
 
