@@ -117,7 +117,11 @@ async fn converge(apps: usize) {
         first.status_writes,
         first.shared_writes,
         first.events,
-        if first.writes() - first.events <= target && first.events <= apps { "met" } else { "NOT met" },
+        if first.writes() - first.events <= target && first.events <= apps {
+            "met"
+        } else {
+            "NOT met"
+        },
         first.requests as f64 / apps as f64,
         first.operator_time.as_secs_f64() * 1e6 / apps as f64
     );
@@ -125,7 +129,11 @@ async fn converge(apps: usize) {
     println!(
         "steady-state resync of {apps} SafeApps: {} writes (target 0: {}), {:.1} API requests per SafeApp, {:.0} µs operator CPU per reconcile",
         steady.writes(),
-        if steady.writes() == 0 { "met" } else { "NOT met" },
+        if steady.writes() == 0 {
+            "met"
+        } else {
+            "NOT met"
+        },
         steady.requests as f64 / apps as f64,
         steady.operator_time.as_secs_f64() * 1e6 / apps as f64
     );

@@ -79,7 +79,7 @@ pub fn dropped_when_zero(key: &str, value: &Value) -> bool {
 
 /// Map fields whose values are all quantities (`resources.requests.cpu`,
 /// LimitRange `max.memory`, ResourceQuota `hard.pods`).
-const QUANTITY_MAPS: &[&str] = &[
+pub const QUANTITY_MAPS: &[&str] = &[
     "requests",
     "limits",
     "default",

@@ -435,11 +435,25 @@ impl Cluster {
         };
         let deployments = self.api::<Deployment>();
         let svc_before = self.api::<Service>().get(name).await.expect("svc");
-        let deploy_before = ours(deployments.get(name).await.expect("d").metadata.managed_fields);
+        let deploy_before = ours(
+            deployments
+                .get(name)
+                .await
+                .expect("d")
+                .metadata
+                .managed_fields,
+        );
         let app_before = self.api::<SafeApp>().get(name).await.expect("app");
         tokio::time::sleep(Duration::from_secs(10)).await;
         let svc_after = self.api::<Service>().get(name).await.expect("svc");
-        let deploy_after = ours(deployments.get(name).await.expect("d").metadata.managed_fields);
+        let deploy_after = ours(
+            deployments
+                .get(name)
+                .await
+                .expect("d")
+                .metadata
+                .managed_fields,
+        );
         let app_after = self.api::<SafeApp>().get(name).await.expect("app");
         assert_eq!(
             svc_before.resource_version(),

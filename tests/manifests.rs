@@ -298,9 +298,10 @@ fn every_applied_kind_can_be_created() {
         (cluster.rules.unwrap_or_default(), CLUSTER_PERMISSIONS),
         (leases.rules.unwrap_or_default(), LEASE_PERMISSIONS),
     ] {
-        for (group, resource, _) in perms.iter().filter(|(_, r, v)| {
-            v.contains(&"patch") && !r.contains('/')
-        }) {
+        for (group, resource, _) in perms
+            .iter()
+            .filter(|(_, r, v)| v.contains(&"patch") && !r.contains('/'))
+        {
             assert!(
                 grants(&rules, group, resource, "create"),
                 "{group}/{resource} is applied but cannot be created"

@@ -191,41 +191,46 @@ where
         })
 }
 
+/// A namespaced kind the operator writes.
+pub trait Child:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Debug
+{
+}
+
+impl<K> Child for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+{
+}
+
 /// Brings one child to its rendered state. `desired` None means "must not exist".
-pub async fn sync<K>(
+pub async fn sync<K: Child>(
     ctx: &SyncCtx<'_>,
     kind: &'static str,
     name: &str,
     desired: Option<&K>,
     ownership: Ownership<'_>,
-) -> Result<Synced<K>, Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug,
-{
+) -> Result<Synced<K>, Error> {
     let existing = read::<K>(ctx, kind, name).await?;
     converge(ctx, kind, name, desired, ownership, existing).await
 }
 
 /// Brings one child, whose live state is `existing`, to its rendered state.
-pub async fn converge<K>(
+pub async fn converge<K: Child>(
     ctx: &SyncCtx<'_>,
     kind: &'static str,
     name: &str,
     desired: Option<&K>,
     ownership: Ownership<'_>,
     existing: Option<Value>,
-) -> Result<Synced<K>, Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug,
-{
+) -> Result<Synced<K>, Error> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ctx.namespace);
     let done = |change, live| Synced {
         kind,

@@ -31,15 +31,15 @@ use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::ResourceExt;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
 
-use super::apply::{self, Change, Ownership, SyncCtx};
+use super::apply::{self, Change, Child, Ownership, SyncCtx};
 use super::events::{self, EventType};
 use super::{Context, Error};
 use crate::api::{LIMIT_RANGE_NAME, RESOURCE_QUOTA_NAME, SafeApp};
@@ -210,47 +210,57 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         previously_managed: &[],
         metrics: &ctx.metrics,
     };
-    let (mut limit_range, mut quota) = render::namespace_objects(ns, &ctx.policy);
+    let (limit_range, quota) = render::namespace_objects(ns, &ctx.policy);
 
-    let live = apply::read::<LimitRange>(&sync, "LimitRange", LIMIT_RANGE_NAME).await?;
-    limit_range.metadata.owner_references = Some(shared_owners(live.as_ref(), &members));
-    let synced = apply::converge::<LimitRange>(
+    sync_shared(
+        ctx,
         &sync,
         "LimitRange",
         LIMIT_RANGE_NAME,
-        Some(&limit_range),
-        Ownership::Shared,
-        live.clone(),
+        Some(limit_range),
+        &members,
     )
     .await?;
-    report(
+    sync_shared(
         ctx,
-        ns,
-        "LimitRange",
-        LIMIT_RANGE_NAME,
-        live.as_ref(),
-        &synced.change,
+        &sync,
+        "ResourceQuota",
+        RESOURCE_QUOTA_NAME,
+        quota,
+        &members,
     )
-    .await;
+    .await?;
+    Ok(())
+}
 
-    let live = apply::read::<ResourceQuota>(&sync, "ResourceQuota", RESOURCE_QUOTA_NAME).await?;
-    if let Some(q) = quota.as_mut() {
-        q.metadata.owner_references = Some(shared_owners(live.as_ref(), &members));
+/// Brings one shared object (None: must not exist) to its rendered state, with the
+/// owners it should carry.
+async fn sync_shared<K: Child>(
+    ctx: &Context,
+    sync: &SyncCtx<'_>,
+    kind: &'static str,
+    name: &str,
+    mut desired: Option<K>,
+    members: &[(String, String)],
+) -> Result<(), Error> {
+    let live = apply::read::<K>(sync, kind, name).await?;
+    if let Some(obj) = desired.as_mut() {
+        obj.meta_mut().owner_references = Some(shared_owners(live.as_ref(), members));
     }
-    let synced = apply::converge::<ResourceQuota>(
-        &sync,
-        "ResourceQuota",
-        RESOURCE_QUOTA_NAME,
-        quota.as_ref(),
+    let synced = apply::converge::<K>(
+        sync,
+        kind,
+        name,
+        desired.as_ref(),
         Ownership::Shared,
         live.clone(),
     )
     .await?;
     report(
         ctx,
-        ns,
-        "ResourceQuota",
-        RESOURCE_QUOTA_NAME,
+        sync.namespace,
+        kind,
+        name,
         live.as_ref(),
         &synced.change,
     )

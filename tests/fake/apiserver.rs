@@ -145,25 +145,19 @@ const BUILT_IN: &[&str] = &[
     "cronjobs",
 ];
 
-/// Map-typed fields (Go `map[string]...`): their entries are values, never dropped.
+/// Map-typed fields (Go `map[string]...`): their entries are values, never dropped. The
+/// quantity maps (`requests`, `limits`, `hard`...) are too.
 const MAP_FIELDS: &[&str] = &[
     "labels",
     "annotations",
     "nodeSelector",
     "matchLabels",
     "data",
-    "requests",
-    "limits",
-    "default",
-    "defaultRequest",
-    "min",
-    "max",
-    "maxLimitRequestRatio",
-    "hard",
 ];
 
 fn is_map_field(key: &str, v: &Value) -> bool {
     MAP_FIELDS.contains(&key)
+        || safeapp::apiserver::QUANTITY_MAPS.contains(&key)
         // Service spec.selector is a map; a LabelSelector is a struct.
         || (key == "selector" && v.get("matchLabels").is_none() && v.get("matchExpressions").is_none())
 }
