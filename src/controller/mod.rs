@@ -147,6 +147,17 @@ impl Error {
         self.api_status() == Some(409)
     }
 
+    /// The kind of child the failed call was about.
+    pub fn kind(&self) -> Option<&'static str> {
+        match self {
+            Self::GetChild { kind, .. }
+            | Self::ApplyChild { kind, .. }
+            | Self::DeleteChild { kind, .. }
+            | Self::Serialize { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+
     /// The HTTP status the API server answered with, when it answered.
     pub fn api_status(&self) -> Option<u16> {
         match self.api_error() {

@@ -31,10 +31,10 @@ use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
@@ -56,6 +56,8 @@ struct Inner {
     dirty: BTreeSet<String>,
     /// (namespace, kind) of foreign shared objects already reported.
     reported: HashSet<(String, &'static str)>,
+    /// The last sync failure reported per namespace.
+    failures: HashMap<String, String>,
 }
 
 /// The SafeApps known per namespace, and the namespaces that need a sync.
@@ -119,6 +121,20 @@ impl Namespaces {
     fn forget(&self, ns: &str, name: &str) {
         if let Some(m) = self.lock().members.get_mut(ns) {
             m.remove(name);
+        }
+    }
+
+    /// Records the outcome of a sync; true when it is a failure not reported yet.
+    fn failure_is_new(&self, ns: &str, failure: Option<String>) -> bool {
+        let mut inner = self.lock();
+        match failure {
+            None => {
+                inner.failures.remove(ns);
+                false
+            }
+            Some(message) => {
+                inner.failures.insert(ns.to_string(), message.clone()) != Some(message)
+            }
         }
     }
 
@@ -372,8 +388,29 @@ pub async fn run(
 async fn sync_with_retry(ctx: &Arc<Context>, ns: &str) {
     let key = format!("namespace/{ns}");
     match reconcile_namespace(ns, ctx).await {
-        Ok(()) => ctx.reset_backoff(&key),
+        Ok(()) => {
+            ctx.reset_backoff(&key);
+            ctx.namespaces.failure_is_new(ns, None);
+        }
         Err(e) => {
+            if ctx.namespaces.failure_is_new(ns, Some(e.to_string())) {
+                // No SafeApp's status carries it (the apps are fine): an Event on the
+                // shared object, once per new failure.
+                let kind = e.kind().unwrap_or("LimitRange");
+                let name = if kind == "ResourceQuota" {
+                    RESOURCE_QUOTA_NAME
+                } else {
+                    LIMIT_RANGE_NAME
+                };
+                ctx.recorder
+                    .publish(
+                        &reference(kind, ns, name, None),
+                        EventType::Warning,
+                        events::APPLY_FAILED,
+                        e.to_string(),
+                    )
+                    .await;
+            }
             ctx.metrics
                 .reconcile_errors
                 .get_or_create(&[("reason", e.metric_reason())])
