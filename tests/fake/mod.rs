@@ -59,10 +59,24 @@ struct State {
     rbac: Option<apiserver::Rbac>,
 }
 
+/// One change, as a watch reports it: (collection, ADDED/MODIFIED/DELETED, object).
+type Change = (String, &'static str, Value);
+
 /// The fake API server.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FakeApi {
     state: Arc<Mutex<State>>,
+    /// Every change, for the open watches.
+    changes: tokio::sync::broadcast::Sender<Change>,
+}
+
+impl Default for FakeApi {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            changes: tokio::sync::broadcast::channel(65_536).0,
+        }
+    }
 }
 
 /// Collection path of a namespaced resource, as the client requests it.
@@ -203,6 +217,44 @@ fn remove_dropped(target: &mut Value, before: &Value, after: &Value, others: &Va
     }
 }
 
+/// The equality label selector of a request (`a=b,c=d`), as the controller's watches use.
+fn label_selector(query: &str) -> Vec<(String, String)> {
+    query_param(query, "labelSelector")
+        .map(|s| {
+            s.replace("%3D", "=")
+                .replace("%2C", ",")
+                .replace("%2F", "/")
+        })
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn selects(selector: &[(String, String)], obj: &Value) -> bool {
+    selector
+        .iter()
+        .all(|(k, val)| obj["metadata"]["labels"][k] == val.as_str())
+}
+
+/// The changes a broadcast receiver gets, as a stream (a lagging receiver skips ahead).
+fn tokio_stream_of(
+    rx: tokio::sync::broadcast::Receiver<Change>,
+) -> impl futures::Stream<Item = Change> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(change) => return Some((change, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
         .split('&')
@@ -214,6 +266,11 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 impl FakeApi {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Tells the open watches of `coll` about a change.
+    fn notify(&self, coll: &str, kind: &'static str, obj: &Value) {
+        let _ = self.changes.send((coll.to_string(), kind, obj.clone()));
     }
 
     /// A fake whose caller has only the permissions of `rbac`.
@@ -252,7 +309,13 @@ impl FakeApi {
         meta.entry("creationTimestamp")
             .or_insert(json!("2026-01-01T00:00:00Z"));
         let name = obj["metadata"]["name"].as_str().expect("name").to_string();
-        st.objects.insert((coll.to_string(), name), obj.clone());
+        let kind = if st.objects.insert((coll.to_string(), name), obj.clone()).is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        drop(st);
+        self.notify(coll, kind, &obj);
         obj
     }
 
@@ -297,15 +360,23 @@ impl FakeApi {
             .entry("managedFields")
             .or_insert(json!([]));
         managed.as_array_mut().expect("list").push(entry);
+        let obj = obj.clone();
+        drop(st);
+        self.notify(coll, "MODIFIED", &obj);
     }
 
     /// Removes a stored object as another client would (not recorded).
     pub fn remove(&self, coll: &str, name: &str) -> Option<Value> {
-        self.state
+        let removed = self
+            .state
             .lock()
             .unwrap()
             .objects
-            .remove(&(coll.to_string(), name.to_string()))
+            .remove(&(coll.to_string(), name.to_string()));
+        if let Some(obj) = &removed {
+            self.notify(coll, "DELETED", obj);
+        }
+        removed
     }
 
     /// The next `times` requests of `method` whose path contains `path_contains` fail
@@ -383,7 +454,8 @@ impl FakeApi {
             .unwrap_or("")
             .to_string();
         if parts.method == Method::GET && query.contains("watch=") {
-            // A watch that stays open and never sends an event.
+            // A watch: every later change of the collection, as JSON lines, until the
+            // client goes away.
             self.state.lock().unwrap().calls.push(Call {
                 method: Method::GET,
                 path: format!("{path}?watch"),
@@ -395,11 +467,29 @@ impl FakeApi {
                     .body(Full::new(Bytes::from(serde_json::to_vec(&denied).unwrap())).boxed())
                     .unwrap();
             }
-            let never = futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
+            let Some(address) = apiserver::Address::parse(&path) else {
+                let never = futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .body(StreamBody::new(never).boxed())
+                    .unwrap();
+            };
+            let selector = label_selector(&query);
+            let changes = tokio_stream_of(self.changes.subscribe());
+            let events = futures::StreamExt::filter_map(changes, move |(coll, kind, obj)| {
+                let matches = address.lists(&coll) && selects(&selector, &obj);
+                async move {
+                    matches.then(|| {
+                        let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap();
+                        line.push(b'\n');
+                        Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(line)))
+                    })
+                }
+            });
             return Response::builder()
                 .status(StatusCode::OK)
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .body(StreamBody::new(never).boxed())
+                .body(StreamBody::new(events).boxed())
                 .unwrap();
         }
         let (code, value) = self.serve(&parts.method, &path, &query, &content_type, &bytes);
@@ -475,30 +565,13 @@ impl FakeApi {
 
         match (method.clone(), key) {
             (Method::GET, None) => {
-                // Equality label selectors (`a=b,c=d`), as the controller's watches use.
-                let selector: Vec<(String, String)> = query_param(query, "labelSelector")
-                    .map(|s| {
-                        s.replace("%3D", "=")
-                            .replace("%2C", ",")
-                            .replace("%2F", "/")
-                    })
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|kv| {
-                        kv.split_once('=')
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                    })
-                    .collect();
+                let selector = label_selector(query);
                 let items: Vec<Value> = st
                     .objects
                     .iter()
                     .filter(|((c, _), _)| address.lists(c))
                     .map(|(_, v)| v.clone())
-                    .filter(|v| {
-                        selector
-                            .iter()
-                            .all(|(k, val)| v["metadata"]["labels"][k] == val.as_str())
-                    })
+                    .filter(|v| selects(&selector, v))
                     .collect();
                 let rv = st.resource_version.to_string();
                 (
@@ -516,6 +589,7 @@ impl FakeApi {
             (Method::DELETE, Some((coll, name))) => {
                 match st.objects.remove(&(coll.clone(), name.clone())) {
                     Some(v) => {
+                        self.notify(&coll, "DELETED", &v);
                         st.applied
                             .retain(|(c, n, _), _| !(*c == coll && *n == name));
                         (200, v)
@@ -547,6 +621,7 @@ impl FakeApi {
                 meta.insert("uid".into(), json!(format!("uid-{uid}")));
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
                 apiserver::store(&plural, &mut obj);
+                self.notify(&coll, "ADDED", &obj);
                 st.objects.insert((coll, name), obj.clone());
                 (201, obj)
             }
@@ -613,6 +688,10 @@ impl FakeApi {
                     let list = managed.as_array_mut().expect("list");
                     list.retain(|e| e["manager"] != json!(manager));
                     list.push(entry);
+                    if changed != Some(false) {
+                        let kind = if existing.is_some() { "MODIFIED" } else { "ADDED" };
+                        self.notify(&coll, kind, &obj);
+                    }
                     st.objects.insert(key, obj.clone());
                     (if existing.is_some() { 200 } else { 201 }, obj)
                 } else {
@@ -636,7 +715,9 @@ impl FakeApi {
                     let rv = st.resource_version.to_string();
                     let obj = st.objects.get_mut(&key).expect("object");
                     obj["metadata"]["resourceVersion"] = json!(rv);
-                    (200, obj.clone())
+                    let obj = obj.clone();
+                    self.notify(&coll, "MODIFIED", &obj);
+                    (200, obj)
                 }
             }
             _ => (
