@@ -136,7 +136,10 @@ async fn first_reconcile_creates_every_object() {
     let app = env.create("web", web_spec());
     let uid = app["metadata"]["uid"].as_str().unwrap().to_string();
     let action = env.reconcile("web").await.expect("reconcile");
-    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    // The resync, stretched by this app's own jitter (at most 10%).
+    let resync = controller::reconcile::with_jitter(Duration::from_secs(300), &uid);
+    assert!(resync >= Duration::from_secs(300) && resync <= Duration::from_secs(330));
+    assert_eq!(action, Action::requeue(resync));
 
     for coll in [deployments(), services(), pdbs()] {
         let obj = env

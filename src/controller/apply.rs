@@ -15,6 +15,7 @@ use serde_json::Value;
 use tracing::info;
 
 use super::Error;
+use super::cache::{Cached, Caches};
 use super::drift;
 use crate::api::{FIELD_MANAGER, MANAGED_BY};
 use crate::metrics::Metrics;
@@ -122,6 +123,16 @@ pub struct SyncCtx<'a> {
     /// `kind/name` of the objects the last status listed as managed.
     pub previously_managed: &'a [String],
     pub metrics: &'a Metrics,
+    /// The controller's caches; None in tests that drive the reconcilers directly, which
+    /// then read from the API.
+    pub caches: Option<&'a Caches>,
+}
+
+impl SyncCtx<'_> {
+    /// Whether reads come from caches (and so must be confirmed before a write).
+    fn from_cache(&self) -> bool {
+        self.caches.is_some()
+    }
 }
 
 /// Field manager that keeps `spec.replicas` while the HPA takes it over.
@@ -131,13 +142,19 @@ pub const HANDOVER_MANAGER: &str = "safeapp-operator-handover";
 /// field manager applies the current value. Otherwise server-side apply would delete the
 /// field the operator stops owning, the Deployment would default to 1 replica, and the
 /// app would drop to one pod until the HPA scales it back up. Returns whether it wrote.
-pub async fn hand_over_replicas(
-    ctx: &SyncCtx<'_>,
-    name: &str,
-    live: Option<&Value>,
-) -> Result<bool, Error> {
+pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, Error> {
     use k8s_openapi::api::apps::v1::Deployment;
-    let Some(live) = live else { return Ok(false) };
+    // From the API, not a cache: the managedFields say who owns spec.replicas.
+    let live = get_raw::<Deployment>(ctx.client, ctx.namespace, name)
+        .await
+        .map_err(|source| Error::GetChild {
+            kind: "Deployment",
+            name: name.into(),
+            source,
+        })?;
+    let Some(live) = live.as_ref() else {
+        return Ok(false);
+    };
     let Some(replicas) = live["spec"]["replicas"].as_i64() else {
         return Ok(false);
     };
@@ -211,7 +228,7 @@ impl<K> Child for K where
 }
 
 /// Brings one child to its rendered state. `desired` None means "must not exist".
-pub async fn sync<K: Child>(
+pub async fn sync<K: Cached>(
     ctx: &SyncCtx<'_>,
     kind: &'static str,
     name: &str,
@@ -238,6 +255,30 @@ pub async fn converge<K: Child>(
         change,
         live,
     };
+    let want = desired
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|source| Error::Serialize { kind, source })?;
+    // A cache is trusted only to say "nothing to do": anything else is confirmed with
+    // one read from the API (a cache behind our own last write is not drift), which also
+    // brings the managedFields the cache strips.
+    let mut existing = existing;
+    if ctx.from_cache() && !ctx.spec_changed {
+        let confirm = match (&existing, &want) {
+            (None, None) => false,
+            (Some(live), Some(want)) => !drift::differences(want, live).is_empty(),
+            _ => true,
+        };
+        if confirm {
+            existing = get_raw::<K>(ctx.client, ctx.namespace, name)
+                .await
+                .map_err(|source| Error::GetChild {
+                    kind,
+                    name: name.into(),
+                    source,
+                })?;
+        }
+    }
     if let Some(live) = &existing
         && !raw_owned(live, ownership)
     {
@@ -249,7 +290,7 @@ pub async fn converge<K: Child>(
         };
         return Ok(done(Change::Conflict { reason }, None));
     }
-    let Some(desired) = desired else {
+    let (Some(desired), Some(want)) = (desired, want) else {
         if existing.is_none() {
             return Ok(done(Change::Absent, None));
         }
@@ -271,8 +312,6 @@ pub async fn converge<K: Child>(
         }
         None => Change::Created,
         Some(live) => {
-            let want = serde_json::to_value(desired)
-                .map_err(|source| Error::Serialize { kind, source })?;
             let diffs = drift::differences(&want, live);
             match (diffs.is_empty(), ctx.spec_changed) {
                 (true, false) => return Ok(done(Change::Unchanged, existing.map(Live::Raw))),

@@ -10,6 +10,7 @@
 //!   conflicts retry after a second; invalid specs wait for a change.
 
 pub mod apply;
+pub mod cache;
 pub mod conditions;
 pub mod drift;
 pub mod events;
@@ -31,8 +32,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::utils::{Predicate, PredicateConfig};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -46,6 +48,9 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Default resync period.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+/// Triggers for one SafeApp closer together than this run one reconcile (its children's
+/// watch events after an apply arrive together).
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
 const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=safeapp-operator";
 
 /// Every API call the operator makes, as (API group, resource, verbs): the RBAC it
@@ -193,6 +198,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The controller's SafeApp cache; None in tests that drive the reconcilers directly.
     safeapps: Option<Store<DeserializeGuard<SafeApp>>>,
+    /// The caches of the children; None in tests that drive the reconcilers directly.
+    pub caches: Option<cache::Caches>,
 }
 
 impl Context {
@@ -210,7 +217,14 @@ impl Context {
             namespaces: namespace::Namespaces::default(),
             failures: Mutex::new(HashMap::new()),
             safeapps: None,
+            caches: None,
         }
+    }
+
+    /// Read children from these caches instead of the API.
+    pub fn with_caches(mut self, caches: cache::Caches) -> Self {
+        self.caches = Some(caches);
+        self
     }
 
     /// Use the controller's SafeApp cache to tell which known SafeApps still exist.
@@ -364,8 +378,20 @@ pub async fn run(
     if let Some(selector) = &config.selector {
         app_watch = app_watch.labels(selector);
     }
-    let controller = Controller::new(api::<DeserializeGuard<SafeApp>>(&client, ns), app_watch);
-    let store = controller.store();
+    // SafeApps: a change of spec, labels or annotations reconciles; a status-only update
+    // (the operator's own status patch among them) only refreshes the cache.
+    let (store, writer) = reflector::store();
+    let app_events = watcher(api::<DeserializeGuard<SafeApp>>(&client, ns), app_watch)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations),
+            PredicateConfig::default(),
+        );
+    let controller = Controller::for_stream(app_events, store.clone());
     let sync_store = store.clone();
     let sync_ready = ready.clone();
     let synced = tokio::spawn(async move {
@@ -386,6 +412,21 @@ pub async fn run(
         }
     });
     let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
+    // The children's caches: reconciles read them instead of the API.
+    let (deployments, dep_writer) = reflector::store();
+    let (services, svc_writer) = reflector::store();
+    let (pdbs, pdb_writer) = reflector::store();
+    let (hpas, hpa_writer) = reflector::store();
+    let (limit_ranges, lr_writer) = reflector::store();
+    let (quotas, rq_writer) = reflector::store();
+    let caches = cache::Caches {
+        deployments,
+        services,
+        pdbs,
+        hpas,
+        limit_ranges,
+        quotas,
+    };
     // Every SafeApp the cache holds; with --selector that is this shard's only, which the
     // namespace reconciler allows for (it only adds owners to the shared objects).
     let ctx = Arc::new(
@@ -395,25 +436,31 @@ pub async fn run(
             metrics.clone(),
             config.resync,
         )
-        .with_store(store.clone()),
+        .with_store(store.clone())
+        .with_caches(caches),
     );
     info!(
         namespace = ns.unwrap_or("<all>"),
         selector = config.selector.as_deref().unwrap_or(""),
         "Starting controller"
     );
-    let shared_objects = namespace::run(
-        ctx.clone(),
-        api::<LimitRange>(&client, ns),
-        api::<ResourceQuota>(&client, ns),
-        managed(),
+    let shared_triggers = futures::stream::select(
+        cache::watch(api::<LimitRange>(&client, ns), managed(), lr_writer, false)
+            .map(|o| o.namespace()),
+        cache::watch(api::<ResourceQuota>(&client, ns), managed(), rq_writer, false)
+            .map(|o| o.namespace()),
     );
+    let shared_objects = namespace::run(ctx.clone(), shared_triggers);
     let apps = controller
-        .owns(api::<Deployment>(&client, ns), managed())
-        .owns(api::<Service>(&client, ns), managed())
-        .owns(api::<PodDisruptionBudget>(&client, ns), managed())
-        .owns(api::<HorizontalPodAutoscaler>(&client, ns), managed())
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .owns_stream(cache::watch(api::<Deployment>(&client, ns), managed(), dep_writer, true).map(Ok))
+        .owns_stream(cache::watch(api::<Service>(&client, ns), managed(), svc_writer, false).map(Ok))
+        .owns_stream(cache::watch(api::<PodDisruptionBudget>(&client, ns), managed(), pdb_writer, false).map(Ok))
+        .owns_stream(cache::watch(api::<HorizontalPodAutoscaler>(&client, ns), managed(), hpa_writer, false).map(Ok))
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(config.concurrency)
+                .debounce(DEBOUNCE),
+        )
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .take_until(abort)

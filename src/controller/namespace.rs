@@ -27,19 +27,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 
-use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota};
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
-use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
 
-use super::apply::{self, Change, Child, Ownership, SyncCtx};
+use super::apply::{self, Change, Ownership, SyncCtx};
+use super::cache::Cached;
 use super::events::{self, EventType};
 use super::{Context, Error};
 use crate::api::{LIMIT_RANGE_NAME, RESOURCE_QUOTA_NAME, SafeApp};
@@ -225,6 +224,7 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         spec_changed: false,
         previously_managed: &[],
         metrics: &ctx.metrics,
+        caches: ctx.caches.as_ref(),
     };
     let (limit_range, quota) = render::namespace_objects(ns, &ctx.policy);
 
@@ -251,7 +251,7 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
 
 /// Brings one shared object (None: must not exist) to its rendered state, with the
 /// owners it should carry.
-async fn sync_shared<K: Child>(
+async fn sync_shared<K: Cached>(
     ctx: &Context,
     sync: &SyncCtx<'_>,
     kind: &'static str,
@@ -348,23 +348,11 @@ async fn report(
 pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs the namespace reconciler until dropped: it syncs the namespaces the app
-/// reconciler marked, those whose shared objects changed (watched by `selector`), and
+/// reconciler marked, those whose shared objects changed (`triggers`, from their cached
+/// watches), and
 /// every known namespace once per resync period. A failed sync is retried with backoff.
-pub async fn run(
-    ctx: Arc<Context>,
-    limit_ranges: Api<LimitRange>,
-    quotas: Api<ResourceQuota>,
-    selector: watcher::Config,
-) {
-    let lr = watcher(limit_ranges, selector.clone())
-        .default_backoff()
-        .touched_objects()
-        .map(|o| o.ok().and_then(|o| o.namespace()));
-    let rq = watcher(quotas, selector)
-        .default_backoff()
-        .touched_objects()
-        .map(|o| o.ok().and_then(|o| o.namespace()));
-    let mut triggers = std::pin::pin!(futures::stream::select(lr, rq));
+pub async fn run(ctx: Arc<Context>, triggers: impl Stream<Item = Option<String>>) {
+    let mut triggers = std::pin::pin!(triggers);
     let mut resync = tokio::time::interval(ctx.resync);
     resync.tick().await;
     loop {

@@ -9,7 +9,6 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
@@ -52,15 +51,29 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let now = Time(Timestamp::now());
     let previous = app.status.clone().unwrap_or_default();
 
+    if let Some(caches) = &ctx.caches {
+        // Reconciles read the children's caches: wait for their first list.
+        caches.wait_until_ready().await;
+    }
+    let previously: Vec<String> = previous
+        .managed_objects
+        .iter()
+        .flatten()
+        .map(|m| format!("{}/{}", m.kind, m.name))
+        .collect();
+    let sync = SyncCtx {
+        client: &ctx.client,
+        namespace: &ns,
+        spec_changed: previous.observed_generation != app.metadata.generation,
+        previously_managed: &previously,
+        metrics: &ctx.metrics,
+        caches: ctx.caches.as_ref(),
+    };
+
     if app.spec.paused == Some(true) {
-        let live = Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&name)
-            .await
-            .map_err(|source| Error::GetChild {
-                kind: "Deployment",
-                name: name.clone(),
-                source,
-            })?;
+        let live: Option<Deployment> = apply::read::<Deployment>(&sync, "Deployment", &name)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok());
         let ready = rollout_ready(live.as_ref());
         let conds = [
             Cond::new(
@@ -115,19 +128,6 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         hpa,
     } = render::render(&validated, &ctx.policy);
 
-    let previously: Vec<String> = previous
-        .managed_objects
-        .iter()
-        .flatten()
-        .map(|m| format!("{}/{}", m.kind, m.name))
-        .collect();
-    let sync = SyncCtx {
-        client: &ctx.client,
-        namespace: &ns,
-        spec_changed: previous.observed_generation != app.metadata.generation,
-        previously_managed: &previously,
-        metrics: &ctx.metrics,
-    };
     let own = Ownership::Controller { uid: &uid };
     let mut outcome = Outcome::default();
 
@@ -168,7 +168,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 .as_ref()
                 .is_some_and(|s| s.replicas.is_none())
         {
-            apply::hand_over_replicas(&sync, &name, live.as_ref())
+            apply::hand_over_replicas(&sync, &name)
                 .await
                 .map(|_| ())
         } else {
@@ -266,8 +266,19 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
     match outcome.failures.into_iter().next() {
         Some(e) => Err(e),
-        None => Ok(Action::requeue(ctx.resync)),
+        None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
     }
+}
+
+/// The resync period stretched by up to 10%, differently for each SafeApp (by its uid),
+/// so that thousands of SafeApps created together do not resync in the same second.
+pub fn with_jitter(resync: std::time::Duration, uid: &str) -> std::time::Duration {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    uid.hash(&mut h);
+    let tenth = resync / 10;
+    let millis = u64::try_from(tenth.as_millis()).unwrap_or(u64::MAX).max(1);
+    resync + std::time::Duration::from_millis(h.finish() % millis)
 }
 
 /// The replica count kept when autoscaling was turned off without `spec.replicas`: on
