@@ -354,3 +354,145 @@ async fn leader_that_loses_the_lease_stops_reconciling() {
     );
     stop_and_join(&stop, task).await;
 }
+
+/// Runs the controller (no leader election) over namespace `shop` with `resync`; returns
+/// its metrics, the stop switch and the task.
+fn start_controller(
+    fake: &FakeApi,
+    resync: Duration,
+) -> (
+    Arc<Metrics>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let config = RunConfig {
+        policy: Policy::default(),
+        resync,
+        concurrency: 4,
+        namespace: Some("shop".into()),
+        selector: None,
+    };
+    let task = tokio::spawn(controller::run(
+        fake.client(),
+        config,
+        metrics.clone(),
+        Arc::new(AtomicBool::new(false)),
+        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
+        futures::future::pending(),
+    ));
+    (metrics, stop_tx, task)
+}
+
+/// Waits until `n` SafeApps of `shop` have a status and the LimitRange exists.
+async fn converged(fake: &FakeApi, n: usize) {
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    eventually("every SafeApp converged", || {
+        fake.list(&apps)
+            .iter()
+            .filter(|a| a["status"]["observedGeneration"] == 1)
+            .count()
+            == n
+            && fake
+                .get(&collection("v1", "shop", "limitranges"), "safeapp-limits")
+                .is_some()
+    })
+    .await;
+}
+
+// Steady state reads only caches: with a 1 s resync, several resyncs of converged apps
+// send no request at all to the API server (the watches stay open).
+#[tokio::test]
+async fn steady_state_sends_no_requests() {
+    let fake = FakeApi::as_operator();
+    for name in ["web", "api", "worker"] {
+        insert_app(&fake, name, "registry.example.com/web:1.0.0", json!({}));
+    }
+    let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(1));
+    converged(&fake, 3).await;
+    // Let the watch events of the operator's own writes settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    fake.clear_calls();
+    let reconciles = metrics.reconciles.get();
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(
+        metrics.reconciles.get() >= reconciles + 6,
+        "the apps were resynced"
+    );
+    let requests: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| !c.path.ends_with("?watch"))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert!(requests.is_empty(), "{requests:?}");
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
+
+// Triggers that mean something: a status-only update of an owned HPA-like child or of
+// the namespace quota (usage) reconciles nothing; a Deployment's status (which drives the
+// conditions) and a child's deletion do, and the deleted child comes back.
+#[tokio::test]
+async fn only_meaningful_changes_trigger_reconciles() {
+    let fake = FakeApi::as_operator();
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
+    let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    converged(&fake, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pdbs = collection("policy/v1", "shop", "poddisruptionbudgets");
+    let settled = metrics.reconciles.get();
+    fake.edit(&pdbs, "web", "kube-controller-manager", json!({}), |p| {
+        p["status"] = json!({"currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1, "expectedPods": 2});
+    });
+    fake.edit(
+        &collection("v1", "shop", "limitranges"),
+        "safeapp-limits",
+        "x",
+        json!({}),
+        |l| {
+            l["status"] = json!({"ignored": true});
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        metrics.reconciles.get(),
+        settled,
+        "status-only updates reconciled"
+    );
+    let deployments = collection("apps/v1", "shop", "deployments");
+    fake.edit(
+        &deployments,
+        "web",
+        "kube-controller-manager",
+        json!({}),
+        |d| {
+            d["status"] = json!({"observedGeneration": 1, "replicas": 2, "readyReplicas": 2,
+                             "updatedReplicas": 2, "availableReplicas": 2});
+        },
+    );
+    eventually("Ready from the Deployment's status", || {
+        fake.get(
+            &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
+            "web",
+        )
+        .is_some_and(|a| {
+            a["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|x| x["type"] == "Ready" && x["status"] == "True")
+            })
+        })
+    })
+    .await;
+    fake.remove(&pdbs, "web");
+    eventually("the PDB recreated", || fake.get(&pdbs, "web").is_some()).await;
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}

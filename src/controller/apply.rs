@@ -190,15 +190,16 @@ pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, E
     Ok(true)
 }
 
-/// Reads one child as raw JSON; None when it does not exist.
-pub async fn read<K>(
+/// Reads one child as raw JSON, from the cache when there is one; None when it does not
+/// exist.
+pub async fn read<K: Cached>(
     ctx: &SyncCtx<'_>,
     kind: &'static str,
     name: &str,
-) -> Result<Option<Value>, Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
-{
+) -> Result<Option<Value>, Error> {
+    if let Some(caches) = ctx.caches {
+        return Ok(caches.get::<K>(ctx.namespace, name));
+    }
     get_raw::<K>(ctx.client, ctx.namespace, name)
         .await
         .map_err(|source| Error::GetChild {

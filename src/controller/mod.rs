@@ -33,8 +33,8 @@ use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::runtime::utils::{Predicate, PredicateConfig};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -447,15 +447,40 @@ pub async fn run(
     let shared_triggers = futures::stream::select(
         cache::watch(api::<LimitRange>(&client, ns), managed(), lr_writer, false)
             .map(|o| o.namespace()),
-        cache::watch(api::<ResourceQuota>(&client, ns), managed(), rq_writer, false)
-            .map(|o| o.namespace()),
+        cache::watch(
+            api::<ResourceQuota>(&client, ns),
+            managed(),
+            rq_writer,
+            false,
+        )
+        .map(|o| o.namespace()),
     );
     let shared_objects = namespace::run(ctx.clone(), shared_triggers);
     let apps = controller
-        .owns_stream(cache::watch(api::<Deployment>(&client, ns), managed(), dep_writer, true).map(Ok))
-        .owns_stream(cache::watch(api::<Service>(&client, ns), managed(), svc_writer, false).map(Ok))
-        .owns_stream(cache::watch(api::<PodDisruptionBudget>(&client, ns), managed(), pdb_writer, false).map(Ok))
-        .owns_stream(cache::watch(api::<HorizontalPodAutoscaler>(&client, ns), managed(), hpa_writer, false).map(Ok))
+        .owns_stream(
+            cache::watch(api::<Deployment>(&client, ns), managed(), dep_writer, true).map(Ok),
+        )
+        .owns_stream(
+            cache::watch(api::<Service>(&client, ns), managed(), svc_writer, false).map(Ok),
+        )
+        .owns_stream(
+            cache::watch(
+                api::<PodDisruptionBudget>(&client, ns),
+                managed(),
+                pdb_writer,
+                false,
+            )
+            .map(Ok),
+        )
+        .owns_stream(
+            cache::watch(
+                api::<HorizontalPodAutoscaler>(&client, ns),
+                managed(),
+                hpa_writer,
+                false,
+            )
+            .map(Ok),
+        )
         .with_config(
             ControllerConfig::default()
                 .concurrency(config.concurrency)

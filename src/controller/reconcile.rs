@@ -168,9 +168,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 .as_ref()
                 .is_some_and(|s| s.replicas.is_none())
         {
-            apply::hand_over_replicas(&sync, &name)
-                .await
-                .map(|_| ())
+            apply::hand_over_replicas(&sync, &name).await.map(|_| ())
         } else {
             Ok(())
         };

@@ -309,7 +309,11 @@ impl FakeApi {
         meta.entry("creationTimestamp")
             .or_insert(json!("2026-01-01T00:00:00Z"));
         let name = obj["metadata"]["name"].as_str().expect("name").to_string();
-        let kind = if st.objects.insert((coll.to_string(), name), obj.clone()).is_some() {
+        let kind = if st
+            .objects
+            .insert((coll.to_string(), name), obj.clone())
+            .is_some()
+        {
             "MODIFIED"
         } else {
             "ADDED"
@@ -468,7 +472,8 @@ impl FakeApi {
                     .unwrap();
             }
             let Some(address) = apiserver::Address::parse(&path) else {
-                let never = futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
+                let never =
+                    futures::stream::pending::<Result<http_body::Frame<Bytes>, Infallible>>();
                 return Response::builder()
                     .status(StatusCode::OK)
                     .body(StreamBody::new(never).boxed())
@@ -480,7 +485,8 @@ impl FakeApi {
                 let matches = address.lists(&coll) && selects(&selector, &obj);
                 async move {
                     matches.then(|| {
-                        let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap();
+                        let mut line =
+                            serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap();
                         line.push(b'\n');
                         Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(line)))
                     })
@@ -689,7 +695,11 @@ impl FakeApi {
                     list.retain(|e| e["manager"] != json!(manager));
                     list.push(entry);
                     if changed != Some(false) {
-                        let kind = if existing.is_some() { "MODIFIED" } else { "ADDED" };
+                        let kind = if existing.is_some() {
+                            "MODIFIED"
+                        } else {
+                            "ADDED"
+                        };
                         self.notify(&coll, kind, &obj);
                     }
                     st.objects.insert(key, obj.clone());
