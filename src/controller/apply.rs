@@ -130,7 +130,7 @@ pub struct SyncCtx<'a> {
 
 impl SyncCtx<'_> {
     /// Whether reads come from caches (and so must be confirmed before a write).
-    fn from_cache(&self) -> bool {
+    fn reads_cached(&self) -> bool {
         self.caches.is_some()
     }
 }
@@ -264,7 +264,7 @@ pub async fn converge<K: Child>(
     // one read from the API (a cache behind our own last write is not drift), which also
     // brings the managedFields the cache strips.
     let mut existing = existing;
-    if ctx.from_cache() && !ctx.spec_changed {
+    if ctx.reads_cached() && !ctx.spec_changed {
         let confirm = match (&existing, &want) {
             (None, None) => false,
             (Some(live), Some(want)) => !drift::differences(want, live).is_empty(),
