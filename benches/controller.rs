@@ -256,4 +256,124 @@ fn main() {
     memory();
     runtime.block_on(converge(200));
     runtime.block_on(converge(1_000));
+    // The race against kubectl needs the operator's parallelism: a multi-thread runtime.
+    let parallel = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for apps in [200, 1_000] {
+        parallel.block_on(against_kubectl(apps, LATENCY));
+    }
+}
+
+/// Round trip added to every request of the in-memory API in the race against kubectl.
+const LATENCY: Duration = Duration::from_millis(5);
+
+/// `safeapp run`'s controller converging `apps` new SafeApps in one namespace, against
+/// `kubectl apply --server-side` of the same rendered objects (one PATCH after another,
+/// as kubectl sends them), on the same in-memory API with `latency` per request.
+async fn against_kubectl(apps: usize, latency: Duration) {
+    use std::sync::atomic::AtomicBool;
+    let ns = "shop";
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    // kubectl: the rendered objects, applied in order.
+    let kubectl = FakeApi::new();
+    kubectl.set_latency(latency);
+    let policy = Policy::default();
+    let mut rendered = Vec::new();
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        let app: SafeApp = serde_json::from_value(m).expect("typed");
+        rendered.push(validate::validate(&app, &policy).expect("valid"));
+    }
+    let objects = render::render_all(&rendered, &policy);
+    let client = kubectl.client();
+    let started = Instant::now();
+    for o in &objects {
+        let v = o.to_json();
+        let (api_version, kind) = (v["apiVersion"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or(""));
+        let plural = match kind {
+            "Deployment" => "deployments",
+            "Service" => "services",
+            "PodDisruptionBudget" => "poddisruptionbudgets",
+            "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
+            "LimitRange" => "limitranges",
+            _ => "resourcequotas",
+        };
+        let name = v["metadata"]["name"].as_str().unwrap_or("");
+        let url = format!("{}/{name}?fieldManager=kubectl&force=true", collection(api_version, ns, plural));
+        let request = http::Request::patch(url)
+            .header("content-type", "application/apply-patch+yaml")
+            .body(serde_json::to_vec(&v).expect("json"))
+            .expect("request");
+        client
+            .request::<serde_json::Value>(request)
+            .await
+            .expect("kubectl apply");
+    }
+    let kubectl_time = started.elapsed();
+
+    // The operator, as `safeapp run` runs it (concurrency 16).
+    let fake = FakeApi::as_operator();
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        fake.insert(&coll, m);
+    }
+    fake.set_latency(latency);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let config = safeapp::controller::RunConfig {
+        policy: Policy::default(),
+        resync: Duration::from_secs(300),
+        concurrency: 16,
+        namespace: Some(ns.into()),
+        selector: None,
+    };
+    let started = Instant::now();
+    let task = tokio::spawn(safeapp::controller::run(
+        fake.client(),
+        config,
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
+        futures::future::pending(),
+    ));
+    let deployments = collection("apps/v1", ns, "deployments");
+    let limit_ranges = collection("v1", ns, "limitranges");
+    loop {
+        let done = fake.list(&deployments).len() == apps
+            && fake.get(&limit_ranges, "safeapp-limits").is_some()
+            && fake
+                .list(&coll)
+                .iter()
+                .all(|a| a["status"]["observedGeneration"] == 1);
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let operator_time = started.elapsed();
+    let by_verb = |m: http::Method| fake.calls().iter().filter(|c| c.method == m).count();
+    println!(
+        "against kubectl ({} ms per request): {apps} SafeApps converged in {:.2} s ({} GET, {} PATCH, {} POST, {} watch) vs kubectl apply --server-side of the same {} objects in {:.2} s: ratio {:.2} (target <= 0.5: {})",
+        latency.as_millis(),
+        operator_time.as_secs_f64(),
+        by_verb(http::Method::GET) - fake.calls().iter().filter(|c| c.path.ends_with("?watch")).count(),
+        by_verb(http::Method::PATCH),
+        by_verb(http::Method::POST),
+        fake.calls().iter().filter(|c| c.path.ends_with("?watch")).count(),
+        objects.len(),
+        kubectl_time.as_secs_f64(),
+        operator_time.as_secs_f64() / kubectl_time.as_secs_f64(),
+        if operator_time.as_secs_f64() <= 0.5 * kubectl_time.as_secs_f64() { "met" } else { "NOT met" },
+    );
+    let _ = stop_tx.send(true);
+    let _ = task.await;
 }

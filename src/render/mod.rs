@@ -75,6 +75,19 @@ pub enum Object {
 }
 
 impl Object {
+    /// The object as JSON, as it would be sent to the API server.
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = match self {
+            Self::Deployment(o) => serde_json::to_value(o),
+            Self::Service(o) => serde_json::to_value(o),
+            Self::PodDisruptionBudget(o) => serde_json::to_value(o),
+            Self::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
+            Self::LimitRange(o) => serde_json::to_value(o),
+            Self::ResourceQuota(o) => serde_json::to_value(o),
+        };
+        v.unwrap_or(serde_json::Value::Null)
+    }
+
     fn write_yaml(&self, out: &mut String) -> Result<(), yaml::Error> {
         match self {
             Self::Deployment(o) => yaml::write_document(out, o),

@@ -57,6 +57,8 @@ struct State {
     serve_time: std::time::Duration,
     /// The caller's RBAC rules; None: everything is allowed.
     rbac: Option<apiserver::Rbac>,
+    /// Added to every request (not to a watch's events), as a real server's round trip.
+    latency: std::time::Duration,
 }
 
 /// One change, as a watch reports it: (collection, ADDED/MODIFIED/DELETED, object).
@@ -280,6 +282,11 @@ impl FakeApi {
         fake
     }
 
+    /// Every request takes `latency` longer, as over a network to a real API server.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
     /// A fake whose caller is the operator with the RBAC of `config/rbac` as shipped.
     pub fn as_operator() -> Self {
         Self::with_rbac(apiserver::Rbac::operator())
@@ -446,6 +453,10 @@ impl FakeApi {
     }
 
     async fn handle(&self, req: Request<Body>) -> Response<BoxBody<Bytes, Infallible>> {
+        let latency = self.state.lock().unwrap().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let bytes = body.collect_bytes().await.unwrap_or_default();
