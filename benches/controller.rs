@@ -292,7 +292,10 @@ async fn against_kubectl(apps: usize, latency: Duration) {
     let started = Instant::now();
     for o in &objects {
         let v = o.to_json();
-        let (api_version, kind) = (v["apiVersion"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or(""));
+        let (api_version, kind) = (
+            v["apiVersion"].as_str().unwrap_or(""),
+            v["kind"].as_str().unwrap_or(""),
+        );
         let plural = match kind {
             "Deployment" => "deployments",
             "Service" => "services",
@@ -302,7 +305,10 @@ async fn against_kubectl(apps: usize, latency: Duration) {
             _ => "resourcequotas",
         };
         let name = v["metadata"]["name"].as_str().unwrap_or("");
-        let url = format!("{}/{name}?fieldManager=kubectl&force=true", collection(api_version, ns, plural));
+        let url = format!(
+            "{}/{name}?fieldManager=kubectl&force=true",
+            collection(api_version, ns, plural)
+        );
         let request = http::Request::patch(url)
             .header("content-type", "application/apply-patch+yaml")
             .body(serde_json::to_vec(&v).expect("json"))
@@ -365,14 +371,26 @@ async fn against_kubectl(apps: usize, latency: Duration) {
         "against kubectl ({} ms per request): {apps} SafeApps converged in {:.2} s ({} GET, {} PATCH, {} POST, {} watch) vs kubectl apply --server-side of the same {} objects in {:.2} s: ratio {:.2} (target <= 0.5: {})",
         latency.as_millis(),
         operator_time.as_secs_f64(),
-        by_verb(http::Method::GET) - fake.calls().iter().filter(|c| c.path.ends_with("?watch")).count(),
+        by_verb(http::Method::GET)
+            - fake
+                .calls()
+                .iter()
+                .filter(|c| c.path.ends_with("?watch"))
+                .count(),
         by_verb(http::Method::PATCH),
         by_verb(http::Method::POST),
-        fake.calls().iter().filter(|c| c.path.ends_with("?watch")).count(),
+        fake.calls()
+            .iter()
+            .filter(|c| c.path.ends_with("?watch"))
+            .count(),
         objects.len(),
         kubectl_time.as_secs_f64(),
         operator_time.as_secs_f64() / kubectl_time.as_secs_f64(),
-        if operator_time.as_secs_f64() <= 0.5 * kubectl_time.as_secs_f64() { "met" } else { "NOT met" },
+        if operator_time.as_secs_f64() <= 0.5 * kubectl_time.as_secs_f64() {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
     let _ = stop_tx.send(true);
     let _ = task.await;

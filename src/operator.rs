@@ -83,13 +83,27 @@ fn when(
 /// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Connect)?;
+    // Leader election gets a client (and connections) of its own: reconcile traffic never
+    // delays a renewal.
+    let lease_client = Client::try_default().await.map_err(RunError::Connect)?;
     let stop = watch_signals()?;
-    run_with(client, options, stop).await
+    run_with_clients(client, lease_client, options, stop).await
 }
 
 /// Runs the operator with `client` until `stop` holds true.
 pub async fn run_with(
     client: Client,
+    options: RunOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    run_with_clients(client.clone(), client, options, stop).await
+}
+
+/// Runs the operator until `stop` holds true: reconciling with `client`, electing a
+/// leader with `lease_client`.
+pub async fn run_with_clients(
+    client: Client,
+    lease_client: Client,
     options: RunOptions,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
@@ -122,7 +136,7 @@ pub async fn run_with(
     }
 
     let manager = leader::manager(
-        client.clone(),
+        lease_client.clone(),
         &options.lease_namespace,
         &options.lease_name,
         &options.identity,
@@ -142,13 +156,33 @@ pub async fn run_with(
         info!("Became the leader");
         metrics.leader.set(1);
         ready.store(false, Ordering::Relaxed);
+        let (lost_tx, mut lost_rx) = watch::channel(false);
+        let deadline = {
+            let (client, ns, name, id) = (
+                lease_client.clone(),
+                options.lease_namespace.clone(),
+                options.lease_name.clone(),
+                options.identity.clone(),
+            );
+            async move {
+                leader::renew_deadline(client, &ns, &name, &id).await;
+                let _ = lost_tx.send(true);
+            }
+        };
+        let lease_gone = when(&leading, false);
+        let lost = async move {
+            tokio::select! {
+                () = lease_gone => {}
+                () = deadline => {}
+            }
+        };
         controller::run(
             client.clone(),
             options.controller.clone(),
             metrics.clone(),
             ready.clone(),
             when(&stop, true),
-            when(&leading, false),
+            lost,
         )
         .await;
         metrics.leader.set(0);
@@ -156,6 +190,16 @@ pub async fn run_with(
             break;
         }
         warn!("Lost the lease: stopped reconciling, standing by");
+        if *lost_rx.borrow_and_update() {
+            // The renewals failed while the lease manager still says "leader": wait for it
+            // to notice, or a lease duration, before leading again.
+            let mut stop_rx = stop.clone();
+            tokio::select! {
+                _ = stop_rx.wait_for(|v| *v) => break,
+                _ = leading.wait_for(|l| !*l) => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(leader::LEASE_DURATION_SECONDS)) => {}
+            }
+        }
     }
     // Closing the channel makes the lease manager release the lease and finish.
     drop(leading);

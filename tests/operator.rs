@@ -496,3 +496,33 @@ async fn only_meaningful_changes_trigger_reconciles() {
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
+
+// A leader whose renewals fail (the API server refuses them; kube-lease-manager only
+// logs that) stops reconciling by itself once its last renewal expires, before a
+// standby could take over.
+#[tokio::test]
+async fn leader_that_cannot_renew_steps_down() {
+    let fake = FakeApi::as_operator();
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
+    let deployments = collection("apps/v1", "shop", "deployments");
+    let mut options = replica("replica-a");
+    options.controller.resync = Duration::from_secs(1);
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(safeapp::operator::run_with(fake.client(), options, rx));
+    eventually("replica-a to reconcile", || {
+        fake.get(&deployments, "web").is_some()
+    })
+    .await;
+    // From now on every write to the Lease fails.
+    fake.fail(http::Method::PATCH, "/leases/", 500, usize::MAX);
+    fake.fail(http::Method::PUT, "/leases/", 500, usize::MAX);
+    // The last renewal was at most 10 s ago and lasts 15 s: by 17 s it has expired.
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    fake.remove(&deployments, "web");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        fake.get(&deployments, "web").is_none(),
+        "a leader whose lease expired must not write"
+    );
+    stop_and_join(&stop, task).await;
+}
