@@ -526,3 +526,33 @@ async fn leader_that_cannot_renew_steps_down() {
     );
     stop_and_join(&stop, task).await;
 }
+
+// The caches hold only objects labelled as the operator's: a Service of the same name made
+// by someone else is looked up before anything is created, and left alone (NameConflict),
+// also for a brand-new SafeApp.
+#[tokio::test]
+async fn foreign_object_is_not_overwritten_with_caches() {
+    let fake = FakeApi::as_operator();
+    let services = collection("v1", "shop", "services");
+    fake.insert(
+        &services,
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "web", "namespace": "shop", "labels": {"team": "other"}},
+               "spec": {"ports": [{"port": 80}]}}),
+    );
+    let before = fake.get(&services, "web").unwrap();
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
+    let (_metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    eventually("NameConflict", || {
+        fake.get(&apps, "web").is_some_and(|a| {
+            a["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x["reason"] == "NameConflict"))
+        })
+    })
+    .await;
+    assert_eq!(fake.get(&services, "web").unwrap(), before, "untouched");
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}

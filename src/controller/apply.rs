@@ -262,13 +262,17 @@ pub async fn converge<K: Child>(
         .map_err(|source| Error::Serialize { kind, source })?;
     // A cache is trusted only to say "nothing to do": anything else is confirmed with
     // one read from the API (a cache behind our own last write is not drift), which also
-    // brings the managedFields the cache strips.
+    // brings the managedFields the cache strips. An object the cache lacks is always
+    // looked up before it is created: the cache holds only objects labelled as ours, and
+    // one of the same name made by someone else must not be overwritten.
     let mut existing = existing;
-    if ctx.reads_cached() && !ctx.spec_changed {
+    if ctx.reads_cached() {
         let confirm = match (&existing, &want) {
-            (None, None) => false,
-            (Some(live), Some(want)) => !drift::differences(want, live).is_empty(),
-            _ => true,
+            (None, Some(_)) => true,
+            (Some(live), Some(want)) => {
+                !ctx.spec_changed && !drift::differences(want, live).is_empty()
+            }
+            _ => false,
         };
         if confirm {
             existing = get_raw::<K>(ctx.client, ctx.namespace, name)
@@ -295,13 +299,18 @@ pub async fn converge<K: Child>(
         if existing.is_none() {
             return Ok(done(Change::Absent, None));
         }
-        api.delete(name, &DeleteParams::default())
-            .await
-            .map_err(|source| Error::DeleteChild {
-                kind,
-                name: name.into(),
-                source,
-            })?;
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            // Already gone (a cache a moment behind).
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(done(Change::Absent, None)),
+            Err(source) => {
+                return Err(Error::DeleteChild {
+                    kind,
+                    name: name.into(),
+                    source,
+                });
+            }
+        }
         ctx.metrics.write(kind);
         info!(kind, name, "Pruned");
         return Ok(done(Change::Pruned, None));
