@@ -556,3 +556,34 @@ async fn foreign_object_is_not_overwritten_with_caches() {
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
+
+// A restarted operator (a failover looks the same) with nothing changed writes nothing:
+// its caches list what exists, and every SafeApp is found converged.
+#[tokio::test]
+async fn restart_with_nothing_changed_writes_nothing() {
+    let fake = FakeApi::as_operator();
+    for name in ["web", "api", "worker"] {
+        insert_app(&fake, name, "registry.example.com/web:1.0.0", json!({}));
+    }
+    let (_m, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    converged(&fake, 3).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+
+    fake.clear_calls();
+    let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    eventually("every SafeApp reconciled after the restart", || {
+        metrics.reconciles.get() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes: Vec<String> = fake
+        .writes()
+        .into_iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
