@@ -18,6 +18,7 @@ pub mod names;
 pub mod operator;
 pub mod policy;
 pub mod quantity;
+pub mod ratelimit;
 pub mod render;
 pub mod telemetry;
 pub mod validate;

@@ -72,6 +72,12 @@ struct RunArgs {
     /// Name of the Lease.
     #[arg(long, default_value = "safeapp-operator-leader")]
     lease_name: String,
+    /// Sustained API requests per second (client-side limit; the Lease is not counted).
+    #[arg(long, default_value_t = safeapp::ratelimit::DEFAULT_QPS)]
+    qps: f64,
+    /// API requests that may go at once after a quiet period.
+    #[arg(long, default_value_t = safeapp::ratelimit::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +116,9 @@ fn run(args: RunArgs) -> ExitCode {
     {
         return fail("--selector is empty");
     }
+    if !(args.qps.is_finite() && args.qps > 0.0) {
+        return fail("--qps must be a positive number");
+    }
     let options = RunOptions {
         controller: RunConfig {
             policy,
@@ -126,6 +135,8 @@ fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|| "default".into()),
         lease_name: args.lease_name,
         identity: safeapp::leader::identity(),
+        qps: args.qps,
+        burst: args.burst,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

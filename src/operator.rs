@@ -19,6 +19,7 @@ use crate::admin::{self, AdminState};
 use crate::controller::{self, RunConfig};
 use crate::leader;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimitLayer;
 
 /// Everything `safeapp run` is told on its command line.
 #[derive(Clone, Debug)]
@@ -30,11 +31,16 @@ pub struct RunOptions {
     pub lease_name: String,
     /// This replica's identity in the Lease (the pod name in a cluster).
     pub identity: String,
+    /// Client-side limit of the reconcile client: requests per second, and burst.
+    pub qps: f64,
+    pub burst: u32,
 }
 
 /// Why the operator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("cannot find a Kubernetes configuration: {0}")]
+    Config(#[source] kube::config::InferConfigError),
     #[error("cannot connect to Kubernetes: {0}")]
     Connect(#[source] kube::Error),
     #[error("cannot serve the admin endpoints on {addr}: {source}")]
@@ -82,10 +88,15 @@ fn when(
 
 /// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(options: RunOptions) -> Result<(), RunError> {
-    let client = Client::try_default().await.map_err(RunError::Connect)?;
-    // Leader election gets a client (and connections) of its own: reconcile traffic never
-    // delays a renewal.
-    let lease_client = Client::try_default().await.map_err(RunError::Connect)?;
+    let config = kube::Config::infer().await.map_err(RunError::Config)?;
+    // Reconciles go through the client-side rate limit.
+    let client = kube::client::ClientBuilder::try_from(config.clone())
+        .map_err(RunError::Connect)?
+        .with_layer(&RateLimitLayer::new(options.qps, options.burst))
+        .build();
+    // Leader election gets a client (and connections) of its own: reconcile traffic and
+    // its rate limit never delay a renewal.
+    let lease_client = Client::try_from(config).map_err(RunError::Connect)?;
     let stop = watch_signals()?;
     run_with_clients(client, lease_client, options, stop).await
 }

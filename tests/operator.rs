@@ -180,6 +180,8 @@ fn replica(identity: &str) -> safeapp::operator::RunOptions {
         lease_namespace: "shop".into(),
         lease_name: "safeapp-operator-leader".into(),
         identity: identity.into(),
+        qps: safeapp::ratelimit::DEFAULT_QPS,
+        burst: safeapp::ratelimit::DEFAULT_BURST,
     }
 }
 
