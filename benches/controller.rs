@@ -220,9 +220,13 @@ async fn startup() {
         namespace: Some("ns-00".into()),
         selector: None,
     };
+    let client = match limit {
+        Some((qps, burst)) => fake.limited_client(qps, burst),
+        None => fake.client(),
+    };
     let started = Instant::now();
     let task = tokio::spawn(safeapp::controller::run(
-        fake.client(),
+        client,
         config,
         Arc::new(Metrics::default()),
         ready.clone(),
@@ -262,7 +266,15 @@ fn main() {
         .build()
         .expect("runtime");
     for apps in [200, 1_000] {
-        parallel.block_on(against_kubectl(apps, LATENCY));
+        parallel.block_on(against_kubectl(apps, LATENCY, None));
+        parallel.block_on(against_kubectl(
+            apps,
+            LATENCY,
+            Some((
+                safeapp::ratelimit::DEFAULT_QPS,
+                safeapp::ratelimit::DEFAULT_BURST,
+            )),
+        ));
     }
 }
 
@@ -272,7 +284,7 @@ const LATENCY: Duration = Duration::from_millis(5);
 /// `safeapp run`'s controller converging `apps` new SafeApps in one namespace, against
 /// `kubectl apply --server-side` of the same rendered objects (one PATCH after another,
 /// as kubectl sends them), on the same in-memory API with `latency` per request.
-async fn against_kubectl(apps: usize, latency: Duration) {
+async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32)>) {
     use std::sync::atomic::AtomicBool;
     let ns = "shop";
     let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
@@ -342,9 +354,13 @@ async fn against_kubectl(apps: usize, latency: Duration) {
         namespace: Some(ns.into()),
         selector: None,
     };
+    let client = match limit {
+        Some((qps, burst)) => fake.limited_client(qps, burst),
+        None => fake.client(),
+    };
     let started = Instant::now();
     let task = tokio::spawn(safeapp::controller::run(
-        fake.client(),
+        client,
         config,
         Arc::new(Metrics::default()),
         Arc::new(AtomicBool::new(false)),
@@ -368,8 +384,9 @@ async fn against_kubectl(apps: usize, latency: Duration) {
     let operator_time = started.elapsed();
     let by_verb = |m: http::Method| fake.calls().iter().filter(|c| c.method == m).count();
     println!(
-        "against kubectl ({} ms per request): {apps} SafeApps converged in {:.2} s ({} GET, {} PATCH, {} POST, {} watch) vs kubectl apply --server-side of the same {} objects in {:.2} s: ratio {:.2} (target <= 0.5: {})",
+        "against kubectl ({} ms per request, operator rate limit {}): {apps} SafeApps converged in {:.2} s ({} GET, {} PATCH, {} POST, {} watch) vs kubectl apply --server-side of the same {} objects in {:.2} s: ratio {:.2} (target <= 0.5: {})",
         latency.as_millis(),
+        limit.map_or("none".to_string(), |(q, b)| format!("--qps {q} --burst {b}")),
         operator_time.as_secs_f64(),
         by_verb(http::Method::GET)
             - fake

@@ -302,6 +302,18 @@ impl FakeApi {
         Client::new(service, "default")
     }
 
+    /// A client of this fake behind the operator's client-side rate limit.
+    pub fn limited_client(&self, qps: f64, burst: u32) -> Client {
+        use tower::Layer;
+        let fake = self.clone();
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let fake = fake.clone();
+            async move { Ok::<_, Infallible>(fake.handle(req).await) }
+        });
+        let limited = safeapp::ratelimit::RateLimitLayer::new(qps, burst).layer(service);
+        Client::new(limited, "default")
+    }
+
     /// Stores an object as if someone had created it (not recorded as a request).
     pub fn insert(&self, coll: &str, mut obj: Value) -> Value {
         let mut st = self.state.lock().unwrap();
