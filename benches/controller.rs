@@ -220,13 +220,9 @@ async fn startup() {
         namespace: Some("ns-00".into()),
         selector: None,
     };
-    let client = match limit {
-        Some((qps, burst)) => fake.limited_client(qps, burst),
-        None => fake.client(),
-    };
     let started = Instant::now();
     let task = tokio::spawn(safeapp::controller::run(
-        client,
+        fake.client(),
         config,
         Arc::new(Metrics::default()),
         ready.clone(),
