@@ -382,7 +382,9 @@ async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32
     println!(
         "against kubectl ({} ms per request, operator rate limit {}): {apps} SafeApps converged in {:.2} s ({} GET, {} PATCH, {} POST, {} watch) vs kubectl apply --server-side of the same {} objects in {:.2} s: ratio {:.2} (target <= 0.5: {})",
         latency.as_millis(),
-        limit.map_or("none".to_string(), |(q, b)| format!("--qps {q} --burst {b}")),
+        limit.map_or("none".to_string(), |(q, b)| format!(
+            "--qps {q} --burst {b}"
+        )),
         operator_time.as_secs_f64(),
         by_verb(http::Method::GET)
             - fake
