@@ -124,6 +124,18 @@ fn bench_one_app(c: &mut Criterion) {
             render::to_yaml(&objects).expect("serializes")
         })
     });
+    // The same output through serde_yaml_ng, the parsing crate: is src/yaml.rs still worth it?
+    group.bench_function("render_to_yaml_with_serde_yaml_ng", |b| {
+        b.iter(|| {
+            let objects = render::render_all(black_box(&apps), black_box(&policy));
+            let mut out = String::new();
+            for o in &objects {
+                out.push_str("---\n");
+                out.push_str(&serde_yaml_ng::to_string(&o.to_json()).expect("serializes"));
+            }
+            out
+        })
+    });
     group.finish();
 }
 

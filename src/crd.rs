@@ -5,6 +5,6 @@ use kube::CustomResourceExt;
 use crate::api::SafeApp;
 
 /// The CRD as YAML, exactly as checked in at `crds/safeapp.yaml`.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&SafeApp::crd())
+pub fn crd_yaml() -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(&SafeApp::crd())
 }

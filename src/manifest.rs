@@ -25,9 +25,9 @@ pub struct Rendered {
 pub fn parse(text: &str) -> Result<Vec<SafeApp>, Vec<String>> {
     let mut apps = Vec::new();
     let mut problems = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let n = i + 1;
-        let value = match serde_yaml::Value::deserialize(doc) {
+        let value = match serde_yaml_ng::Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
                 problems.push(format!("document {n}: not valid YAML: {e}"));
@@ -50,7 +50,7 @@ pub fn parse(text: &str) -> Result<Vec<SafeApp>, Vec<String>> {
     }
 }
 
-fn parse_one(value: serde_yaml::Value) -> Result<SafeApp, Vec<String>> {
+fn parse_one(value: serde_yaml_ng::Value) -> Result<SafeApp, Vec<String>> {
     if !value.is_mapping() {
         return Err(vec![
             "not a Kubernetes object (expected a mapping with apiVersion and kind)".into(),

@@ -132,7 +132,7 @@ pub enum PolicyError {
     #[error("policy file {path} is not valid policy YAML: {source}")]
     ParseFile {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: serde_yaml_ng::Error,
     },
     #[error("policy file {path} is invalid:\n  {}", problems.join("\n  "))]
     Invalid {
@@ -157,7 +157,7 @@ impl Policy {
         let policy: Policy = if text.trim().is_empty() {
             Policy::default()
         } else {
-            serde_yaml::from_str::<Option<Policy>>(text)
+            serde_yaml_ng::from_str::<Option<Policy>>(text)
                 .map_err(|source| PolicyError::ParseFile {
                     path: origin.to_path_buf(),
                     source,

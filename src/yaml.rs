@@ -526,7 +526,7 @@ mod tests {
     fn roundtrip(v: &Value) {
         let mut out = String::new();
         write_document(&mut out, v).expect("write");
-        let back: Value = serde_yaml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        let back: Value = serde_yaml_ng::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
         assert_eq!(&back, v, "YAML was:\n{out}");
     }
 

@@ -56,7 +56,7 @@ fn render_from_stdin_multi_document() {
         "one LimitRange per namespace"
     );
     // The output is itself valid multi-document YAML.
-    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&stdout)
+    let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&stdout)
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
         .collect();
     assert_eq!(docs.len(), 7);

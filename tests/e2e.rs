@@ -130,7 +130,7 @@ async fn operator_client(admin: &Client) -> Client {
         "/config/rbac/role.yaml"
     ))
     .expect("config/rbac/role.yaml");
-    let mut role: ClusterRole = serde_yaml::from_str(&text).expect("a ClusterRole");
+    let mut role: ClusterRole = serde_yaml_ng::from_str(&text).expect("a ClusterRole");
     role.metadata = serde_json::from_value(json!({"name": "safeapp-operator-e2e"})).expect("meta");
     let params = PatchParams::apply("safeapp-e2e").force();
     Api::<ClusterRole>::all(admin.clone())

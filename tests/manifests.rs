@@ -12,7 +12,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use safeapp::controller::{CLUSTER_PERMISSIONS, LEASE_PERMISSIONS};
 use safeapp::policy::Policy;
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
@@ -37,7 +37,7 @@ fn documents() -> Vec<(PathBuf, Value)> {
     let mut docs = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let value =
                 Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             if !value.is_null() {
@@ -53,7 +53,7 @@ fn find<T: serde::de::DeserializeOwned>(kind: &str, name: &str) -> T {
         .into_iter()
         .find(|(_, d)| d["kind"] == kind && d["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name} under config/"));
-    serde_yaml::from_value(doc).expect("typed")
+    serde_yaml_ng::from_value(doc).expect("typed")
 }
 
 // Every manifest parses and names its apiVersion and kind; kustomizations list files that exist.

@@ -275,7 +275,7 @@ proptest! {
     fn yaml_writer_roundtrips(v in json_tree()) {
         let mut out = String::new();
         safeapp::yaml::write_document(&mut out, &v).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let back: Value = serde_yaml::from_str(&out).map_err(|e| TestCaseError::fail(format!("{e}\n{out}")))?;
+        let back: Value = serde_yaml_ng::from_str(&out).map_err(|e| TestCaseError::fail(format!("{e}\n{out}")))?;
         prop_assert_eq!(back, v, "YAML was:\n{}", out);
     }
 }

@@ -49,7 +49,7 @@ impl Rbac {
         for path in paths {
             let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
-            for doc in serde_yaml::Deserializer::from_str(&text) {
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
                 let v: Value = serde::Deserialize::deserialize(doc).expect("YAML");
                 if !matches!(v["kind"].as_str(), Some("ClusterRole" | "Role")) {
                     continue;
