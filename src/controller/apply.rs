@@ -241,7 +241,7 @@ pub async fn sync<K: Cached>(
 }
 
 /// Brings one child, whose live state is `existing`, to its rendered state.
-pub async fn converge<K: Child>(
+pub async fn converge<K: Cached>(
     ctx: &SyncCtx<'_>,
     kind: &'static str,
     name: &str,
@@ -262,13 +262,16 @@ pub async fn converge<K: Child>(
         .map_err(|source| Error::Serialize { kind, source })?;
     // A cache is trusted only to say "nothing to do": anything else is confirmed with
     // one read from the API (a cache behind our own last write is not drift), which also
-    // brings the managedFields the cache strips. An object the cache lacks is always
-    // looked up before it is created: the cache holds only objects labelled as ours, and
-    // one of the same name made by someone else must not be overwritten.
+    // brings the managedFields the cache strips. An object the cache lacks is looked up
+    // before it is created when the name is taken (the metadata cache knows every name):
+    // the full cache holds only objects labelled as ours, and one of the same name made
+    // by someone else must not be overwritten.
     let mut existing = existing;
     if ctx.reads_cached() {
         let confirm = match (&existing, &want) {
-            (None, Some(_)) => true,
+            (None, Some(_)) => ctx
+                .caches
+                .is_some_and(|c| c.name_taken::<K>(ctx.namespace, name)),
             (Some(live), Some(want)) => {
                 !ctx.spec_changed && !drift::differences(want, live).is_empty()
             }

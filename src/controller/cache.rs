@@ -5,8 +5,12 @@
 //!   ResourceQuotas, all by the `app.kubernetes.io/managed-by=safeapp-operator` label, with
 //!   `managedFields` stripped (they are most of an object's size and only needed to name
 //!   the writer of a drift). A SafeApp's children are looked up by namespace and name.
+//! - **Names of everything**: beside them, a metadata-only cache of *every* object of
+//!   those kinds in the watched namespaces (names and labels, no spec), so the operator
+//!   knows without a request whether a name it is about to create is taken by someone
+//!   else's object.
 //! - **A cache is trusted only to say "nothing to do"**: when a cached child differs from
-//!   its rendered state, or is missing while it should exist, the apply step reads it
+//!   its rendered state, or is missing while the name is taken, the apply step reads it
 //!   once from the API before writing (`apply::converge`). That read confirms the drift
 //!   (a cache a few milliseconds behind our own last write is not drift) and brings the
 //!   managedFields that name who changed it.
@@ -25,34 +29,43 @@ use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::store::Writer;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::apply::Child;
 
+/// The caches of one kind: the operator's objects in full, every object's metadata.
+#[derive(Clone)]
+pub struct KindCache<K: Resource<DynamicType = ()> + Clone + 'static> {
+    pub objects: Store<K>,
+    pub names: Store<PartialObjectMeta<K>>,
+}
+
 /// The caches of the kinds the operator writes.
 #[derive(Clone)]
 pub struct Caches {
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
-    pub pdbs: Store<PodDisruptionBudget>,
-    pub hpas: Store<HorizontalPodAutoscaler>,
-    pub limit_ranges: Store<LimitRange>,
-    pub quotas: Store<ResourceQuota>,
+    pub deployments: KindCache<Deployment>,
+    pub services: KindCache<Service>,
+    pub pdbs: KindCache<PodDisruptionBudget>,
+    pub hpas: KindCache<HorizontalPodAutoscaler>,
+    pub limit_ranges: KindCache<LimitRange>,
+    pub quotas: KindCache<ResourceQuota>,
 }
 
 /// A kind with a cache in [`Caches`].
 pub trait Cached: Child + Send + Sync + 'static {
-    fn store(caches: &Caches) -> &Store<Self>;
+    fn cache(caches: &Caches) -> &KindCache<Self>;
 }
 
 macro_rules! cached {
     ($($kind:ty => $field:ident),* $(,)?) => {
         $(impl Cached for $kind {
-            fn store(caches: &Caches) -> &Store<Self> {
+            fn cache(caches: &Caches) -> &KindCache<Self> {
                 &caches.$field
             }
         })*
@@ -68,22 +81,77 @@ cached!(
     ResourceQuota => quotas,
 );
 
+impl<K> KindCache<K>
+where
+    K: Child + Send + Sync + 'static,
+{
+    /// A cache of `api`'s objects matching `selector` (in full) and of every object's
+    /// metadata, and the streams that keep them: the first yields the full objects whose
+    /// [`fingerprint`] changed (and deleted ones), the second must be polled too.
+    pub fn watch(
+        client: &Client,
+        namespace: Option<&str>,
+        selector: watcher::Config,
+        with_status: bool,
+    ) -> (
+        Self,
+        impl Stream<Item = K> + Send + 'static,
+        impl Stream<Item = ()> + Send + 'static,
+    ) {
+        let (objects, writer) = reflector::store();
+        let (names, names_writer) = reflector::store();
+        let (api, names_api) = match namespace {
+            Some(ns) => (
+                Api::<K>::namespaced(client.clone(), ns),
+                Api::<PartialObjectMeta<K>>::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::<K>::all(client.clone()),
+                Api::<PartialObjectMeta<K>>::all(client.clone()),
+            ),
+        };
+        let changes = watch(api, selector, writer, with_status);
+        let names_feed = watcher(names_api, watcher::Config::default())
+            .default_backoff()
+            .modify(|m: &mut PartialObjectMeta<K>| {
+                m.metadata.managed_fields = None;
+                m.metadata.annotations = None;
+            })
+            .reflect(names_writer)
+            .map(|_| ());
+        (Self { objects, names }, changes, names_feed)
+    }
+}
+
 impl Caches {
     /// The cached object `ns/name` of kind K, as JSON; None when it is not there.
     pub fn get<K: Cached>(&self, ns: &str, name: &str) -> Option<Value> {
-        let obj = K::store(self).get(&ObjectRef::new(name).within(ns))?;
+        let obj = K::cache(self)
+            .objects
+            .get(&ObjectRef::new(name).within(ns))?;
         serde_json::to_value(obj.as_ref()).ok()
     }
 
-    /// Whether every cache has listed once.
+    /// Whether any object of kind K is called `ns/name` (someone else's included).
+    pub fn name_taken<K: Cached>(&self, ns: &str, name: &str) -> bool {
+        K::cache(self)
+            .names
+            .get(&ObjectRef::new(name).within(ns))
+            .is_some()
+    }
+
+    /// Resolves once every cache has listed.
     pub async fn wait_until_ready(&self) {
-        let _ = futures::join!(
-            self.deployments.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.pdbs.wait_until_ready(),
-            self.hpas.wait_until_ready(),
-            self.limit_ranges.wait_until_ready(),
-            self.quotas.wait_until_ready(),
+        async fn both<K: Cached>(c: &KindCache<K>) {
+            let _ = futures::join!(c.objects.wait_until_ready(), c.names.wait_until_ready());
+        }
+        futures::join!(
+            both(&self.deployments),
+            both(&self.services),
+            both(&self.pdbs),
+            both(&self.hpas),
+            both(&self.limit_ranges),
+            both(&self.quotas),
         );
     }
 }

@@ -412,13 +412,20 @@ pub async fn run(
         }
     });
     let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
-    // The children's caches: reconciles read them instead of the API.
-    let (deployments, dep_writer) = reflector::store();
-    let (services, svc_writer) = reflector::store();
-    let (pdbs, pdb_writer) = reflector::store();
-    let (hpas, hpa_writer) = reflector::store();
-    let (limit_ranges, lr_writer) = reflector::store();
-    let (quotas, rq_writer) = reflector::store();
+    // The children's caches: reconciles read them instead of the API. A Deployment's
+    // status drives the SafeApp's conditions; the other children's status does not.
+    let (deployments, dep_changes, dep_names) =
+        cache::KindCache::<Deployment>::watch(&client, ns, managed(), true);
+    let (services, svc_changes, svc_names) =
+        cache::KindCache::<Service>::watch(&client, ns, managed(), false);
+    let (pdbs, pdb_changes, pdb_names) =
+        cache::KindCache::<PodDisruptionBudget>::watch(&client, ns, managed(), false);
+    let (hpas, hpa_changes, hpa_names) =
+        cache::KindCache::<HorizontalPodAutoscaler>::watch(&client, ns, managed(), false);
+    let (limit_ranges, lr_changes, lr_names) =
+        cache::KindCache::<LimitRange>::watch(&client, ns, managed(), false);
+    let (quotas, rq_changes, rq_names) =
+        cache::KindCache::<ResourceQuota>::watch(&client, ns, managed(), false);
     let caches = cache::Caches {
         deployments,
         services,
@@ -427,6 +434,15 @@ pub async fn run(
         limit_ranges,
         quotas,
     };
+    let names = futures::stream::select_all([
+        dep_names.boxed(),
+        svc_names.boxed(),
+        pdb_names.boxed(),
+        hpa_names.boxed(),
+        lr_names.boxed(),
+        rq_names.boxed(),
+    ])
+    .for_each(|()| async {});
     // Every SafeApp the cache holds; with --selector that is this shard's only, which the
     // namespace reconciler allows for (it only adds owners to the shared objects).
     let ctx = Arc::new(
@@ -445,42 +461,15 @@ pub async fn run(
         "Starting controller"
     );
     let shared_triggers = futures::stream::select(
-        cache::watch(api::<LimitRange>(&client, ns), managed(), lr_writer, false)
-            .map(|o| o.namespace()),
-        cache::watch(
-            api::<ResourceQuota>(&client, ns),
-            managed(),
-            rq_writer,
-            false,
-        )
-        .map(|o| o.namespace()),
+        lr_changes.map(|o| o.namespace()),
+        rq_changes.map(|o| o.namespace()),
     );
     let shared_objects = namespace::run(ctx.clone(), shared_triggers);
     let apps = controller
-        .owns_stream(
-            cache::watch(api::<Deployment>(&client, ns), managed(), dep_writer, true).map(Ok),
-        )
-        .owns_stream(
-            cache::watch(api::<Service>(&client, ns), managed(), svc_writer, false).map(Ok),
-        )
-        .owns_stream(
-            cache::watch(
-                api::<PodDisruptionBudget>(&client, ns),
-                managed(),
-                pdb_writer,
-                false,
-            )
-            .map(Ok),
-        )
-        .owns_stream(
-            cache::watch(
-                api::<HorizontalPodAutoscaler>(&client, ns),
-                managed(),
-                hpa_writer,
-                false,
-            )
-            .map(Ok),
-        )
+        .owns_stream(dep_changes.map(Ok))
+        .owns_stream(svc_changes.map(Ok))
+        .owns_stream(pdb_changes.map(Ok))
+        .owns_stream(hpa_changes.map(Ok))
         .with_config(
             ControllerConfig::default()
                 .concurrency(config.concurrency)
@@ -500,10 +489,12 @@ pub async fn run(
                 }
             }
         });
-    // The namespace reconciler runs beside the app controller and stops with it.
+    // The namespace reconciler and the name caches run beside the app controller and
+    // stop with it.
     tokio::select! {
         () = apps => {}
         () = shared_objects => {}
+        () = names => {}
     }
     synced.abort();
     ready.store(false, Ordering::Relaxed);
