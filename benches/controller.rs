@@ -265,6 +265,7 @@ fn main() {
         safeapp::ratelimit::DEFAULT_QPS,
         safeapp::ratelimit::DEFAULT_BURST,
     ));
+    parallel.block_on(failover(1_000));
     for apps in [200, 1_000] {
         parallel.block_on(against_kubectl(apps, LATENCY, None));
         parallel.block_on(against_kubectl(apps, LATENCY, defaults));
@@ -410,4 +411,90 @@ async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32
     );
     let _ = stop_tx.send(true);
     let _ = task.await;
+}
+
+/// Two replicas over `apps` SafeApps; the leader dies (it stops, and its Lease writes
+/// fail, so it cannot release the Lease), a Deployment drifts: how long until the standby
+/// has put it back. Target: within the lease duration + 5 s.
+async fn failover(apps: usize) {
+    use safeapp::operator::{RunOptions, run_with};
+    let ns = "shop";
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    let fake = FakeApi::as_operator();
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        fake.insert(&coll, m);
+    }
+    let replica = |id: &str| RunOptions {
+        controller: safeapp::controller::RunConfig {
+            policy: Policy::default(),
+            resync: Duration::from_secs(300),
+            concurrency: 16,
+            namespace: Some(ns.into()),
+            selector: None,
+        },
+        metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+        leader_elect: true,
+        lease_namespace: ns.into(),
+        lease_name: "safeapp-operator-leader".into(),
+        identity: id.into(),
+        qps: safeapp::ratelimit::DEFAULT_QPS,
+        burst: safeapp::ratelimit::DEFAULT_BURST,
+    };
+    let (stop_a, rx_a) = tokio::sync::watch::channel(false);
+    let leader = tokio::spawn(run_with(fake.client(), replica("replica-a"), rx_a));
+    let deployments = collection("apps/v1", ns, "deployments");
+    while fake.list(&deployments).len() < apps
+        || !fake
+            .list(&coll)
+            .iter()
+            .all(|a| a["status"]["observedGeneration"] == 1)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (stop_b, rx_b) = tokio::sync::watch::channel(false);
+    let standby = tokio::spawn(run_with(fake.client(), replica("replica-b"), rx_b));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The leader dies: it stops, and cannot release (or renew) its Lease.
+    fake.fail(
+        http::Method::PATCH,
+        "fieldManager=safeapp-operator-lease-replica-a",
+        500,
+        usize::MAX,
+    );
+    leader.abort();
+    drop(stop_a);
+    let killed = Instant::now();
+    let victim = "app-00500";
+    fake.edit(&deployments, victim, "kubectl-edit", json!({}), |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!("registry.example.com/evil:6.6.6");
+    });
+    loop {
+        let image = fake.get(&deployments, victim).expect("deployment")["spec"]["template"]["spec"]
+            ["containers"][0]["image"]
+            .clone();
+        if image == "registry.example.com/shop/web:1.4.2" {
+            break;
+        }
+        if killed.elapsed() > Duration::from_secs(120) {
+            println!("failover: {apps} SafeApps: drift NOT repaired within 120 s");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let repaired = killed.elapsed();
+    println!(
+        "failover: {apps} SafeApps, leader killed: drift repaired by the standby {:.1} s later (target <= lease {} s + 5 s: {})",
+        repaired.as_secs_f64(),
+        safeapp::leader::LEASE_DURATION_SECONDS,
+        if repaired.as_secs() <= safeapp::leader::LEASE_DURATION_SECONDS + 5 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let _ = stop_b.send(true);
+    let _ = standby.await;
 }

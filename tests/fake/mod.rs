@@ -402,8 +402,9 @@ impl FakeApi {
         removed
     }
 
-    /// The next `times` requests of `method` whose path contains `path_contains` fail
-    /// with `code`.
+    /// The next `times` requests of `method` whose path (with its query, so
+    /// `fieldManager=x` picks one client's writes) contains `path_contains` fail with
+    /// `code`.
     pub fn fail(&self, method: Method, path_contains: &str, code: u16, times: usize) {
         self.fail_with(method, path_contains, code, "injected failure", times);
     }
@@ -553,11 +554,11 @@ impl FakeApi {
             method: method.clone(),
             path: path.to_string(),
         });
-        if let Some(f) = st
-            .failures
-            .iter_mut()
-            .find(|f| f.remaining > 0 && f.method == *method && path.contains(&f.path_contains))
-        {
+        if let Some(f) = st.failures.iter_mut().find(|f| {
+            f.remaining > 0
+                && f.method == *method
+                && format!("{path}?{query}").contains(&f.path_contains)
+        }) {
             f.remaining -= 1;
             let (code, message) = (f.code, f.message.clone());
             return (code, status(code, "InternalError", &message));
