@@ -420,7 +420,7 @@ async fn steady_state_sends_no_requests() {
     let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(1));
     converged(&fake, 3).await;
     // Let the watch events of the operator's own writes settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     fake.clear_calls();
     let reconciles = metrics.reconciles.get();
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -448,7 +448,8 @@ async fn only_meaningful_changes_trigger_reconciles() {
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
     let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
     converged(&fake, 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Let the reconciles caused by the operator's own writes finish.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let pdbs = collection("policy/v1", "shop", "poddisruptionbudgets");
     let settled = metrics.reconciles.get();
     fake.edit(&pdbs, "web", "kube-controller-manager", json!({}), |p| {
