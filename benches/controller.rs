@@ -23,6 +23,7 @@ use kube::runtime::reflector::store;
 use kube::runtime::watcher;
 use safeapp::api::SafeApp;
 use safeapp::controller::Context;
+use safeapp::controller::cache::Compact;
 use safeapp::controller::namespace::reconcile_namespace;
 use safeapp::controller::reconcile::reconcile_app;
 use safeapp::metrics::Metrics;
@@ -156,9 +157,9 @@ fn memory() {
     let before = rss_mib();
     let policy = Policy::default();
     let (apps_reader, mut apps_writer) = store::<DeserializeGuard<SafeApp>>();
-    let (deploy_reader, mut deploy_writer) = store();
-    let (svc_reader, mut svc_writer) = store();
-    let (pdb_reader, mut pdb_writer) = store();
+    let (deploy_reader, mut deploy_writer) = store::<Compact<Deployment>>();
+    let (svc_reader, mut svc_writer) = store::<Compact<Service>>();
+    let (pdb_reader, mut pdb_writer) = store::<Compact<PodDisruptionBudget>>();
     let app_at = |i: usize| {
         let mut app: SafeApp = serde_json::from_value(manifest(i)).expect("typed");
         app.metadata.uid = Some(format!("0b4e1c9a-0000-4000-8000-{i:012}"));
@@ -179,11 +180,7 @@ fn memory() {
     let (names_dep, mut names_dep_writer) = store::<PartialObjectMeta<Deployment>>();
     let (names_svc, mut names_svc_writer) = store::<PartialObjectMeta<Service>>();
     let (names_pdb, mut names_pdb_writer) = store::<PartialObjectMeta<PodDisruptionBudget>>();
-    fn live<K: serde::Serialize + serde::de::DeserializeOwned>(
-        obj: &K,
-        plural: &str,
-        uid: usize,
-    ) -> K {
+    fn live<K: serde::Serialize>(obj: &K, plural: &str, uid: usize) -> serde_json::Value {
         let mut v = serde_json::to_value(obj).expect("json");
         fake::apiserver::store(plural, &mut v);
         v["metadata"]["uid"] = json!(format!("7f1e2d3c-0000-4000-8000-{uid:012}"));
@@ -198,17 +195,21 @@ fn memory() {
                 {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
                  "message": "ReplicaSet has successfully progressed.", "lastUpdateTime": "2026-11-30T00:00:00Z", "lastTransitionTime": "2026-11-30T00:00:00Z"}]});
         }
-        serde_json::from_value(v).expect("typed")
+        v
     }
-    fn meta_of<K: kube::Resource + Clone>(obj: &K) -> PartialObjectMeta<K> {
-        let mut m: PartialObjectMeta<K> = PartialObjectMeta {
+    /// As the name caches keep it: the name only.
+    fn meta_of<K>(v: &serde_json::Value) -> PartialObjectMeta<K> {
+        PartialObjectMeta {
             types: None,
-            metadata: obj.meta().clone(),
+            metadata: serde_json::from_value(
+                json!({"name": v["metadata"]["name"], "namespace": v["metadata"]["namespace"]}),
+            )
+            .expect("meta"),
             _phantom: std::marker::PhantomData,
-        };
-        m.metadata.annotations = None;
-        m.metadata.managed_fields = None;
-        m
+        }
+    }
+    fn compact<K>(v: serde_json::Value) -> Compact<K> {
+        serde_json::from_value(v).expect("compact")
     }
     for i in 0..CACHED {
         let app = app_at(i);
@@ -216,15 +217,15 @@ fn memory() {
         let r = render::render(&validated, &policy);
         let d = live(&r.deployment, "deployments", 3 * i);
         names_dep_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&d)));
-        deploy_writer.apply_watcher_event(&watcher::Event::Apply(d));
+        deploy_writer.apply_watcher_event(&watcher::Event::Apply(compact(d)));
         if let Some(svc) = r.service {
             let svc = live(&svc, "services", 3 * i + 1);
             names_svc_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&svc)));
-            svc_writer.apply_watcher_event(&watcher::Event::Apply(svc));
+            svc_writer.apply_watcher_event(&watcher::Event::Apply(compact(svc)));
         }
         let pdb = live(&r.pdb, "poddisruptionbudgets", 3 * i + 2);
         names_pdb_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&pdb)));
-        pdb_writer.apply_watcher_event(&watcher::Event::Apply(pdb));
+        pdb_writer.apply_watcher_event(&watcher::Event::Apply(compact(pdb)));
     }
     let names = names_dep.state().len() + names_svc.state().len() + names_pdb.state().len();
     let after_all = rss_mib();
@@ -302,6 +303,7 @@ fn main() {
     // as growth); then the reconcile passes.
     runtime.block_on(startup());
     memory();
+    runtime.block_on(synced_at_scale(CACHED));
     runtime.block_on(converge(200));
     runtime.block_on(converge(1_000));
     // The race against kubectl needs the operator's parallelism: a multi-thread runtime.
@@ -545,4 +547,49 @@ async fn failover(apps: usize) {
     );
     let _ = stop_b.send(true);
     let _ = standby.await;
+}
+
+/// From `controller::run` to every watch listed and the SafeApp cache synced, with `apps`
+/// SafeApps (one namespace, in-memory API). Stops right after.
+async fn synced_at_scale(apps: usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fake = FakeApi::new();
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!("big");
+        fake.insert(&collection("safeapp.dev/v1alpha1", "big", "safeapps"), m);
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let config = safeapp::controller::RunConfig {
+        policy: Policy::default(),
+        resync: Duration::from_secs(300),
+        concurrency: 16,
+        namespace: Some("big".into()),
+        selector: None,
+    };
+    let started = Instant::now();
+    let task = tokio::spawn(safeapp::controller::run(
+        fake.client(),
+        config,
+        Arc::new(Metrics::default()),
+        ready.clone(),
+        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
+        futures::future::pending(),
+    ));
+    while !ready.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!(
+        "start-up at scale: {apps} SafeApps synced {:.0} ms after start (in-memory API)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
 }

@@ -2,9 +2,10 @@
 //! from memory and a resync where nothing changed sends no request at all.
 //!
 //! - **What is cached**: Deployments, Services, PDBs, HPAs, and the shared LimitRanges and
-//!   ResourceQuotas, all by the `app.kubernetes.io/managed-by=safeapp-operator` label, with
-//!   `managedFields` stripped (they are most of an object's size and only needed to name
-//!   the writer of a drift). A SafeApp's children are looked up by namespace and name.
+//!   ResourceQuotas, all by the `app.kubernetes.io/managed-by=safeapp-operator` label, as
+//!   [`Compact`] objects: typed metadata without `managedFields` (most of an object's
+//!   size, only needed to name the writer of a drift) and the rest as JSON text. A
+//!   SafeApp's children are looked up by namespace and name.
 //! - **Names of everything**: beside them, a metadata-only cache of *every* object of
 //!   those kinds in the watched namespaces (names and labels, no spec), so the operator
 //!   knows without a request whether a name it is about to create is taken by someone
@@ -19,30 +20,103 @@
 //!   update of an HPA, PDB or ResourceQuota (usage) is absorbed; a Deployment's status
 //!   counts, since it drives the SafeApp's conditions. Deletions always count.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::apply::Child;
 
-/// The caches of one kind: the operator's objects in full, every object's metadata.
+/// An object of kind K as a cache keeps it: its metadata typed (for the keys and the
+/// ownerReferences that map it to its SafeApp), the rest as compact JSON text. A typed
+/// k8s-openapi Deployment is several times the size of its JSON (every optional field of
+/// every nested struct takes room), and the compare works on JSON anyway.
+#[derive(Clone, Debug)]
+pub struct Compact<K> {
+    pub metadata: ObjectMeta,
+    /// The object without `metadata`, as JSON.
+    body: Arc<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for Compact<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Compact<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut value = Value::deserialize(d)?;
+        let meta = value
+            .as_object_mut()
+            .and_then(|m| m.remove("metadata"))
+            .unwrap_or(Value::Null);
+        let mut metadata: ObjectMeta =
+            serde_json::from_value(meta).map_err(serde::de::Error::custom)?;
+        // Most of a live object's size, and only needed to name a drift's author (read
+        // from the API when a drift is found).
+        metadata.managed_fields = None;
+        Ok(Self {
+            metadata,
+            body: value.to_string().into(),
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<K> Compact<K> {
+    /// The whole object as JSON.
+    pub fn to_value(&self) -> Value {
+        let mut value: Value = serde_json::from_str(&self.body).unwrap_or(Value::Null);
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "metadata".into(),
+                serde_json::to_value(&self.metadata).unwrap_or(Value::Null),
+            );
+        }
+        value
+    }
+}
+
+/// The caches of one kind: the operator's objects (compact), every object's name.
 #[derive(Clone)]
 pub struct KindCache<K: Resource<DynamicType = ()> + Clone + 'static> {
-    pub objects: Store<K>,
+    pub objects: Store<Compact<K>>,
     pub names: Store<PartialObjectMeta<K>>,
 }
 
@@ -95,27 +169,32 @@ where
         with_status: bool,
     ) -> (
         Self,
-        impl Stream<Item = K> + Send + 'static,
+        impl Stream<Item = Compact<K>> + Send + 'static,
         impl Stream<Item = ()> + Send + 'static,
     ) {
         let (objects, writer) = reflector::store();
         let (names, names_writer) = reflector::store();
         let (api, names_api) = match namespace {
             Some(ns) => (
-                Api::<K>::namespaced(client.clone(), ns),
+                Api::<Compact<K>>::namespaced(client.clone(), ns),
                 Api::<PartialObjectMeta<K>>::namespaced(client.clone(), ns),
             ),
             None => (
-                Api::<K>::all(client.clone()),
+                Api::<Compact<K>>::all(client.clone()),
                 Api::<PartialObjectMeta<K>>::all(client.clone()),
             ),
         };
         let changes = watch(api, selector, writer, with_status);
         let names_feed = watcher(names_api, watcher::Config::default())
             .default_backoff()
+            // Only the name is needed: whether it is taken.
             .modify(|m: &mut PartialObjectMeta<K>| {
-                m.metadata.managed_fields = None;
-                m.metadata.annotations = None;
+                let keep = ObjectMeta {
+                    name: m.metadata.name.take(),
+                    namespace: m.metadata.namespace.take(),
+                    ..ObjectMeta::default()
+                };
+                m.metadata = keep;
             })
             .reflect(names_writer)
             .map(|_| ());
@@ -129,7 +208,7 @@ impl Caches {
         let obj = K::cache(self)
             .objects
             .get(&ObjectRef::new(name).within(ns))?;
-        serde_json::to_value(obj.as_ref()).ok()
+        Some(obj.to_value())
     }
 
     /// Whether any object of kind K is called `ns/name` (someone else's included).
@@ -160,8 +239,8 @@ impl Caches {
 /// for kinds without one), labels, annotations, ownerReferences and deletion mark, and
 /// its status only when `with_status`. `managedFields`, `resourceVersion` and the like
 /// are left out, so a no-op write of someone else's triggers nothing.
-pub fn fingerprint<K: Serialize>(obj: &K, with_status: bool) -> u64 {
-    let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
+pub fn fingerprint<K>(obj: &Compact<K>, with_status: bool) -> u64 {
+    let mut v = obj.to_value();
     if let Some(map) = v.as_object_mut() {
         if let Some(Value::Object(meta)) = map.get_mut("metadata") {
             meta.retain(|k, _| {
@@ -184,18 +263,17 @@ pub fn fingerprint<K: Serialize>(obj: &K, with_status: bool) -> u64 {
 /// managedFields stripped, and yields the objects whose [`fingerprint`] changed, and the
 /// deleted ones.
 pub fn watch<K>(
-    api: Api<K>,
+    api: Api<Compact<K>>,
     config: watcher::Config,
-    writer: Writer<K>,
+    writer: Writer<Compact<K>>,
     with_status: bool,
-) -> impl Stream<Item = K> + Send
+) -> impl Stream<Item = Compact<K>> + Send
 where
     K: Child + Send + Sync + 'static,
 {
-    let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
+    let mut seen: HashMap<ObjectRef<Compact<K>>, u64> = HashMap::new();
     watcher(api, config)
         .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer)
         .filter_map(move |event| {
             let out = match event {
