@@ -290,3 +290,55 @@ where
             future::ready(out)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use serde_json::json;
+
+    fn live() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "shop", "uid": "u1",
+                            "labels": {"app.kubernetes.io/name": "web"},
+                            "ownerReferences": [{"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+                                                 "name": "web", "uid": "a1", "controller": true}],
+                            "managedFields": [{"manager": "kubectl-edit", "operation": "Update"}]},
+               "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "a:1"}]}}},
+               "status": {"replicas": 2}})
+    }
+
+    // A compact object gives back the whole object but its managedFields.
+    #[test]
+    fn compact_round_trip() {
+        let c: Compact<Deployment> = serde_json::from_value(live()).expect("compact");
+        let mut want = live();
+        want["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        assert_eq!(c.to_value(), want);
+        assert_eq!(c.meta().owner_references.as_ref().unwrap()[0].uid, "a1");
+    }
+
+    // Status and managedFields changes leave the fingerprint alone (unless the status
+    // counts); spec and label changes do not.
+    #[test]
+    fn fingerprint_sees_what_counts() {
+        let base: Compact<Deployment> = serde_json::from_value(live()).unwrap();
+        let mut v = live();
+        v["status"]["replicas"] = json!(3);
+        v["metadata"]["resourceVersion"] = json!("99");
+        let status_only: Compact<Deployment> = serde_json::from_value(v).unwrap();
+        assert_eq!(fingerprint(&base, false), fingerprint(&status_only, false));
+        assert_ne!(fingerprint(&base, true), fingerprint(&status_only, true));
+        let mut v = live();
+        v["spec"]["replicas"] = json!(5);
+        let spec: Compact<Deployment> = serde_json::from_value(v).unwrap();
+        assert_ne!(fingerprint(&base, false), fingerprint(&spec, false));
+        let mut v = live();
+        v["metadata"]["labels"]["tier"] = json!("x");
+        let labels: Compact<Deployment> = serde_json::from_value(v).unwrap();
+        assert_ne!(fingerprint(&base, false), fingerprint(&labels, false));
+    }
+}
