@@ -245,7 +245,6 @@ fn memory() {
 /// Start-up: from `controller::run` to ready (every watch listed and the SafeApp cache
 /// synced) over 1,000 SafeApps served by the in-memory API, then RSS at idle.
 async fn startup() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let fake = FakeApi::new();
     for i in 0..APPS {
         let ns = format!("ns-{:02}", i % NAMESPACES);
@@ -254,33 +253,9 @@ async fn startup() {
             manifest(i),
         );
     }
-    let ready = Arc::new(AtomicBool::new(false));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-    let config = safeapp::controller::RunConfig {
-        policy: Policy::default(),
-        resync: Duration::from_secs(300),
-        concurrency: 16,
-        namespace: Some("ns-00".into()),
-        selector: None,
-    };
     let started = Instant::now();
-    let task = tokio::spawn(safeapp::controller::run(
-        fake.client(),
-        config,
-        Arc::new(Metrics::default()),
-        ready.clone(),
-        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
-        futures::future::pending(),
-    ));
-    while !ready.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let running = spawn_controller(fake.client(), "ns-00");
+    running.until_ready().await;
     let to_ready = started.elapsed();
     // Let the first reconciles of the namespace's 50 SafeApps finish, then sit idle.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -290,8 +265,7 @@ async fn startup() {
         APPS / NAMESPACES,
         rss_mib()
     );
-    let _ = stop_tx.send(true);
-    let _ = task.await;
+    running.stop().await;
 }
 
 fn main() {
@@ -333,7 +307,6 @@ const REALISTIC_LATENCY: Duration = Duration::from_millis(20);
 /// `kubectl apply --server-side` of the same rendered objects (one PATCH after another,
 /// as kubectl sends them), on the same in-memory API with `latency` per request.
 async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32)>) {
-    use std::sync::atomic::AtomicBool;
     let ns = "shop";
     let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
     // kubectl: the rendered objects, applied in order.
@@ -388,33 +361,12 @@ async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32
         fake.insert(&coll, m);
     }
     fake.set_latency(latency);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-    let config = safeapp::controller::RunConfig {
-        policy: Policy::default(),
-        resync: Duration::from_secs(300),
-        concurrency: 16,
-        namespace: Some(ns.into()),
-        selector: None,
-    };
     let client = match limit {
         Some((qps, burst)) => fake.limited_client(qps, burst),
         None => fake.client(),
     };
     let started = Instant::now();
-    let task = tokio::spawn(safeapp::controller::run(
-        client,
-        config,
-        Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(false)),
-        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
-        futures::future::pending(),
-    ));
+    let running = spawn_controller(client, ns);
     let deployments = collection("apps/v1", ns, "deployments");
     let limit_ranges = collection("v1", ns, "limitranges");
     loop {
@@ -459,8 +411,7 @@ async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32
             "NOT met"
         },
     );
-    let _ = stop_tx.send(true);
-    let _ = task.await;
+    running.stop().await;
 }
 
 /// Two replicas over `apps` SafeApps; the leader dies (it stops, and its Lease writes
@@ -552,16 +503,34 @@ async fn failover(apps: usize) {
 /// From `controller::run` to every watch listed and the SafeApp cache synced, with `apps`
 /// SafeApps (one namespace, in-memory API). Stops right after.
 async fn synced_at_scale(apps: usize) {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let fake = FakeApi::new();
     for i in 0..apps {
         let mut m = manifest(i);
         m["metadata"]["namespace"] = json!("big");
         fake.insert(&collection("safeapp.dev/v1alpha1", "big", "safeapps"), m);
     }
-    let ready = Arc::new(AtomicBool::new(false));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop = {
+    let started = Instant::now();
+    let running = spawn_controller(fake.client(), "big");
+    running.until_ready().await;
+    println!(
+        "start-up at scale: {apps} SafeApps synced {:.0} ms after start (in-memory API)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    running.stop().await;
+}
+
+/// A running `controller::run` over namespace `ns` of `client` (concurrency 16, 300 s
+/// resync): the stop switch, its task, and the readiness flag.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn spawn_controller(client: kube::Client, ns: &str) -> Running {
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.wait_for(|v| *v).await;
@@ -571,25 +540,29 @@ async fn synced_at_scale(apps: usize) {
         policy: Policy::default(),
         resync: Duration::from_secs(300),
         concurrency: 16,
-        namespace: Some("big".into()),
+        namespace: Some(ns.into()),
         selector: None,
     };
-    let started = Instant::now();
     let task = tokio::spawn(safeapp::controller::run(
-        fake.client(),
+        client,
         config,
         Arc::new(Metrics::default()),
         ready.clone(),
-        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
+        futures::FutureExt::shared(futures::FutureExt::boxed(stopped)),
         futures::future::pending(),
     ));
-    while !ready.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    Running { stop, task, ready }
+}
+
+impl Running {
+    async fn until_ready(&self) {
+        while !self.ready.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
-    println!(
-        "start-up at scale: {apps} SafeApps synced {:.0} ms after start (in-memory API)",
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(60), task).await;
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(60), self.task).await;
+    }
 }
