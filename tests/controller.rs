@@ -1097,3 +1097,24 @@ async fn autoscaling_off_with_replicas_applies_them_in_one_step() {
     );
     assert!(env.app("web")["status"]["heldReplicas"].is_null());
 }
+
+// An invalid spec with many problems: the status message stays bounded and counts the
+// problems it leaves out.
+#[tokio::test]
+async fn invalid_spec_message_is_bounded() {
+    let env = env();
+    let mut spec = web_spec();
+    spec["ports"] = json!(
+        (0..80)
+            .map(|i| json!({"name": format!("Port_Name_Far_Too_Long_{i}"), "port": 8000 + i}))
+            .collect::<Vec<_>>()
+    );
+    env.create("web", spec);
+    env.reconcile("web").await.expect("reconcile");
+    let ready = env.condition("web", "Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.len() <= 1024, "{}", message.len());
+    assert!(message.starts_with("spec.ports[0].name"), "{message}");
+    assert!(message.contains(" more"), "{message}");
+}

@@ -83,6 +83,33 @@ pub fn bounded(mut text: String, limit: usize) -> String {
     text
 }
 
+/// As many of `items` as fit in `limit` bytes, joined by "; ", and how many were left
+/// out ("; and 3 more"): a status message must stay small whatever the input.
+pub fn bounded_list(items: &[String], limit: usize) -> String {
+    let mut out = String::new();
+    for (i, item) in items.iter().enumerate() {
+        let rest = items.len() - i - 1;
+        let tail = if rest > 0 {
+            format!("; and {rest} more")
+        } else {
+            String::new()
+        };
+        let sep = if out.is_empty() { "" } else { "; " };
+        if out.len() + sep.len() + item.len() + tail.len() > limit {
+            let left = items.len() - i;
+            if out.is_empty() {
+                // Not even the first fits: cut it.
+                return bounded(format!("{item} (and {} more)", left - 1), limit);
+            }
+            out.push_str(&format!("; and {left} more"));
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(item);
+    }
+    out
+}
+
 impl Recorder {
     pub fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
         Self {
@@ -198,4 +225,30 @@ pub async fn publish(
     recorder
         .publish(&app.object_ref(&()), type_, reason, note)
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Problems that do not fit are counted, not cut in the middle.
+    #[test]
+    fn bounded_list_counts_the_rest() {
+        let items: Vec<String> = (0..100)
+            .map(|i| format!("spec.ports[{i}].name: too long"))
+            .collect();
+        let text = bounded_list(&items, 200);
+        assert!(text.len() <= 200, "{}", text.len());
+        assert!(text.starts_with("spec.ports[0].name: too long; spec.ports[1]"));
+        let shown = text.matches("too long").count();
+        assert!(
+            text.ends_with(&format!("; and {} more", 100 - shown)),
+            "{text}"
+        );
+        assert_eq!(
+            bounded_list(&items[..2], 200),
+            format!("{}; {}", items[0], items[1])
+        );
+        assert!(bounded_list(&["x".repeat(500)], 100).len() <= 100);
+    }
 }

@@ -152,6 +152,30 @@ impl Error {
         self.api_status() == Some(409)
     }
 
+    /// One line for users: the action, and the API server's own message (kube's error
+    /// text repeats the whole Status).
+    pub fn summary(&self) -> String {
+        let api_message = match self.api_error() {
+            Some(kube::Error::Api(s)) => Some(s.message.clone()),
+            _ => None,
+        };
+        match (self, api_message) {
+            (Self::GetChild { kind, name, .. }, Some(m)) => {
+                format!("cannot read {kind} {name}: {m}")
+            }
+            (Self::ApplyChild { kind, name, .. }, Some(m)) => {
+                format!("cannot apply {kind} {name}: {m}")
+            }
+            (Self::DeleteChild { kind, name, .. }, Some(m)) => {
+                format!("cannot delete {kind} {name}: {m}")
+            }
+            (Self::PatchStatus { .. }, Some(m)) => {
+                format!("cannot patch the SafeApp's status: {m}")
+            }
+            _ => self.to_string(),
+        }
+    }
+
     /// The kind of child the failed call was about.
     pub fn kind(&self) -> Option<&'static str> {
         match self {

@@ -381,7 +381,7 @@ async fn sync_with_retry(ctx: &Arc<Context>, ns: &str) {
             ctx.namespaces.failure_is_new(ns, None);
         }
         Err(e) => {
-            if ctx.namespaces.failure_is_new(ns, Some(e.to_string())) {
+            if ctx.namespaces.failure_is_new(ns, Some(e.summary())) {
                 // No SafeApp's status carries it (the apps are fine): an Event on the
                 // shared object, once per new failure.
                 let kind = e.kind().unwrap_or("LimitRange");
@@ -395,7 +395,7 @@ async fn sync_with_retry(ctx: &Arc<Context>, ns: &str) {
                         &reference(kind, ns, name, None),
                         EventType::Warning,
                         events::APPLY_FAILED,
-                        e.to_string(),
+                        e.summary(),
                     )
                     .await;
             }

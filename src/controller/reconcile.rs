@@ -98,11 +98,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let validated = match validate::validate(app, &ctx.policy) {
         Ok(v) => v,
         Err(problems) => {
-            let message = problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let message = events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT);
             announce_blocked(
                 app,
                 ctx,
@@ -308,7 +305,7 @@ struct Outcome {
     failures: Vec<Error>,
 }
 
-/// Status messages stay well inside what a condition may hold.
+/// Status messages (failures, invalid specs) stay well inside what a condition may hold.
 const FAILURE_MESSAGE_LIMIT: usize = 1024;
 
 impl Outcome {
@@ -356,13 +353,8 @@ impl Outcome {
     }
 
     fn failure_message(&self) -> String {
-        let text = self
-            .failures
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        events::bounded(text, FAILURE_MESSAGE_LIMIT)
+        let lines: Vec<String> = self.failures.iter().map(Error::summary).collect();
+        events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT)
     }
 }
 
