@@ -590,3 +590,29 @@ async fn restart_with_nothing_changed_writes_nothing() {
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }
+
+// A cache that cannot list (here RBAC refuses to list PDBs) does not stall every
+// reconcile forever: after the wait for the caches, reconciles read from the API.
+#[tokio::test]
+async fn a_cache_that_cannot_list_does_not_stall_reconciles() {
+    let mut rbac = fake::apiserver::Rbac::operator();
+    for rule in &mut rbac.rules {
+        if rule.resources.iter().any(|r| r == "poddisruptionbudgets") {
+            rule.verbs.retain(|v| v != "list" && v != "watch");
+        }
+    }
+    let fake = FakeApi::with_rbac(rbac);
+    insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
+    let (_metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    let deployments = collection("apps/v1", "shop", "deployments");
+    let deadline = Instant::now() + controller::CACHE_WAIT + Duration::from_secs(15);
+    while fake.get(&deployments, "web").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no reconcile past the cache wait"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(true).unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}

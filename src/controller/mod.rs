@@ -48,6 +48,8 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Default resync period.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
+/// How long a reconcile waits for the caches' first list before reading from the API.
+pub const CACHE_WAIT: Duration = Duration::from_secs(30);
 /// Triggers for one SafeApp closer together than this run one reconcile (its children's
 /// watch events after an apply arrive together).
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -242,6 +244,20 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             safeapps: None,
             caches: None,
+        }
+    }
+
+    /// The caches, once they have listed; None without caches, or when they have not
+    /// listed within [`CACHE_WAIT`] (a list refused by RBAC, an unreachable API): the
+    /// reconcile then reads from the API, whose errors reach the status.
+    pub async fn ready_caches(&self) -> Option<&cache::Caches> {
+        let caches = self.caches.as_ref()?;
+        match tokio::time::timeout(CACHE_WAIT, caches.wait_until_ready()).await {
+            Ok(()) => Some(caches),
+            Err(_) => {
+                warn!("Caches have not listed yet: reading from the API");
+                None
+            }
         }
     }
 

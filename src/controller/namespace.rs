@@ -224,7 +224,7 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         spec_changed: false,
         previously_managed: &[],
         metrics: &ctx.metrics,
-        caches: ctx.caches.as_ref(),
+        caches: ctx.ready_caches().await,
     };
     let (limit_range, quota) = render::namespace_objects(ns, &ctx.policy);
 

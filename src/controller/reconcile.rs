@@ -51,10 +51,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let now = Time(Timestamp::now());
     let previous = app.status.clone().unwrap_or_default();
 
-    if let Some(caches) = &ctx.caches {
-        // Reconciles read the children's caches: wait for their first list.
-        caches.wait_until_ready().await;
-    }
+    // Reconciles read the children's caches once they have listed.
+    let caches = ctx.ready_caches().await;
     let previously: Vec<String> = previous
         .managed_objects
         .iter()
@@ -67,7 +65,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         spec_changed: previous.observed_generation != app.metadata.generation,
         previously_managed: &previously,
         metrics: &ctx.metrics,
-        caches: ctx.caches.as_ref(),
+        caches,
     };
 
     if app.spec.paused == Some(true) {
