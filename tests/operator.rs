@@ -357,16 +357,23 @@ async fn leader_that_loses_the_lease_stops_reconciling() {
     stop_and_join(&stop, task).await;
 }
 
-/// Runs the controller (no leader election) over namespace `shop` with `resync`; returns
-/// its metrics, the stop switch and the task.
-fn start_controller(
-    fake: &FakeApi,
-    resync: Duration,
-) -> (
-    Arc<Metrics>,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-) {
+/// A controller started by [`start_controller`].
+struct Running {
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops it and waits (10 s at most) for it to return.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// Runs the controller (no leader election) over namespace `shop` with `resync`.
+fn start_controller(fake: &FakeApi, resync: Duration) -> Running {
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop = {
@@ -390,7 +397,31 @@ fn start_controller(
         futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
         futures::future::pending(),
     ));
-    (metrics, stop_tx, task)
+    Running {
+        metrics,
+        stop: stop_tx,
+        task,
+    }
+}
+
+/// Whether SafeApp `name` of `shop` has a condition whose `field` is `value`.
+fn has_condition(
+    fake: &FakeApi,
+    name: &str,
+    field: &str,
+    value: &str,
+    type_: Option<&str>,
+) -> bool {
+    fake.get(
+        &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
+        name,
+    )
+    .is_some_and(|a| {
+        a["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|x| x[field] == value && type_.is_none_or(|t| x["type"] == t))
+        })
+    })
 }
 
 /// Waits until `n` SafeApps of `shop` have a status and the LimitRange exists.
@@ -417,15 +448,15 @@ async fn steady_state_sends_no_requests() {
     for name in ["web", "api", "worker"] {
         insert_app(&fake, name, "registry.example.com/web:1.0.0", json!({}));
     }
-    let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(1));
+    let running = start_controller(&fake, Duration::from_secs(1));
     converged(&fake, 3).await;
     // Let the watch events of the operator's own writes settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
     fake.clear_calls();
-    let reconciles = metrics.reconciles.get();
+    let reconciles = running.metrics.reconciles.get();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert!(
-        metrics.reconciles.get() >= reconciles + 6,
+        running.metrics.reconciles.get() >= reconciles + 6,
         "the apps were resynced"
     );
     let requests: Vec<String> = fake
@@ -435,8 +466,7 @@ async fn steady_state_sends_no_requests() {
         .map(|c| format!("{} {}", c.method, c.path))
         .collect();
     assert!(requests.is_empty(), "{requests:?}");
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
 }
 
 // Triggers that mean something: a status-only update of an owned HPA-like child or of
@@ -446,12 +476,12 @@ async fn steady_state_sends_no_requests() {
 async fn only_meaningful_changes_trigger_reconciles() {
     let fake = FakeApi::as_operator();
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
-    let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    let running = start_controller(&fake, Duration::from_secs(300));
     converged(&fake, 1).await;
     // Let the reconciles caused by the operator's own writes finish.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pdbs = collection("policy/v1", "shop", "poddisruptionbudgets");
-    let settled = metrics.reconciles.get();
+    let settled = running.metrics.reconciles.get();
     fake.edit(&pdbs, "web", "kube-controller-manager", json!({}), |p| {
         p["status"] = json!({"currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1, "expectedPods": 2});
     });
@@ -466,7 +496,7 @@ async fn only_meaningful_changes_trigger_reconciles() {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        metrics.reconciles.get(),
+        running.metrics.reconciles.get(),
         settled,
         "status-only updates reconciled"
     );
@@ -482,22 +512,12 @@ async fn only_meaningful_changes_trigger_reconciles() {
         },
     );
     eventually("Ready from the Deployment's status", || {
-        fake.get(
-            &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
-            "web",
-        )
-        .is_some_and(|a| {
-            a["status"]["conditions"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|x| x["type"] == "Ready" && x["status"] == "True")
-            })
-        })
+        has_condition(&fake, "web", "status", "True", Some("Ready"))
     })
     .await;
     fake.remove(&pdbs, "web");
     eventually("the PDB recreated", || fake.get(&pdbs, "web").is_some()).await;
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
 }
 
 // A leader whose renewals fail (the API server refuses them; kube-lease-manager only
@@ -545,19 +565,13 @@ async fn foreign_object_is_not_overwritten_with_caches() {
     );
     let before = fake.get(&services, "web").unwrap();
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
-    let (_metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
-    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    let running = start_controller(&fake, Duration::from_secs(300));
     eventually("NameConflict", || {
-        fake.get(&apps, "web").is_some_and(|a| {
-            a["status"]["conditions"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|x| x["reason"] == "NameConflict"))
-        })
+        has_condition(&fake, "web", "reason", "NameConflict", None)
     })
     .await;
     assert_eq!(fake.get(&services, "web").unwrap(), before, "untouched");
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
 }
 
 // A restarted operator (a failover looks the same) with nothing changed writes nothing:
@@ -568,16 +582,15 @@ async fn restart_with_nothing_changed_writes_nothing() {
     for name in ["web", "api", "worker"] {
         insert_app(&fake, name, "registry.example.com/web:1.0.0", json!({}));
     }
-    let (_m, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    let running = start_controller(&fake, Duration::from_secs(300));
     converged(&fake, 3).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
 
     fake.clear_calls();
-    let (metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    let running = start_controller(&fake, Duration::from_secs(300));
     eventually("every SafeApp reconciled after the restart", || {
-        metrics.reconciles.get() >= 3
+        running.metrics.reconciles.get() >= 3
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -587,8 +600,7 @@ async fn restart_with_nothing_changed_writes_nothing() {
         .map(|c| format!("{} {}", c.method, c.path))
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
 }
 
 // A cache that cannot list (here RBAC refuses to list PDBs) does not stall every
@@ -603,7 +615,7 @@ async fn a_cache_that_cannot_list_does_not_stall_reconciles() {
     }
     let fake = FakeApi::with_rbac(rbac);
     insert_app(&fake, "web", "registry.example.com/web:1.0.0", json!({}));
-    let (_metrics, stop, task) = start_controller(&fake, Duration::from_secs(300));
+    let running = start_controller(&fake, Duration::from_secs(300));
     let deployments = collection("apps/v1", "shop", "deployments");
     let deadline = Instant::now() + controller::CACHE_WAIT + Duration::from_secs(15);
     while fake.get(&deployments, "web").is_none() {
@@ -613,6 +625,5 @@ async fn a_cache_that_cannot_list_does_not_stall_reconciles() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    stop.send(true).unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    running.stop().await;
 }

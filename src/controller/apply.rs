@@ -145,13 +145,7 @@ pub const HANDOVER_MANAGER: &str = "safeapp-operator-handover";
 pub async fn hand_over_replicas(ctx: &SyncCtx<'_>, name: &str) -> Result<bool, Error> {
     use k8s_openapi::api::apps::v1::Deployment;
     // From the API, not a cache: the managedFields say who owns spec.replicas.
-    let live = get_raw::<Deployment>(ctx.client, ctx.namespace, name)
-        .await
-        .map_err(|source| Error::GetChild {
-            kind: "Deployment",
-            name: name.into(),
-            source,
-        })?;
+    let live = fetch::<Deployment>(ctx, "Deployment", name).await?;
     let Some(live) = live.as_ref() else {
         return Ok(false);
     };
@@ -200,6 +194,14 @@ pub async fn read<K: Cached>(
     if let Some(caches) = ctx.caches {
         return Ok(caches.get::<K>(ctx.namespace, name));
     }
+    fetch::<K>(ctx, kind, name).await
+}
+
+/// Reads one child as raw JSON from the API, whatever the caches say.
+async fn fetch<K>(ctx: &SyncCtx<'_>, kind: &'static str, name: &str) -> Result<Option<Value>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
     get_raw::<K>(ctx.client, ctx.namespace, name)
         .await
         .map_err(|source| Error::GetChild {
@@ -278,13 +280,7 @@ pub async fn converge<K: Cached>(
             _ => false,
         };
         if confirm {
-            existing = get_raw::<K>(ctx.client, ctx.namespace, name)
-                .await
-                .map_err(|source| Error::GetChild {
-                    kind,
-                    name: name.into(),
-                    source,
-                })?;
+            existing = fetch::<K>(ctx, kind, name).await?;
         }
     }
     if let Some(live) = &existing
