@@ -1,14 +1,14 @@
 //! The CRD: the checked-in YAML is current, its CEL rules accept good specs and refuse
-//! bad ones (evaluated with kube's CEL interpreter), and every rule is bounded so the
-//! API server's cost estimate accepts the CRD.
+//! bad ones (evaluated with kube's CEL interpreter), every rule is bounded so the API
+//! server's cost estimate accepts the CRD, and every list, string and map is bounded so
+//! the API server refuses an oversized SafeApp.
 
-use kube::CustomResourceExt;
 use kube::core::cel::{Validator, WarningKind, compile_schema, estimate_rule_cost};
-use safeapp::api::SafeApp;
+use safeapp::crd::safeapp_crd;
 use serde_json::{Value, json};
 
 fn schema() -> Value {
-    let crd = SafeApp::crd();
+    let crd = safeapp_crd();
     let version = &crd.spec.versions[0];
     serde_json::to_value(
         version
@@ -77,7 +77,7 @@ fn checked_in_crd_is_current() {
 // Names, short name, subresources and printer columns are the contract's.
 #[test]
 fn crd_shape() {
-    let crd = SafeApp::crd();
+    let crd = safeapp_crd();
     assert_eq!(crd.metadata.name.as_deref(), Some("safeapps.safeapp.dev"));
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.names.short_names, Some(vec!["sapp".to_string()]));
@@ -293,4 +293,189 @@ fn ports_are_a_list_map_and_schema_is_structural() {
     let text = serde_json::to_string(&schema).expect("json");
     assert!(!text.contains("\"additionalProperties\":false"));
     assert!(!text.contains("$ref"));
+}
+
+/// The schema node at `path` (the walk's notation: `.spec.env[].value`, `{}` for map values).
+fn node_at<'a>(schema: &'a Value, path: &str) -> &'a Value {
+    let mut nodes = Vec::new();
+    walk(schema, String::new(), &mut nodes);
+    nodes
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .unwrap_or_else(|| panic!("no schema node at {path}"))
+        .1
+}
+
+/// The first node, in walk order, that can hold unbounded input, and what it lacks.
+fn first_unbounded(schema: &Value) -> Option<(String, &'static str)> {
+    let mut nodes = Vec::new();
+    walk(schema, String::new(), &mut nodes);
+    nodes.into_iter().find_map(|(path, node)| {
+        let lacks = |key: &str| node.get(key).is_none();
+        let missing = match node.get("type").and_then(Value::as_str) {
+            Some("array") if lacks("maxItems") => Some("maxItems"),
+            Some("string") if lacks("maxLength") && lacks("enum") => Some("maxLength"),
+            Some("object") if !lacks("additionalProperties") && lacks("maxProperties") => {
+                Some("maxProperties")
+            }
+            None if node["x-kubernetes-int-or-string"] == true && lacks("maxLength") => {
+                Some("maxLength (int-or-string)")
+            }
+            _ => None,
+        };
+        missing.map(|m| (path, m))
+    })
+}
+
+// Bounded input: every list has maxItems, every non-enum string (and int-or-string) has
+// maxLength, every map has maxProperties, including inside the embedded core types.
+#[test]
+fn every_list_string_and_map_is_bounded() {
+    let schema = schema();
+    assert_eq!(first_unbounded(&schema), None);
+    // The walk really covers the embedded core types, not just our own fields.
+    let mut nodes = Vec::new();
+    walk(&schema, String::new(), &mut nodes);
+    assert!(nodes.len() > 500, "walked only {} nodes", nodes.len());
+    // And the check itself notices a gap.
+    let mut broken = schema.clone();
+    broken["properties"]["spec"]["properties"]["volumes"]["items"]["properties"]["nfs"]
+        ["properties"]["server"]
+        .as_object_mut()
+        .expect("nfs.server")
+        .remove("maxLength");
+    assert_eq!(
+        first_unbounded(&broken),
+        Some((".spec.volumes[].nfs.server".to_string(), "maxLength"))
+    );
+}
+
+// Structural schema: the bounding pass adds no `type` and nothing inside anyOf/allOf/
+// oneOf/not (an int-or-string anyOf must stay exactly [{type: integer}, {type: string}]
+// or the API server refuses the CRD); int-or-string nodes carry maxLength on themselves.
+#[test]
+fn bounding_keeps_the_schema_structural() {
+    let schema = schema();
+    let mut nodes = Vec::new();
+    walk(&schema, String::new(), &mut nodes);
+    let mut int_or_string = 0;
+    for (path, node) in &nodes {
+        for junctor in ["anyOf", "allOf", "oneOf", "not"] {
+            assert!(node.get(junctor).is_none(), "{path}: unexpected {junctor}");
+        }
+        if node["x-kubernetes-int-or-string"] == true {
+            int_or_string += 1;
+            assert!(
+                node.get("type").is_none(),
+                "{path}: int-or-string with a type"
+            );
+            assert_eq!(node["maxLength"], 64, "{path}");
+        }
+    }
+    assert!(
+        int_or_string >= 10,
+        "found {int_or_string} int-or-string nodes"
+    );
+    assert_eq!(node_at(&schema, ".spec.rollout.maxSurge")["maxLength"], 64);
+}
+
+// The bounds are deliberate numbers, not accidents of the walk: a change to any of them
+// must show up here (kube's CEL Validator does not check maxItems/maxLength, so these
+// pin the schema values the API server enforces).
+#[test]
+fn bounds_of_representative_fields() {
+    let schema = schema();
+    let bound = |path: &str, key: &str| node_at(&schema, path)[key].clone();
+    // Our own, kept as declared on the Rust types.
+    assert_eq!(bound(".spec.ports", "maxItems"), 32);
+    assert_eq!(bound(".spec.ports[].name", "maxLength"), 15);
+    assert_eq!(bound(".spec.image", "maxLength"), 512);
+    assert_eq!(bound(".spec.tier", "maxLength"), 63);
+    // Payload-bearing lists and strings.
+    assert_eq!(bound(".spec.env", "maxItems"), 64);
+    assert_eq!(bound(".spec.env[].value", "maxLength"), 32768);
+    assert_eq!(bound(".spec.env[].name", "maxLength"), 4096);
+    assert_eq!(bound(".spec.command[]", "maxLength"), 32768);
+    assert_eq!(bound(".spec.args", "maxItems"), 64);
+    assert_eq!(
+        bound(".spec.probes.readiness.exec.command[]", "maxLength"),
+        32768
+    );
+    assert_eq!(bound(".spec.initContainers", "maxItems"), 8);
+    assert_eq!(bound(".spec.initContainers[].env", "maxItems"), 64);
+    assert_eq!(bound(".spec.initContainers[].name", "maxLength"), 63);
+    // Maps: count and value length.
+    assert_eq!(bound(".spec.annotations", "maxProperties"), 64);
+    assert_eq!(bound(".spec.annotations{}", "maxLength"), 32768);
+    assert_eq!(bound(".spec.labels", "maxProperties"), 64);
+    assert_eq!(bound(".spec.labels{}", "maxLength"), 63);
+    assert_eq!(bound(".spec.resources.limits", "maxProperties"), 64);
+    // Names where Kubernetes has a limit.
+    assert_eq!(bound(".spec.serviceAccountName", "maxLength"), 253);
+    assert_eq!(
+        bound(".spec.env[].valueFrom.secretKeyRef.name", "maxLength"),
+        253
+    );
+    assert_eq!(bound(".spec.volumes[].name", "maxLength"), 63);
+    // Status: metav1.Condition's own bounds, and short lists.
+    assert_eq!(bound(".status.conditions", "maxItems"), 8);
+    assert_eq!(bound(".status.conditions[].type", "maxLength"), 316);
+    assert_eq!(bound(".status.conditions[].reason", "maxLength"), 1024);
+    assert_eq!(bound(".status.conditions[].message", "maxLength"), 32768);
+    assert_eq!(bound(".status.managedObjects", "maxItems"), 16);
+    assert_eq!(bound(".status.lastDriftCorrection.fields", "maxItems"), 128);
+    // Enums are bounded by their values and left alone.
+    assert!(
+        node_at(&schema, ".spec.imagePullPolicy")
+            .get("maxLength")
+            .is_none()
+    );
+}
+
+/// Largest JSON encoding of a value the schema `node` admits, in bytes (an upper bound:
+/// every string at its maxLength, every list at its maxItems, every property present).
+/// None when something under `node` is unbounded.
+fn worst_case_bytes(node: &Value) -> Option<u64> {
+    const NUMBER: u64 = 20; // i64::MIN, or a float
+    let n = |key: &str| node.get(key).and_then(Value::as_u64);
+    if node["x-kubernetes-int-or-string"] == true {
+        return Some(n("maxLength")? * 6 + 2); // every character \u-escaped
+    }
+    match node.get("type").and_then(Value::as_str) {
+        Some("string") => match node.get("enum").and_then(Value::as_array) {
+            Some(values) => values.iter().map(|v| v.to_string().len() as u64).max(),
+            None => Some(n("maxLength")? * 6 + 2),
+        },
+        Some("integer" | "number") => Some(NUMBER),
+        Some("boolean") => Some(5),
+        Some("array") => {
+            let item = worst_case_bytes(&node["items"])?;
+            Some(2 + n("maxItems")? * (item + 1))
+        }
+        Some("object") => {
+            if node.get("additionalProperties").is_some() {
+                return None; // keys have no bound (no propertyNames in Kubernetes)
+            }
+            let mut total = 2;
+            for (key, child) in node["properties"].as_object().into_iter().flatten() {
+                total += key.len() as u64 + 4 + worst_case_bytes(child)?;
+            }
+            Some(total)
+        }
+        _ => None,
+    }
+}
+
+// A status write can never exceed the API server's 3 MiB request limit: the status at
+// its maximum (every string \u-escaped at its maxLength) is well under it.
+#[test]
+fn status_worst_case_fits_in_a_request() {
+    let schema = schema();
+    let status = node_at(&schema, ".status");
+    let bytes = worst_case_bytes(status).expect("every part of the status is bounded");
+    let limit = 3 * 1024 * 1024;
+    assert!(
+        bytes < limit,
+        "status can reach {bytes} bytes, over the {limit}-byte request limit"
+    );
 }

@@ -22,7 +22,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, CustomResourceExt, ResourceExt};
+use kube::{Client, ResourceExt};
 use safeapp::api::{FIELD_MANAGER, SafeApp};
 use safeapp::controller::{self, RunConfig};
 use safeapp::metrics::Metrics;
@@ -51,7 +51,7 @@ async fn setup(test: &str) -> Option<Cluster> {
     crds.patch(
         "safeapps.safeapp.dev",
         &PatchParams::apply("safeapp-e2e").force(),
-        &Patch::Apply(SafeApp::crd()),
+        &Patch::Apply(safeapp::crd::safeapp_crd()),
     )
     .await
     .expect("install the CRD");
