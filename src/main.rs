@@ -109,6 +109,12 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    // In a cluster the Deployment passes its own namespace (config/manager).
+    let own_namespace = std::env::var("POD_NAMESPACE").ok();
+    let policy = match &own_namespace {
+        Some(ns) => policy.for_operator_namespace(ns),
+        None => policy,
+    };
     if args
         .selector
         .as_deref()
@@ -131,7 +137,7 @@ fn run(args: RunArgs) -> ExitCode {
         leader_elect: args.leader_elect,
         lease_namespace: args
             .lease_namespace
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or(own_namespace)
             .unwrap_or_else(|| "default".into()),
         lease_name: args.lease_name,
         identity: safeapp::leader::identity(),

@@ -16,6 +16,16 @@
 //!   max: {cpu: "4", memory: 8Gi}
 //! resourceQuota:         # optional; no ResourceQuota without it
 //!   hard: {requests.cpu: "20", requests.memory: 40Gi}
+//! guardrails:            # what a SafeApp author may ask for (README "Guardrails")
+//!   weakestSecurityProfile: restricted
+//!   allowedVolumeTypes: [configMap, secret, emptyDir, projected, downwardAPI,
+//!                        persistentVolumeClaim, ephemeral]
+//!   allowedServiceTypes: [ClusterIP]
+//!   allowedPriorityClasses: []      # patterns, `*` matches any run of characters
+//!   allowedServiceAccounts: []      # patterns; "default" is always allowed
+//!   forbiddenPodAnnotations: ["container.apparmor.security.beta.kubernetes.io/*", ...]
+//!   deniedNamespaces: [kube-system, kube-public, kube-node-lease]
+//!   denyOperatorNamespace: true     # adds the operator's own (POD_NAMESPACE)
 //! ```
 //!
 //! Unlike the CRD, the policy refuses unknown keys: it is read once at start, by the team
@@ -27,7 +37,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
 
-use crate::api::v1alpha1::SecurityProfile;
+use crate::api::v1alpha1::{SecurityProfile, ServiceType};
 use crate::quantity;
 
 /// A resource list as in core (`cpu`, `memory`, ...).
@@ -40,6 +50,7 @@ pub struct Policy {
     pub defaults: Defaults,
     pub limit_range: LimitRangePolicy,
     pub resource_quota: Option<ResourceQuotaPolicy>,
+    pub guardrails: Guardrails,
 }
 
 /// Defaults applied to every SafeApp that leaves the matching field out.
@@ -112,6 +123,153 @@ impl Default for LimitRangePolicy {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceQuotaPolicy {
     pub hard: ResourceList,
+}
+
+/// Every volume source of a core `Volume`, by its field name.
+pub const VOLUME_TYPES: &[&str] = &[
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+];
+
+/// What a SafeApp author may ask for. SafeApp is often the only thing a team may create,
+/// and the operator creates their pods with its own rights: anything a SafeApp can
+/// express, the operator will do. Each floor has a safe default; the platform team
+/// relaxes it here.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Guardrails {
+    /// The weakest `securityProfile` a SafeApp may choose (restricted > baseline > none).
+    pub weakest_security_profile: SecurityProfile,
+    /// Volume sources a SafeApp may use (`hostPath` never).
+    pub allowed_volume_types: Vec<String>,
+    /// Service types a SafeApp may ask for.
+    pub allowed_service_types: Vec<ServiceType>,
+    /// PriorityClass names a SafeApp may use (patterns); empty: none.
+    pub allowed_priority_classes: Vec<String>,
+    /// ServiceAccount names a SafeApp may run as (patterns); the namespace's `default`
+    /// is always allowed.
+    pub allowed_service_accounts: Vec<String>,
+    /// Annotation keys (patterns) that may not reach pods through `spec.annotations`.
+    pub forbidden_pod_annotations: Vec<String>,
+    /// Namespaces the operator never acts in.
+    pub denied_namespaces: Vec<String>,
+    /// Also never act in the operator's own namespace.
+    pub deny_operator_namespace: bool,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        let strings = |items: &[&str]| items.iter().map(|s| (*s).to_string()).collect();
+        Self {
+            weakest_security_profile: SecurityProfile::Restricted,
+            allowed_volume_types: strings(&[
+                "configMap",
+                "secret",
+                "emptyDir",
+                "projected",
+                "downwardAPI",
+                "persistentVolumeClaim",
+                "ephemeral",
+            ]),
+            allowed_service_types: vec![ServiceType::ClusterIP],
+            allowed_priority_classes: Vec::new(),
+            allowed_service_accounts: Vec::new(),
+            forbidden_pod_annotations: strings(&[
+                // Legacy AppArmor and seccomp settings: "unconfined" escapes the profile.
+                "container.apparmor.security.beta.kubernetes.io/*",
+                "seccomp.security.alpha.kubernetes.io/*",
+                "container.seccomp.security.alpha.kubernetes.io/*",
+                // CRI-O runtime knobs (devices, user namespaces, cgroups).
+                "io.kubernetes.cri-o.*",
+                // Opting out of the service mesh skips its mTLS and authorization.
+                "sidecar.istio.io/inject",
+                "traffic.sidecar.istio.io/*",
+                "linkerd.io/inject",
+                "config.linkerd.io/skip-*",
+            ]),
+            denied_namespaces: strings(&["kube-system", "kube-public", "kube-node-lease"]),
+            deny_operator_namespace: true,
+        }
+    }
+}
+
+impl Guardrails {
+    /// Whether the operator must leave this namespace alone.
+    pub fn denies_namespace(&self, namespace: &str) -> bool {
+        self.denied_namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// Whether a SafeApp may choose this profile.
+    pub fn allows_profile(&self, profile: SecurityProfile) -> bool {
+        profile.strength() >= self.weakest_security_profile.strength()
+    }
+
+    /// Whether a SafeApp may run as this ServiceAccount.
+    pub fn allows_service_account(&self, name: &str) -> bool {
+        name == "default" || any_match(&self.allowed_service_accounts, name)
+    }
+
+    /// Whether a SafeApp may use this PriorityClass.
+    pub fn allows_priority_class(&self, name: &str) -> bool {
+        any_match(&self.allowed_priority_classes, name)
+    }
+
+    /// Whether this annotation key may reach pods.
+    pub fn forbids_pod_annotation(&self, key: &str) -> bool {
+        any_match(&self.forbidden_pod_annotations, key)
+    }
+}
+
+fn any_match(patterns: &[String], value: &str) -> bool {
+    patterns.iter().any(|p| pattern_matches(p, value))
+}
+
+/// A pattern is literal text where `*` matches any run of characters (none included).
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = value.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty(); // no `*`: the whole value must equal the pattern
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 fn list(items: &[(&str, &str)]) -> ResourceList {
@@ -191,9 +349,20 @@ impl Policy {
             .unwrap_or(&self.defaults.resources.requests)
     }
 
+    /// The policy in force when the operator runs in `namespace`: with
+    /// `guardrails.denyOperatorNamespace`, that namespace joins the denied ones.
+    pub fn for_operator_namespace(mut self, namespace: &str) -> Self {
+        let g = &mut self.guardrails;
+        if g.deny_operator_namespace && !g.denies_namespace(namespace) {
+            g.denied_namespaces.push(namespace.to_string());
+        }
+        self
+    }
+
     /// Every problem of the policy, each naming its key.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.guardrail_problems();
+        let guardrail_problems = out.len();
         let d = &self.defaults;
         let lists: [(&str, &ResourceList); 6] = [
             ("defaults.resources.requests", &d.resources.requests),
@@ -234,7 +403,7 @@ impl Policy {
                 }
             }
         }
-        if !out.is_empty() {
+        if out.len() > guardrail_problems {
             return out;
         }
         let cmp = |a: &ResourceList, b: &ResourceList, key: &str| -> Option<std::cmp::Ordering> {
@@ -277,6 +446,48 @@ impl Policy {
         }
         if d.run_as_group < 1 {
             out.push("defaults.runAsGroup: must be a non-root GID".into());
+        }
+        out
+    }
+
+    fn guardrail_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let g = &self.guardrails;
+        if !g.allows_profile(self.defaults.security_profile) {
+            out.push(format!(
+                "defaults.securityProfile: {} is weaker than guardrails.weakestSecurityProfile {}",
+                self.defaults.security_profile.as_str(),
+                g.weakest_security_profile.as_str()
+            ));
+        }
+        for (i, t) in g.allowed_volume_types.iter().enumerate() {
+            let path = format!("guardrails.allowedVolumeTypes[{i}]");
+            if t == "hostPath" {
+                out.push(format!(
+                    "{path}: hostPath is never allowed: a SafeApp may not touch the node's disk"
+                ));
+            } else if !VOLUME_TYPES.contains(&t.as_str()) {
+                out.push(format!(
+                    "{path}: {t:?} is not a volume type (one of {})",
+                    VOLUME_TYPES.join(", ")
+                ));
+            }
+        }
+        for (key, patterns) in [
+            ("allowedPriorityClasses", &g.allowed_priority_classes),
+            ("allowedServiceAccounts", &g.allowed_service_accounts),
+            ("forbiddenPodAnnotations", &g.forbidden_pod_annotations),
+        ] {
+            for (i, pattern) in patterns.iter().enumerate() {
+                if pattern.is_empty() {
+                    out.push(format!("guardrails.{key}[{i}]: empty pattern"));
+                }
+            }
+        }
+        for (i, ns) in g.denied_namespaces.iter().enumerate() {
+            if let Err(e) = crate::names::check_dns1123_label(ns) {
+                out.push(format!("guardrails.deniedNamespaces[{i}]: {e}"));
+            }
         }
         out
     }

@@ -371,3 +371,28 @@ fn run_refuses_a_bad_policy() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/policy.yaml"));
 }
+
+// `render` refuses a guardrail escape the way the operator does: one line per problem
+// with its field path, exit 1, nothing on stdout.
+#[test]
+fn render_refuses_guardrail_escapes() {
+    let escape = format!(
+        "{VALID}  securityProfile: none\n  priorityClassName: system-node-critical\n  service: {{type: NodePort}}\n  volumes: [{{name: n, nfs: {{server: 10.0.0.1, path: /}}}}]\n"
+    );
+    let out = safeapp(&["render", "-f", "-"], Some(&escape));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    for path in [
+        "<stdin>: document 1 (shop/web): spec.securityProfile: ",
+        "<stdin>: document 1 (shop/web): spec.priorityClassName: ",
+        "<stdin>: document 1 (shop/web): spec.service.type: ",
+        "<stdin>: document 1 (shop/web): spec.volumes[0].nfs: ",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(path)),
+            "{path} missing in {stderr}"
+        );
+    }
+    assert!(stderr.contains("4 problem(s)"), "{stderr}");
+}

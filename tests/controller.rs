@@ -1118,3 +1118,89 @@ async fn invalid_spec_message_is_bounded() {
     assert!(message.starts_with("spec.ports[0].name"), "{message}");
     assert!(message.contains(" more"), "{message}");
 }
+
+// A running app whose spec turns into an escape attempt is refused with every field
+// path, and nothing that was running changes: no child write, Deployment as it was.
+#[tokio::test]
+async fn escape_attempt_leaves_the_running_app_alone() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    let before = env.fake.get(&deployments(), "web").expect("deployment");
+    set_spec(&env, "web", |spec| {
+        spec["securityProfile"] = json!("none");
+        spec["priorityClassName"] = json!("system-node-critical");
+        spec["serviceAccountName"] = json!("some-privileged-sa");
+        spec["service"] = json!({"type": "LoadBalancer"});
+        spec["initContainers"] = json!([{"name": "x", "image": "busybox:1.36",
+                                         "securityContext": {"privileged": true}}]);
+        spec["volumes"] = json!([{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}]);
+        spec["annotations"] =
+            json!({"container.apparmor.security.beta.kubernetes.io/web": "unconfined"});
+    });
+    env.fake.clear_calls();
+    let action = env.reconcile("web").await.expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    let writes = env.child_writes();
+    assert!(
+        writes.iter().all(|w| w.ends_with("/safeapps/web/status")),
+        "{writes:?}"
+    );
+    let ready = env.condition("web", "Ready");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    let message = ready["message"].as_str().unwrap();
+    for path in [
+        "spec.securityProfile",
+        "spec.priorityClassName",
+        "spec.serviceAccountName",
+        "spec.service.type",
+        "spec.volumes[0].nfs",
+    ] {
+        assert!(message.contains(path), "{path} missing in {message}");
+    }
+    let after = env.fake.get(&deployments(), "web").expect("still there");
+    assert_eq!(before["spec"], after["spec"]);
+}
+
+// A SafeApp in a namespace the policy denies gets NamespaceNotAllowed and nothing else:
+// no child, no shared LimitRange, no Event; the operator's own namespace is denied too.
+#[tokio::test]
+async fn denied_namespace_is_reported_not_acted_in() {
+    let env = env_with(Policy::default().for_operator_namespace("safeapp-system"));
+    for ns in ["kube-system", "safeapp-system"] {
+        let apps = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+        let mut app = safeapp("web", web_spec());
+        app["metadata"]["namespace"] = json!(ns);
+        env.fake.insert(&apps, app);
+        env.fake.clear_calls();
+        let stored: SafeApp =
+            serde_json::from_value(env.fake.get(&apps, "web").unwrap()).expect("typed");
+        let action = controller::reconcile::reconcile_app(&stored, &env.ctx)
+            .await
+            .expect("reconcile");
+        env.sync_namespaces().await;
+        assert_eq!(action, Action::await_change());
+        let writes: Vec<String> = env
+            .fake
+            .writes()
+            .into_iter()
+            .map(|c| format!("{} {}", c.method, c.path))
+            .collect();
+        assert_eq!(writes.len(), 1, "only the status: {writes:?}");
+        assert!(writes[0].ends_with("/safeapps/web/status"), "{writes:?}");
+        let app = env.fake.get(&apps, "web").unwrap();
+        let ready = app["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|x| x["type"] == "Ready").cloned())
+            .unwrap();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "NamespaceNotAllowed");
+        assert!(ready["message"].as_str().unwrap().contains(ns));
+        for kind in [
+            collection("apps/v1", ns, "deployments"),
+            collection("v1", ns, "limitranges"),
+        ] {
+            assert!(env.fake.list(&kind).is_empty(), "{kind}");
+        }
+    }
+}

@@ -61,7 +61,12 @@ spec:
 "#;
 
 fn validated(extra: &str) -> ValidatedApp {
-    validate(&common::app_with(MINIMAL, extra), &Policy::default()).expect("valid")
+    // Guardrails are tested in tests/guardrails.rs; here every setting may render.
+    validate(
+        &common::app_with(MINIMAL, extra),
+        &common::permissive_policy(),
+    )
+    .expect("valid")
 }
 
 fn resources(extra: &str) -> Resources {

@@ -499,6 +499,25 @@ pub enum SecurityProfile {
     None,
 }
 
+impl SecurityProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restricted => "restricted",
+            Self::Baseline => "baseline",
+            Self::None => "none",
+        }
+    }
+
+    /// How much the profile guards: restricted 2, baseline 1, none 0.
+    pub fn strength(self) -> u8 {
+        match self {
+            Self::Restricted => 2,
+            Self::Baseline => 1,
+            Self::None => 0,
+        }
+    }
+}
+
 /// Observed state of a SafeApp, written by the controller.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -14,6 +14,8 @@ pub const REASON_PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 pub const REASON_REPLICA_FAILURE: &str = "ReplicaFailure";
 pub const REASON_RESOURCES_OUT_OF_RANGE: &str = "ResourcesOutOfRange";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// The SafeApp lives in a namespace the policy keeps the operator out of.
+pub const REASON_NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
 pub const REASON_NAME_CONFLICT: &str = "NameConflict";
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";

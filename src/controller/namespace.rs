@@ -213,6 +213,10 @@ fn reference(kind: &str, ns: &str, name: &str, live: Option<&Value>) -> ObjectRe
 /// Brings the shared objects of `ns` to their rendered state.
 #[instrument(skip_all, fields(namespace = ns))]
 pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
+    if ctx.policy.guardrails.denies_namespace(ns) {
+        // The operator never acts there (its apps report NamespaceNotAllowed).
+        return Ok(());
+    }
     let members = live_members(ns, ctx);
     if members.is_empty() {
         // Nothing to own them: the garbage collector removes them with the last app.

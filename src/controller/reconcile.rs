@@ -1,5 +1,5 @@
-//! One reconcile of one SafeApp: paused? → validate → render → sync each child →
-//! events and metrics → status. The namespace-shared objects are the namespace
+//! One reconcile of one SafeApp: namespace allowed? → paused? → validate → render →
+//! sync each child → events and metrics → status. The namespace-shared objects are the namespace
 //! reconciler's (`namespace.rs`). Validation and rendering are the pure library
 //! functions; `apply` is the only writer of children, `status` the only writer of status.
 
@@ -50,6 +50,17 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let uid = app.uid().ok_or(Error::MissingUid)?;
     let now = Time(Timestamp::now());
     let previous = app.status.clone().unwrap_or_default();
+
+    if ctx.policy.guardrails.denies_namespace(&ns) {
+        // Nothing is read or written there but this status: no children, no Event.
+        let message = format!(
+            "the operator does not act in namespace {ns} (policy guardrails.deniedNamespaces); nothing is created or changed here"
+        );
+        info!("Namespace not allowed");
+        let conds = status::blocked_conditions(c::REASON_NAMESPACE_NOT_ALLOWED, &message);
+        status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
+        return Ok(Action::await_change());
+    }
 
     // Reconciles read the children's caches once they have listed.
     let caches = ctx.ready_caches().await;
@@ -458,6 +469,30 @@ async fn announce(
     last
 }
 
+/// Field paths kept in `status.lastDriftCorrection.fields` (the CRD allows 128 of at
+/// most 1 KiB each); the last entry counts the rest.
+const MAX_DRIFT_FIELDS: usize = 32;
+const MAX_DRIFT_FIELD_LEN: usize = 512;
+
+/// The drift paths as status records them: at most [`MAX_DRIFT_FIELDS`], each bounded.
+fn bounded_fields(fields: Vec<String>) -> Vec<String> {
+    let total = fields.len();
+    let keep = if total > MAX_DRIFT_FIELDS {
+        MAX_DRIFT_FIELDS - 1
+    } else {
+        total
+    };
+    let mut out: Vec<String> = fields
+        .into_iter()
+        .take(keep)
+        .map(|f| events::bounded(f, MAX_DRIFT_FIELD_LEN))
+        .collect();
+    if total > keep {
+        out.push(format!("(and {} more)", total - keep));
+    }
+    out
+}
+
 /// Counts, announces and records one drift correction.
 async fn drift_corrected(
     app: &SafeApp,
@@ -481,7 +516,26 @@ async fn drift_corrected(
         time: Some(now.clone()),
         kind: r.kind.into(),
         name: r.name.clone(),
-        fields,
+        fields: bounded_fields(fields),
         manager,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Status keeps at most MAX_DRIFT_FIELDS drift paths, the last one counting the rest,
+    // so a huge drift never makes the status write exceed the CRD's bounds.
+    #[test]
+    fn drift_fields_are_bounded() {
+        let few: Vec<String> = (0..3).map(|i| format!("spec.f{i}")).collect();
+        assert_eq!(bounded_fields(few.clone()), few);
+        let many: Vec<String> = (0..500).map(|i| format!("spec.f{i}")).collect();
+        let kept = bounded_fields(many);
+        assert_eq!(kept.len(), MAX_DRIFT_FIELDS);
+        assert_eq!(kept.last().unwrap(), "(and 469 more)");
+        let long = bounded_fields(vec!["x".repeat(5000)]);
+        assert!(long[0].len() <= MAX_DRIFT_FIELD_LEN);
     }
 }

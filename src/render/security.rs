@@ -65,7 +65,10 @@ pub fn container(profile: SecurityProfile) -> Option<SecurityContext> {
 }
 
 /// An init container's context: the user's settings, with the profile's filling every
-/// field the user left out (validation already refused settings that break the profile).
+/// field the user left out. Validation already refused every setting that would loosen
+/// the profile, so what remains of the user's only tightens it. Capabilities merge by
+/// part: the profile's `drop` (ALL under restricted) is kept beside the user's own
+/// drops, and the user's `add` (NET_BIND_SERVICE at most, under restricted) is kept.
 pub fn merge_into(
     profile: SecurityProfile,
     user: Option<SecurityContext>,
@@ -85,7 +88,24 @@ pub fn merge_into(
         read_only_root_filesystem: u
             .read_only_root_filesystem
             .or(base.read_only_root_filesystem),
-        capabilities: u.capabilities.or(base.capabilities),
+        capabilities: merge_capabilities(base.capabilities, u.capabilities),
         ..u
+    })
+}
+
+fn merge_capabilities(
+    base: Option<Capabilities>,
+    user: Option<Capabilities>,
+) -> Option<Capabilities> {
+    let Some(user) = user else { return base };
+    let mut drop = base.and_then(|b| b.drop).unwrap_or_default();
+    for d in user.drop.into_iter().flatten() {
+        if !drop.contains(&d) {
+            drop.push(d);
+        }
+    }
+    Some(Capabilities {
+        add: user.add,
+        drop: (!drop.is_empty()).then_some(drop),
     })
 }

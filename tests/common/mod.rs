@@ -1,5 +1,6 @@
 //! Shared test helpers.
 
+pub mod pss;
 use safeapp::api::SafeApp;
 
 /// Parses `base` (a SafeApp manifest) and merges the YAML mapping `extra` into its spec:
@@ -18,4 +19,27 @@ pub fn app_with(base: &str, extra: &str) -> SafeApp {
         }
     }
     serde_yaml_ng::from_value(value).expect("a SafeApp")
+}
+
+/// A policy with every guardrail relaxed (any profile, Service type, ServiceAccount,
+/// PriorityClass and volume type but hostPath), for tests about something else.
+#[allow(dead_code)]
+pub fn permissive_policy() -> safeapp::policy::Policy {
+    use safeapp::api::v1alpha1::{SecurityProfile, ServiceType};
+    let mut policy = safeapp::policy::Policy::default();
+    let g = &mut policy.guardrails;
+    g.weakest_security_profile = SecurityProfile::None;
+    g.allowed_service_types = vec![
+        ServiceType::ClusterIP,
+        ServiceType::NodePort,
+        ServiceType::LoadBalancer,
+    ];
+    g.allowed_service_accounts = vec!["*".into()];
+    g.allowed_priority_classes = vec!["*".into()];
+    g.allowed_volume_types = safeapp::policy::VOLUME_TYPES
+        .iter()
+        .filter(|t| **t != "hostPath")
+        .map(|t| (*t).to_string())
+        .collect();
+    policy
 }
