@@ -416,6 +416,55 @@ async fn invalid_specs() {
     c.teardown().await;
 }
 
+// On a real API server, the reported escape passes the CRD and is refused by the
+// guardrails with field paths; no Deployment is created.
+#[tokio::test]
+async fn guardrail_escape_is_refused() {
+    let Some(c) = setup("guardrails").await else {
+        return;
+    };
+    let mut escape = web();
+    escape["securityProfile"] = json!("none");
+    escape["priorityClassName"] = json!("system-node-critical");
+    escape["serviceAccountName"] = json!("some-privileged-sa");
+    escape["service"] = json!({"type": "LoadBalancer"});
+    escape["initContainers"] = json!([{"name": "x", "image": "busybox:1.36",
+                                       "securityContext": {"privileged": true}}]);
+    escape["volumes"] = json!([{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}]);
+    escape["annotations"] =
+        json!({"container.apparmor.security.beta.kubernetes.io/escape": "unconfined"});
+    c.create_app("escape", escape)
+        .await
+        .expect("passes the CRD");
+    let apps = c.api::<SafeApp>();
+    let message = within(Duration::from_secs(15), "InvalidSpec", || async {
+        let app = apps.get("escape").await.ok()?;
+        let ready = app
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|x| x.type_ == "Ready")?;
+        (ready.reason == "InvalidSpec").then_some(ready.message)
+    })
+    .await;
+    for path in [
+        "spec.securityProfile",
+        "spec.priorityClassName",
+        "spec.serviceAccountName",
+        "spec.service.type",
+    ] {
+        assert!(message.contains(path), "{path} missing in {message}");
+    }
+    assert!(
+        c.api::<Deployment>()
+            .get_opt("escape")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    c.teardown().await;
+}
+
 impl Cluster {
     /// Lets the rollout and status settle, then checks that resyncs (every 3 s here) with
     /// nothing changed write nothing: resourceVersions and the operator's managedFields

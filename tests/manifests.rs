@@ -199,7 +199,9 @@ fn manager_follows_the_practices() {
         .as_ref()
         .and_then(|d| d.get(file))
         .expect("policy key");
-    Policy::from_yaml(text, Path::new(file)).expect("the shipped policy is valid");
+    let shipped = Policy::from_yaml(text, Path::new(file)).expect("the shipped policy is valid");
+    // It spells out the built-in guardrails: what a platform team sees is what runs.
+    assert_eq!(shipped.guardrails, Policy::default().guardrails);
 
     // A PDB covers the operator's pods.
     let pdb: PodDisruptionBudget = find("PodDisruptionBudget", "safeapp-operator");

@@ -57,6 +57,7 @@ pub const RESTRICTED_VOLUME_TYPES: &[&str] = &[
     "downwardAPI",
     "emptyDir",
     "ephemeral",
+    "image",
     "persistentVolumeClaim",
     "projected",
     "secret",
