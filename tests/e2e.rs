@@ -394,25 +394,8 @@ async fn invalid_specs() {
     c.create_app("hostpath", host_path)
         .await
         .expect("passes CEL");
-    let apps = c.api::<SafeApp>();
-    let reason = within(Duration::from_secs(15), "InvalidSpec", || async {
-        let app = apps.get("hostpath").await.ok()?;
-        let ready = app
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|x| x.type_ == "Ready")?;
-        (ready.reason == "InvalidSpec").then_some(ready.message)
-    })
-    .await;
+    let reason = c.refused("hostpath").await;
     assert!(reason.contains("spec.volumes[0].hostPath"), "{reason}");
-    assert!(
-        c.api::<Deployment>()
-            .get_opt("hostpath")
-            .await
-            .expect("get")
-            .is_none()
-    );
     c.teardown().await;
 }
 
@@ -436,17 +419,7 @@ async fn guardrail_escape_is_refused() {
     c.create_app("escape", escape)
         .await
         .expect("passes the CRD");
-    let apps = c.api::<SafeApp>();
-    let message = within(Duration::from_secs(15), "InvalidSpec", || async {
-        let app = apps.get("escape").await.ok()?;
-        let ready = app
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|x| x.type_ == "Ready")?;
-        (ready.reason == "InvalidSpec").then_some(ready.message)
-    })
-    .await;
+    let message = c.refused("escape").await;
     for path in [
         "spec.securityProfile",
         "spec.priorityClassName",
@@ -455,17 +428,29 @@ async fn guardrail_escape_is_refused() {
     ] {
         assert!(message.contains(path), "{path} missing in {message}");
     }
-    assert!(
-        c.api::<Deployment>()
-            .get_opt("escape")
-            .await
-            .expect("get")
-            .is_none()
-    );
     c.teardown().await;
 }
 
 impl Cluster {
+    /// Waits for `name` to report `InvalidSpec`, checks that it has no Deployment, and
+    /// returns the message.
+    async fn refused(&self, name: &str) -> String {
+        let apps = self.api::<SafeApp>();
+        let message = within(Duration::from_secs(15), "InvalidSpec", || async {
+            let app = apps.get(name).await.ok()?;
+            let ready = app
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|x| x.type_ == "Ready")?;
+            (ready.reason == "InvalidSpec").then_some(ready.message)
+        })
+        .await;
+        let deployment = self.api::<Deployment>().get_opt(name).await.expect("get");
+        assert!(deployment.is_none(), "{name} has a Deployment");
+        message
+    }
+
     /// Lets the rollout and status settle, then checks that resyncs (every 3 s here) with
     /// nothing changed write nothing: resourceVersions and the operator's managedFields
     /// times stay put, and no DriftCorrected Event appears.
