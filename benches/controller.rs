@@ -434,6 +434,7 @@ async fn failover(apps: usize) {
             concurrency: 16,
             namespace: Some(ns.into()),
             selector: None,
+            watch_secrets: false,
         },
         metrics_addr: "127.0.0.1:0".parse().expect("addr"),
         leader_elect: true,
@@ -542,6 +543,7 @@ fn spawn_controller(client: kube::Client, ns: &str) -> Running {
         concurrency: 16,
         namespace: Some(ns.into()),
         selector: None,
+        watch_secrets: false,
     };
     let task = tokio::spawn(safeapp::controller::run(
         client,

@@ -27,6 +27,7 @@
 //! | list | `.status.conditions` | 8 | Ready, Progressing, Degraded, with room to grow |
 //! | list | `.status.managedObjects` | 16 | at most 6 kinds are generated today |
 //! | list | `.status.lastDriftCorrection.fields` | 128 | the field paths of one correction |
+//! | list | `.status.missingConfig` | 64 | as many as `configRefs` may name |
 //! | string | (default) | 4096 | any name, path, key or host; far above Kubernetes' own limits |
 //! | string | `.env[].value`, `.command[]`, `.args[]` (also probe and hook `exec.command[]`) | 32768 | payloads: an inline config value or `sh -c` script |
 //! | string | `.annotations{}` | 32768 | annotation values can be payloads (JSON settings) |
@@ -40,6 +41,8 @@
 //! | string | `.managedObjects[].apiVersion` | 317 | group (253) `/` version (63) |
 //! | string | `.lastDriftCorrection.manager` | 128 | the API server's limit on a field manager name |
 //! | string | `.status.lastDriftCorrection.fields[]` | 1024 | one field path |
+//! | string | `.status.missingConfig[]` | 269 | `Kind/` and an object name |
+//! | string | `.status.template.hash`, `.configHash` | 64 | hex SHA-256 |
 //! | int-or-string | (all) | 64 | an integer, a percentage, a port name or a quantity |
 //! | map | (default; `.labels`, `.annotations` explicitly) | 64 | far above any real label or annotation set |
 //!
@@ -124,6 +127,7 @@ pub const MAX_ITEMS: &[Bound] = &[
     b(".status.conditions", 8),
     b(".status.managedObjects", 16),
     b(".status.lastDriftCorrection.fields", 128),
+    b(".status.missingConfig", 64),
     b(".initContainers", 8),
     b(".env", 64),
 ];
@@ -140,6 +144,9 @@ pub const MAX_LENGTH: &[Bound] = &[
     b(".status.lastDriftCorrection.fields[]", 1024),
     b(".status.lastDriftCorrection.name", NAME_MAX_LENGTH),
     b(".status.managedObjects[].name", NAME_MAX_LENGTH),
+    b(".status.missingConfig[]", NAME_MAX_LENGTH + 16),
+    b(".status.template.hash", 64),
+    b(".status.template.configHash", 64),
     b(".env[].value", PAYLOAD_MAX_LENGTH),
     b(".command[]", PAYLOAD_MAX_LENGTH),
     b(".args[]", PAYLOAD_MAX_LENGTH),

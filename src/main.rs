@@ -69,6 +69,10 @@ struct RunArgs {
     /// Namespace of the Lease (default: POD_NAMESPACE, else "default").
     #[arg(long)]
     lease_namespace: Option<String>,
+    /// Roll pods when referenced Secrets change too (needs read access to Secrets: the
+    /// kustomize component config/components/secret-rollout grants it and sets this).
+    #[arg(long, default_value_t = false)]
+    watch_secrets: bool,
     /// Name of the Lease.
     #[arg(long, default_value = "safeapp-operator-leader")]
     lease_name: String,
@@ -132,6 +136,7 @@ fn run(args: RunArgs) -> ExitCode {
             concurrency: args.concurrency,
             namespace: args.namespace,
             selector: args.selector,
+            watch_secrets: args.watch_secrets,
         },
         metrics_addr: args.metrics_addr,
         leader_elect: args.leader_elect,

@@ -26,6 +26,8 @@
 //!   forbiddenPodAnnotations: ["container.apparmor.security.beta.kubernetes.io/*", ...]
 //!   deniedNamespaces: [kube-system, kube-public, kube-node-lease]
 //!   denyOperatorNamespace: true     # adds the operator's own (POD_NAMESPACE)
+//! upgrades:              # staged rollout of operator-caused template changes
+//!   maxConcurrentTemplateUpgrades: 5
 //! ```
 //!
 //! Unlike the CRD, the policy refuses unknown keys: it is read once at start, by the team
@@ -51,6 +53,23 @@ pub struct Policy {
     pub limit_range: LimitRangePolicy,
     pub resource_quota: Option<ResourceQuotaPolicy>,
     pub guardrails: Guardrails,
+    pub upgrades: UpgradePolicy,
+}
+
+/// Staged rollout of pod-template changes the operator itself causes (a new operator
+/// version, a new policy): how many Deployments may roll for such a change at once.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct UpgradePolicy {
+    pub max_concurrent_template_upgrades: u32,
+}
+
+impl Default for UpgradePolicy {
+    fn default() -> Self {
+        Self {
+            max_concurrent_template_upgrades: 5,
+        }
+    }
 }
 
 /// Defaults applied to every SafeApp that leaves the matching field out.
@@ -452,6 +471,12 @@ impl Policy {
 
     fn guardrail_problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.upgrades.max_concurrent_template_upgrades == 0 {
+            out.push(
+                "upgrades.maxConcurrentTemplateUpgrades: must be at least 1 (0 would never roll an operator upgrade)"
+                    .into(),
+            );
+        }
         let g = &self.guardrails;
         if !g.allows_profile(self.defaults.security_profile) {
             out.push(format!(

@@ -100,6 +100,7 @@ async fn setup(test: &str) -> Option<Cluster> {
         concurrency: 4,
         namespace: Some(ns.clone()),
         selector: None,
+        watch_secrets: false,
     };
     let task = tokio::spawn(controller::run(
         operator,

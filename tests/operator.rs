@@ -70,6 +70,7 @@ async fn controller_runs_and_stops_gracefully() {
         concurrency: 4,
         namespace: Some("shop".into()),
         selector: None,
+        watch_secrets: false,
     };
     let task = tokio::spawn(controller::run(
         fake.client(),
@@ -174,6 +175,7 @@ fn replica(identity: &str) -> safeapp::operator::RunOptions {
             concurrency: 2,
             namespace: Some("shop".into()),
             selector: None,
+            watch_secrets: false,
         },
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         leader_elect: true,
@@ -388,6 +390,7 @@ fn start_controller(fake: &FakeApi, resync: Duration) -> Running {
         concurrency: 4,
         namespace: Some("shop".into()),
         selector: None,
+        watch_secrets: false,
     };
     let task = tokio::spawn(controller::run(
         fake.client(),

@@ -241,6 +241,49 @@ pub struct SafeAppSpec {
     /// When true the operator changes nothing and reports Paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+
+    /// Roll the pods when the data of a referenced ConfigMap or Secret changes.
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll_on_config_change: Option<bool>,
+
+    /// Per-reference settings for config rollouts, e.g. `{kind: ConfigMap, name:
+    /// flags, rollOnChange: false}` for a file the app reloads itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub config_refs: Option<Vec<ConfigRefSettings>>,
+}
+
+/// Kind of a referenced configuration object.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum ConfigKind {
+    ConfigMap,
+    Secret,
+}
+
+impl ConfigKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "ConfigMap",
+            Self::Secret => "Secret",
+        }
+    }
+}
+
+/// Config-rollout settings for one referenced ConfigMap or Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigRefSettings {
+    /// ConfigMap or Secret.
+    pub kind: ConfigKind,
+    /// Its name, as referenced by env, envFrom or a volume.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// False: a change of its data does not roll the pods. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll_on_change: Option<bool>,
 }
 
 /// Image pull policy of the app container.
@@ -550,6 +593,27 @@ pub struct SafeAppStatus {
     /// turned back on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_replicas: Option<i32>,
+    /// The pod template last rolled out, and why it was what it was: the staged
+    /// rollout of operator-caused changes compares against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRecord>,
+    /// Referenced ConfigMaps and Secrets that do not exist (`optional: true` ones are
+    /// not listed), as `Kind/name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_config: Option<Vec<String>>,
+}
+
+/// The pod template the Deployment last rolled out to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRecord {
+    /// Hash of the rendered pod template (config hash included).
+    pub hash: String,
+    /// The SafeApp generation it was rendered from.
+    pub generation: i64,
+    /// The hash of the referenced config data it carried ("" without references).
+    #[serde(default)]
+    pub config_hash: String,
 }
 
 /// A reference to a generated object.

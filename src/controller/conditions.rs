@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// An operator-caused pod-template change waits for its turn (`upgrade.rs`).
+pub const UPGRADE_PENDING: &str = "UpgradePending";
 
 pub const REASON_AVAILABLE: &str = "Available";
 pub const REASON_ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
@@ -18,6 +20,11 @@ pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
 pub const REASON_NAME_CONFLICT: &str = "NameConflict";
 pub const REASON_PAUSED: &str = "Paused";
+/// The Deployment itself is paused (`kubectl rollout pause`).
+pub const REASON_DEPLOYMENT_PAUSED: &str = "DeploymentPaused";
+pub const REASON_WAITING_FOR_SLOT: &str = "WaitingForSlot";
+pub const REASON_DEFERRED: &str = "Deferred";
+pub const REASON_UP_TO_DATE: &str = "UpToDate";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
 

@@ -12,11 +12,13 @@
 pub mod apply;
 pub mod cache;
 pub mod conditions;
+pub mod config;
 pub mod drift;
 pub mod events;
 pub mod namespace;
 pub mod reconcile;
 pub mod status;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -95,7 +97,15 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ),
     // kube's event Recorder creates events and patches their series.
     ("events.k8s.io", "events", &["create", "patch"]),
+    // Config-change rollout: a metadata-only watch, and a read of referenced ones.
+    ("", "configmaps", &["get", "list", "watch"]),
 ];
+
+/// With `--watch-secrets` only (kustomize component `config/components/secret-rollout`):
+/// Secret data counts in the config hash. Listing Secrets, even as metadata, is a right
+/// to read them, so it is left out of the base install.
+pub const SECRET_PERMISSIONS: &[(&str, &str, &[&str])] =
+    &[("", "secrets", &["get", "list", "watch"])];
 
 /// What leader election needs, in the operator's own namespace only.
 pub const LEASE_PERMISSIONS: &[(&str, &str, &[&str])] =
@@ -126,6 +136,12 @@ pub enum Error {
         name: String,
         source: kube::Error,
     },
+    #[error("cannot read {kind} {name} (a config reference): {source}")]
+    ReadConfig {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
     #[error("cannot patch the SafeApp's status: {source}")]
     PatchStatus { source: kube::Error },
     #[error("cannot list the SafeApps of the namespace: {source}")]
@@ -143,6 +159,7 @@ impl Error {
             Self::GetChild { source, .. }
             | Self::ApplyChild { source, .. }
             | Self::DeleteChild { source, .. }
+            | Self::ReadConfig { source, .. }
             | Self::PatchStatus { source }
             | Self::ListSafeApps { source } => Some(source),
             _ => None,
@@ -165,6 +182,9 @@ impl Error {
             (Self::GetChild { kind, name, .. }, Some(m)) => {
                 format!("cannot read {kind} {name}: {m}")
             }
+            (Self::ReadConfig { kind, name, .. }, Some(m)) => {
+                format!("cannot read {kind} {name} (a config reference): {m}")
+            }
             (Self::ApplyChild { kind, name, .. }, Some(m)) => {
                 format!("cannot apply {kind} {name}: {m}")
             }
@@ -184,6 +204,7 @@ impl Error {
             Self::GetChild { kind, .. }
             | Self::ApplyChild { kind, .. }
             | Self::DeleteChild { kind, .. }
+            | Self::ReadConfig { kind, .. }
             | Self::Serialize { kind, .. } => Some(kind),
             _ => None,
         }
@@ -201,7 +222,7 @@ impl Error {
     pub fn metric_reason(&self) -> &'static str {
         match self {
             Self::MissingNamespace | Self::MissingUid => "malformed",
-            Self::GetChild { .. } => "get",
+            Self::GetChild { .. } | Self::ReadConfig { .. } => "get",
             Self::ApplyChild { .. } => "apply",
             Self::DeleteChild { .. } => "delete",
             Self::PatchStatus { .. } => "status",
@@ -226,10 +247,21 @@ pub struct Context {
     safeapps: Option<Store<DeserializeGuard<SafeApp>>>,
     /// The caches of the children; None in tests that drive the reconcilers directly.
     pub caches: Option<cache::Caches>,
+    /// Referenced ConfigMaps/Secrets and their data digests (config-change rollout).
+    pub config: Arc<config::ConfigIndex>,
+    /// Whether Secret data counts in the config hash (`--watch-secrets`).
+    pub watch_secrets: bool,
+    /// Slots for operator-caused template upgrades (`upgrade.rs`).
+    pub upgrades: upgrade::Slots,
+    /// How often a SafeApp waiting for an upgrade slot asks again.
+    pub upgrade_retry: Duration,
 }
 
 impl Context {
     pub fn new(client: Client, policy: Policy, metrics: Arc<Metrics>, resync: Duration) -> Self {
+        let upgrades = upgrade::Slots::new(
+            usize::try_from(policy.upgrades.max_concurrent_template_upgrades).unwrap_or(1),
+        );
         Self {
             recorder: events::Recorder::new(
                 client.clone(),
@@ -244,7 +276,23 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             safeapps: None,
             caches: None,
+            config: Arc::default(),
+            watch_secrets: false,
+            upgrades,
+            upgrade_retry: upgrade::DEFAULT_RETRY,
         }
+    }
+
+    /// Asks for a free upgrade slot this often while waiting (tests shorten it).
+    pub fn with_upgrade_retry(mut self, every: Duration) -> Self {
+        self.upgrade_retry = every;
+        self
+    }
+
+    /// Counts Secret data in the config hash (needs read access to Secrets).
+    pub fn with_secrets(mut self, on: bool) -> Self {
+        self.watch_secrets = on;
+        self
     }
 
     /// The caches, once they have listed; None without caches, or when they have not
@@ -370,9 +418,11 @@ pub struct RunConfig {
     pub namespace: Option<String>,
     /// Reconcile only the SafeApps matching this label selector (sharding).
     pub selector: Option<String>,
+    /// Count Secret data in the config hash (needs [`SECRET_PERMISSIONS`]).
+    pub watch_secrets: bool,
 }
 
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
 {
@@ -493,8 +543,10 @@ pub async fn run(
             config.resync,
         )
         .with_store(store.clone())
-        .with_caches(caches),
+        .with_caches(caches)
+        .with_secrets(config.watch_secrets),
     );
+    let config_triggers = config::triggers(&client, ns, ctx.watch_secrets, ctx.config.clone());
     info!(
         namespace = ns.unwrap_or("<all>"),
         selector = config.selector.as_deref().unwrap_or(""),
@@ -510,6 +562,7 @@ pub async fn run(
         .owns_stream(svc_changes.map(Ok))
         .owns_stream(pdb_changes.map(Ok))
         .owns_stream(hpa_changes.map(Ok))
+        .reconcile_on(config_triggers)
         .with_config(
             ControllerConfig::default()
                 .concurrency(config.concurrency)

@@ -16,8 +16,8 @@ use tracing::{info, instrument, warn};
 use super::apply::{self, Change, Ownership, SyncCtx, Synced};
 use super::conditions::{self as c, Cond};
 use super::events::EventType;
-use super::{Context, Error, events, status};
-use crate::api::v1alpha1::{DriftCorrection, ManagedObject};
+use super::{Context, Error, config, drift, events, status, upgrade};
+use crate::api::v1alpha1::{DriftCorrection, ManagedObject, TemplateRecord};
 use crate::api::{SafeApp, SafeAppStatus};
 use crate::render::{self, Resources};
 use crate::validate;
@@ -164,8 +164,38 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     if let (Some(count), Some(spec)) = (held, deployment.spec.as_mut()) {
         spec.replicas = Some(count);
     }
+    // The referenced config's data hash goes on the pod template; without it (a read
+    // failed) the Deployment is left as it is rather than rolled without the hash.
+    let config = match config::state(
+        &ctx.client,
+        &ctx.config,
+        ctx.watch_secrets,
+        &ns,
+        &name,
+        &validated.config_refs,
+    )
+    .await
+    {
+        Ok(state) => Some(state),
+        Err(e) => {
+            outcome.fail("apps/v1", "Deployment", &name, e);
+            None
+        }
+    };
+    let template = config.as_ref().map(|state| {
+        if let Some(hash) = &state.hash {
+            render::set_config_hash(&mut deployment, hash);
+        }
+        let live = live_dep.as_ref().and_then(Option::as_ref);
+        template_plan(app, ctx, &previous, &mut deployment, state, live)
+    });
     let mut typed_dep = None;
-    if let Some(live) = live_dep {
+    if let (Some(live), Some(plan)) = (live_dep, &template) {
+        // The operator's own template change is an update, not drift.
+        let sync = SyncCtx {
+            spec_changed: sync.spec_changed || plan.cause == upgrade::Cause::Operator,
+            ..sync
+        };
         // The operator stops applying spec.replicas only on a spec change (autoscaling
         // turned on), so only then can ownership need handing over.
         let handover = if sync.spec_changed
@@ -261,16 +291,110 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             name: r.name.clone(),
         })
         .collect();
+    let mut conds = conds;
+    let mut record = previous.template.clone();
+    let mut waiting = false;
+    if let Some(plan) = &template {
+        let key = format!("{ns}/{name}");
+        if let Some(d) = &typed_dep {
+            if plan.held.is_none() {
+                record = Some(plan.record.clone());
+            }
+            if ctx.upgrades.holds(&key) && plan.held.is_none() && status::rollout_settled(d) {
+                ctx.upgrades.release(&key);
+                info!("Upgrade slot freed");
+            }
+        }
+        if outcome.failures.is_empty() && conflicts.is_empty() {
+            let user_paused = plan.held.is_none()
+                && typed_dep
+                    .as_ref()
+                    .and_then(|d| d.spec.as_ref())
+                    .and_then(|s| s.paused)
+                    == Some(true);
+            status::upgrade_conditions(&mut conds, plan.held, user_paused, ctx.upgrades.max());
+        }
+        waiting = plan.held == Some(upgrade::HoldReason::WaitingForSlot);
+    }
+    let missing = config.map(|c| c.missing).filter(|m| !m.is_empty());
     let base = SafeAppStatus {
         managed_objects: Some(managed),
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
         held_replicas: held,
+        template: record,
+        missing_config: missing,
         ..status::with_deployment(previous, typed_dep.as_ref(), selector(&name))
     };
     status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
     match outcome.failures.into_iter().next() {
         Some(e) => Err(e),
+        None if waiting => Ok(Action::requeue(ctx.upgrade_retry)),
         None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
+    }
+}
+
+/// How this reconcile treats the pod template (see `upgrade.rs`).
+struct TemplatePlan {
+    cause: upgrade::Cause,
+    /// Why the rollout is held (the Deployment is applied paused), if it is.
+    held: Option<upgrade::HoldReason>,
+    /// What `status.template` becomes once the template is rolled out.
+    record: TemplateRecord,
+}
+
+/// Classifies the rendered template against the last one rolled out, takes an upgrade
+/// slot when the operator's change may go, and pauses the Deployment when it may not.
+fn template_plan(
+    app: &SafeApp,
+    ctx: &Context,
+    previous: &SafeAppStatus,
+    deployment: &mut Deployment,
+    config: &config::ConfigState,
+    live: Option<&serde_json::Value>,
+) -> TemplatePlan {
+    let generation = app.metadata.generation.unwrap_or(0);
+    let hash = render::template_hash(deployment);
+    let config_hash = config.hash.clone().unwrap_or_default();
+    let live_differs = live.map(|l| {
+        let desired =
+            serde_json::to_value(deployment.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
+        !drift::differences(&desired, &l["spec"]["template"]).is_empty()
+    });
+    let cause = upgrade::classify(
+        previous.template.as_ref(),
+        generation,
+        previous.observed_generation,
+        &hash,
+        &config_hash,
+        live_differs,
+    );
+    let key = format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any());
+    let annotation = app
+        .annotations()
+        .get(upgrade::UPGRADE_ANNOTATION)
+        .map(String::as_str);
+    let held = match upgrade::step(cause, annotation, &ctx.upgrades, &key) {
+        upgrade::Step::Hold(reason) => {
+            if let Some(spec) = deployment.spec.as_mut() {
+                spec.paused = Some(true);
+            }
+            info!(?reason, "Template upgrade held");
+            Some(reason)
+        }
+        upgrade::Step::RollInSlot => {
+            info!("Template upgrade takes a slot");
+            None
+        }
+        upgrade::Step::Roll => None,
+    };
+    TemplatePlan {
+        cause,
+        held,
+        record: TemplateRecord {
+            hash,
+            generation,
+            config_hash,
+        },
     }
 }
 

@@ -94,6 +94,75 @@ pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[Strin
     vec![ready, progressing, degraded(failure, out_of_range)]
 }
 
+/// Whether a rollout has come to an end: complete on the current template, or failed
+/// past its progress deadline. Frees an upgrade slot.
+pub fn rollout_settled(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = d.status.clone().unwrap_or_default();
+    let caught_up = st.observed_generation >= d.metadata.generation;
+    let complete = caught_up
+        && st.updated_replicas.unwrap_or(0) >= want
+        && st.replicas.unwrap_or(0) <= want
+        && st.available_replicas.unwrap_or(0) >= want;
+    let failed = st.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    complete || (caught_up && failed)
+}
+
+/// `UpgradePending`, and `Progressing` overridden while a rollout is held: by the
+/// upgrade queue, or by a pause someone else put on the Deployment.
+pub fn upgrade_conditions(
+    conds: &mut Vec<Cond>,
+    held: Option<super::upgrade::HoldReason>,
+    user_paused: bool,
+    slots: usize,
+) {
+    use super::upgrade::HoldReason;
+    let pending = match held {
+        Some(HoldReason::WaitingForSlot) => Cond::new(
+            c::UPGRADE_PENDING,
+            true,
+            c::REASON_WAITING_FOR_SLOT,
+            format!(
+                "a new pod template from the operator (new version or policy) waits for one of {slots} upgrade slots; annotate safeapp.dev/upgrade=now to take it now"
+            ),
+        ),
+        Some(HoldReason::Deferred) => Cond::new(
+            c::UPGRADE_PENDING,
+            true,
+            c::REASON_DEFERRED,
+            "a new pod template from the operator waits: safeapp.dev/upgrade=defer",
+        ),
+        None => Cond::new(c::UPGRADE_PENDING, false, c::REASON_UP_TO_DATE, ""),
+    };
+    let progressing = if held.is_some() {
+        Some(Cond::new(
+            c::PROGRESSING,
+            false,
+            c::UPGRADE_PENDING,
+            pending.message.clone(),
+        ))
+    } else if user_paused {
+        Some(Cond::new(
+            c::PROGRESSING,
+            false,
+            c::REASON_DEPLOYMENT_PAUSED,
+            "the Deployment is paused (kubectl rollout pause): changes to the pod template do not roll out until kubectl rollout resume",
+        ))
+    } else {
+        None
+    };
+    if let Some(p) = progressing {
+        for cond in conds.iter_mut().filter(|x| x.type_ == c::PROGRESSING) {
+            *cond = p.clone();
+        }
+    }
+    conds.push(pending);
+}
+
 fn degraded(failure: Option<(&'static str, String)>, out_of_range: &[String]) -> Cond {
     match failure {
         Some((reason, msg)) => Cond::new(c::DEGRADED, true, reason, msg),

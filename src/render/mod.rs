@@ -21,8 +21,9 @@ use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 pub use deployment::{
-    DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
-    DEFAULT_PROGRESS_DEADLINE_SECONDS, DEFAULT_REVISION_HISTORY_LIMIT,
+    CONFIG_HASH_ANNOTATION, DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
+    DEFAULT_PROGRESS_DEADLINE_SECONDS, DEFAULT_REVISION_HISTORY_LIMIT, set_config_hash,
+    template_hash,
 };
 pub use hpa::SCALE_DOWN_WINDOW_SECONDS;
 pub use limits::out_of_range;

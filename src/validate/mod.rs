@@ -11,8 +11,10 @@
 //! `resources` → `shutdown` → `scaling` (rollout, autoscaling, disruption budget) →
 //! `security` (profile, the pod's user, every container's securityContext; init
 //! containers in `containers`) → `volumes` → `guardrails` (service type, service
-//! account, priority class, pod annotations, namespace).
+//! account, priority class, pod annotations, namespace) → `config` (the ConfigMaps and
+//! Secrets whose data rolls the pods).
 
+mod config;
 mod containers;
 mod guardrails;
 mod image;
@@ -34,6 +36,7 @@ use crate::api::v1alpha1::{PreStopMode, SecurityProfile};
 use crate::api::{SafeApp, SafeAppSpec};
 use crate::policy::Policy;
 
+pub use config::{ConfigRef, references};
 pub use resources::resolve_resources;
 pub use security::{ALLOWED_SELINUX_TYPES, BASELINE_CAPABILITIES, RESTRICTED_VOLUME_TYPES};
 
@@ -110,6 +113,8 @@ pub struct ValidatedApp {
     pub resources: ResourceRequirements,
     pub readiness: ReadinessSource,
     pub service_enabled: bool,
+    /// ConfigMaps and Secrets whose data rolls the pods (opt-outs removed).
+    pub config_refs: Vec<ConfigRef>,
 }
 
 /// Autoscaling with defaults applied.
@@ -167,6 +172,7 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     let security = security::check_security(&mut p, spec, &name, policy);
     volumes::check_volumes(&mut p, spec, security.profile, policy);
     guardrails::check_guardrails(&mut p, app, policy);
+    let config_refs = config::check_config(&mut p, spec);
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -191,5 +197,6 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
             port: IntOrString::Int(0),
         }),
         service_enabled,
+        config_refs,
     })
 }
