@@ -7,126 +7,17 @@ mod fake;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake::harness::{
+    Env, NS, deployments, env, env_with, hpas, limit_ranges, pdbs, quotas, safeapp, services,
+    set_spec, web_spec,
+};
 use fake::{FakeApi, collection};
 use http::Method;
 use kube::runtime::controller::Action;
 use safeapp::api::SafeApp;
 use safeapp::controller::{self, Context};
-use safeapp::metrics::Metrics;
 use safeapp::policy::Policy;
 use serde_json::{Value, json};
-
-const NS: &str = "shop";
-
-fn apps() -> String {
-    collection("safeapp.dev/v1alpha1", NS, "safeapps")
-}
-fn deployments() -> String {
-    collection("apps/v1", NS, "deployments")
-}
-fn services() -> String {
-    collection("v1", NS, "services")
-}
-fn pdbs() -> String {
-    collection("policy/v1", NS, "poddisruptionbudgets")
-}
-fn hpas() -> String {
-    collection("autoscaling/v2", NS, "horizontalpodautoscalers")
-}
-fn limit_ranges() -> String {
-    collection("v1", NS, "limitranges")
-}
-fn quotas() -> String {
-    collection("v1", NS, "resourcequotas")
-}
-
-struct Env {
-    fake: FakeApi,
-    ctx: Context,
-    metrics: Arc<Metrics>,
-}
-
-fn env_with(policy: Policy) -> Env {
-    let fake = FakeApi::as_operator();
-    let metrics = Arc::new(Metrics::default());
-    let ctx = Context::new(
-        fake.client(),
-        policy,
-        metrics.clone(),
-        Duration::from_secs(300),
-    );
-    Env { fake, ctx, metrics }
-}
-
-fn env() -> Env {
-    env_with(Policy::default())
-}
-
-fn safeapp(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
-           "metadata": {"name": name, "namespace": NS}, "spec": spec})
-}
-
-fn web_spec() -> Value {
-    json!({"image": "registry.example.com/web:1.0.0", "ports": [{"name": "http", "port": 8080}],
-           "healthCheck": {"path": "/health"}, "tier": "backend"})
-}
-
-impl Env {
-    fn create(&self, name: &str, spec: Value) -> Value {
-        self.fake.insert(&apps(), safeapp(name, spec))
-    }
-
-    /// Reconciles the SafeApp as currently stored (as the watcher would deliver it),
-    /// then the namespaces the app reconciler marked (as the namespace reconciler would).
-    async fn reconcile(&self, name: &str) -> Result<Action, controller::Error> {
-        let app: SafeApp =
-            serde_json::from_value(self.fake.get(&apps(), name).expect("safeapp")).expect("typed");
-        let result = controller::reconcile::reconcile_app(&app, &self.ctx).await;
-        if result.is_ok() {
-            self.sync_namespaces().await;
-        }
-        result
-    }
-
-    /// Runs the namespace reconciler over the namespaces waiting for it.
-    async fn sync_namespaces(&self) {
-        for ns in self.ctx.namespaces.take_dirty() {
-            controller::namespace::reconcile_namespace(&ns, &self.ctx)
-                .await
-                .expect("namespace sync");
-        }
-    }
-
-    fn app(&self, name: &str) -> Value {
-        self.fake.get(&apps(), name).expect("safeapp")
-    }
-
-    fn condition(&self, name: &str, type_: &str) -> Value {
-        self.app(name)["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|x| x["type"] == type_).cloned())
-            .unwrap_or(Value::Null)
-    }
-
-    /// Writes to children and status since the last `clear_calls` (events excluded).
-    fn child_writes(&self) -> Vec<String> {
-        self.fake
-            .writes()
-            .into_iter()
-            .filter(|c| !c.path.contains("/events"))
-            .map(|c| format!("{} {}", c.method, c.path))
-            .collect()
-    }
-
-    fn event_posts(&self) -> usize {
-        self.fake
-            .writes()
-            .iter()
-            .filter(|c| c.path.contains("/events"))
-            .count()
-    }
-}
 
 // First reconcile: every child exists with labels and a controller ownerReference; the
 // shared LimitRange is owned (non-controller) by the SafeApp; status lists them.
@@ -291,13 +182,6 @@ async fn deleted_child_is_recreated() {
         env.app("web")["status"]["lastDriftCorrection"]["kind"],
         "Service"
     );
-}
-
-fn set_spec(env: &Env, name: &str, f: impl FnOnce(&mut Value)) {
-    env.fake
-        .edit(&apps(), name, "kubectl-client-side-apply", json!({}), |a| {
-            f(&mut a["spec"])
-        });
 }
 
 // Autoscaling on: the Deployment drops replicas and an HPA appears; off: the HPA is

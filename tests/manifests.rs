@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
-use safeapp::controller::{CLUSTER_PERMISSIONS, LEASE_PERMISSIONS};
+use safeapp::controller::{CLUSTER_PERMISSIONS, LEASE_PERMISSIONS, SECRET_PERMISSIONS};
 use safeapp::policy::Policy;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -67,7 +67,7 @@ fn manifests_parse_and_kustomizations_resolve() {
             "{}: apiVersion/kind",
             file.display()
         );
-        if doc["kind"] == "Kustomization" {
+        if doc["kind"] == "Kustomization" || doc["kind"] == "Component" {
             let dir = file.parent().expect("dir");
             for r in doc["resources"].as_sequence().into_iter().flatten() {
                 let target = dir.join(r.as_str().expect("resource path"));
@@ -310,4 +310,31 @@ fn every_applied_kind_can_be_created() {
             );
         }
     }
+}
+
+// Reading Secrets is opt-in: the base ClusterRole has no Secret rule; the component
+// grants exactly SECRET_PERMISSIONS and turns on --watch-secrets, which the binary
+// accepts.
+#[test]
+fn secret_rollout_is_an_opt_in_component() {
+    let base: ClusterRole = find("ClusterRole", "safeapp-operator");
+    assert!(
+        !granted(&base.rules.unwrap_or_default())
+            .iter()
+            .any(|(_, r, _)| r == "secrets")
+    );
+    let role: ClusterRole = find("ClusterRole", "safeapp-operator-secrets");
+    assert_eq!(
+        granted(&role.rules.unwrap_or_default()),
+        needed(SECRET_PERMISSIONS)
+    );
+    let text =
+        std::fs::read_to_string(config_dir().join("components/secret-rollout/kustomization.yaml"))
+            .expect("component");
+    assert!(text.contains("value: --watch-secrets"), "{text}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_safeapp"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run --help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--watch-secrets"));
 }

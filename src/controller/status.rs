@@ -240,15 +240,38 @@ async fn patch_if_changed(
 
     let ns = app.namespace().unwrap_or_default();
     let api: Api<SafeApp> = Api::namespaced(client.clone(), &ns);
+    let mut patch = serde_json::to_value(&status).map_err(|source| Error::Serialize {
+        kind: "SafeAppStatus",
+        source,
+    })?;
+    if let Some(old) = &app.status {
+        clear_dropped(&mut patch, &serde_json::to_value(old).unwrap_or_default());
+    }
     api.patch_status(
         &app.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
+        &Patch::Merge(json!({ "status": patch })),
     )
     .await
     .map_err(|source| Error::PatchStatus { source })?;
     metrics.write("SafeAppStatus");
     Ok(true)
+}
+
+/// A merge patch keeps what it does not mention: a field the new status no longer has
+/// (None, skipped when serialized) must be sent as null to be removed.
+fn clear_dropped(new: &mut serde_json::Value, old: &serde_json::Value) {
+    let (Some(new), Some(old)) = (new.as_object_mut(), old.as_object()) else {
+        return;
+    };
+    for (key, old_value) in old {
+        match new.get_mut(key) {
+            None => {
+                new.insert(key.clone(), serde_json::Value::Null);
+            }
+            Some(v) => clear_dropped(v, old_value),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -381,5 +404,20 @@ mod tests {
         let degraded = get(&conds, c::DEGRADED);
         assert_eq!(degraded.reason, c::REASON_RESOURCES_OUT_OF_RANGE);
         assert!(degraded.message.contains("limits.cpu"));
+    }
+
+    // A field the new status drops is sent as null (a merge patch would keep it), at
+    // any depth; what is kept is untouched.
+    #[test]
+    fn dropped_fields_are_cleared() {
+        let old = json!({"heldReplicas": 3, "missingConfig": ["ConfigMap/a"],
+                         "lastDriftCorrection": {"kind": "Service", "manager": "helm"}});
+        let mut new = json!({"lastDriftCorrection": {"kind": "Service"}, "replicas": 2});
+        clear_dropped(&mut new, &old);
+        assert_eq!(
+            new,
+            json!({"heldReplicas": null, "missingConfig": null, "replicas": 2,
+                   "lastDriftCorrection": {"kind": "Service", "manager": null}})
+        );
     }
 }

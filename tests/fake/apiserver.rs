@@ -87,6 +87,15 @@ impl Rbac {
         )
     }
 
+    /// The operator with the `config/components/secret-rollout` component installed.
+    pub fn operator_with_secrets() -> Self {
+        let mut rbac = Self::operator();
+        rbac.rules.extend(
+            Self::from_files(&rbac.user, &["config/components/secret-rollout/role.yaml"]).rules,
+        );
+        rbac
+    }
+
     fn allows(&self, verb: &str, group: &str, resource: &str) -> bool {
         let any = |list: &[String], want: &str| list.iter().any(|x| x == "*" || x == want);
         self.rules

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod harness;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
