@@ -630,3 +630,56 @@ async fn a_cache_that_cannot_list_does_not_stall_reconciles() {
     }
     running.stop().await;
 }
+
+// Through the real controller: editing a referenced ConfigMap's data reaches the pod
+// template within seconds through the metadata watch, and a label edit does not.
+#[tokio::test]
+async fn config_map_edit_rolls_the_deployment() {
+    let fake = FakeApi::as_operator();
+    let config_maps = collection("v1", "shop", "configmaps");
+    fake.insert(
+        &config_maps,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "app-config", "namespace": "shop"}, "data": {"k": "1"}}),
+    );
+    fake.insert(
+        &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"image": "registry.example.com/web:1.0.0",
+                        "ports": [{"name": "http", "port": 8080}],
+                        "envFrom": [{"configMapRef": {"name": "app-config"}}]}}),
+    );
+    let running = start_controller(&fake, Duration::from_secs(300));
+    let deployments = collection("apps/v1", "shop", "deployments");
+    let hash = || {
+        fake.get(&deployments, "web").and_then(|d| {
+            d["spec"]["template"]["metadata"]["annotations"]["safeapp.dev/config-hash"]
+                .as_str()
+                .map(String::from)
+        })
+    };
+    eventually("the Deployment with a config hash", || hash().is_some()).await;
+    let first = hash().unwrap();
+    converged(&fake, 1).await;
+    fake.edit(
+        &config_maps,
+        "app-config",
+        "kubectl-label",
+        json!({}),
+        |c| {
+            c["metadata"]["labels"] = json!({"team": "a"});
+        },
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        hash().as_deref(),
+        Some(first.as_str()),
+        "a label edit rolls nothing"
+    );
+    fake.edit(&config_maps, "app-config", "kubectl-edit", json!({}), |c| {
+        c["data"]["k"] = json!("2");
+    });
+    eventually("a new config hash", || hash().is_some_and(|h| h != first)).await;
+    running.stop().await;
+}
