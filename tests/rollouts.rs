@@ -58,6 +58,15 @@ impl Env {
             .observed(&(NS.to_string(), kind, name.to_string()), rv.as_deref())
     }
 
+    /// Edits one key of a ConfigMap's data, as `kubectl edit` would.
+    fn set_data(&self, name: &str, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        self.fake
+            .edit(&config_maps(), name, "kubectl-edit", json!({}), |c| {
+                c["data"][key] = json!(value);
+            });
+    }
+
     fn deployment_writes(&self) -> usize {
         self.child_writes()
             .iter()
@@ -114,15 +123,7 @@ async fn config_data_changes_roll_and_only_they_do() {
     assert_eq!(env.deployment_writes(), 0, "{:?}", env.child_writes());
     assert_eq!(env.config_hash("web").as_deref(), Some(first.as_str()));
 
-    env.fake.edit(
-        &config_maps(),
-        "app-config",
-        "kubectl-edit",
-        json!({}),
-        |c| {
-            c["data"]["LEVEL"] = json!("debug");
-        },
-    );
+    env.set_data("app-config", "LEVEL", "debug");
     env.config_event(ConfigKind::ConfigMap, "app-config");
     env.reconcile("web").await.expect("after a data change");
     let second = env.config_hash("web").expect("hash");
@@ -131,15 +132,7 @@ async fn config_data_changes_roll_and_only_they_do() {
     assert_eq!(env.condition("web", "UpgradePending")["status"], "False");
     assert!(!env.paused("web"));
 
-    env.fake.edit(
-        &config_maps(),
-        "app-config",
-        "kubectl-edit",
-        json!({}),
-        |c| {
-            c["data"]["LEVEL"] = json!("info");
-        },
-    );
+    env.set_data("app-config", "LEVEL", "info");
     env.config_event(ConfigKind::ConfigMap, "app-config");
     env.reconcile("web").await.expect("after the change back");
     assert_eq!(env.config_hash("web"), Some(first));
@@ -185,15 +178,7 @@ async fn every_reference_kind_is_tracked() {
         env.reconcile("web").await.expect("after the change");
         assert_ne!(env.config_hash("web"), before, "{name} rolls");
     }
-    env.fake.edit(
-        &config_maps(),
-        "unrelated",
-        "kubectl-edit",
-        json!({}),
-        |c| {
-            c["data"]["k"] = json!("x");
-        },
-    );
+    env.set_data("unrelated", "k", "x");
     assert!(
         env.config_event(ConfigKind::ConfigMap, "unrelated")
             .is_empty()
@@ -218,15 +203,7 @@ async fn opt_outs_do_not_roll() {
         env.create("web", spec);
         env.reconcile("web").await.expect("first");
         assert_eq!(env.config_hash("web"), None, "{patch}");
-        env.fake.edit(
-            &config_maps(),
-            "app-config",
-            "kubectl-edit",
-            json!({}),
-            |c| {
-                c["data"]["k"] = json!("2");
-            },
-        );
+        env.set_data("app-config", "k", "2");
         assert!(
             env.config_event(ConfigKind::ConfigMap, "app-config")
                 .is_empty()
