@@ -432,6 +432,63 @@ async fn guardrail_escape_is_refused() {
     c.teardown().await;
 }
 
+// On a real API server: a ConfigMap data edit reaches the pod template through the
+// metadata-only watch (with the shipped RBAC), and a label edit does not.
+#[tokio::test]
+async fn config_map_edit_rolls() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let Some(c) = setup("config-rollout").await else {
+        return;
+    };
+    let cms = c.api::<ConfigMap>();
+    let params = PatchParams::apply("e2e-user").force();
+    let cm = |data: &str, labels: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "app-config", "labels": labels}, "data": {"LEVEL": data}})
+    };
+    cms.patch("app-config", &params, &Patch::Apply(cm("info", json!({}))))
+        .await
+        .expect("ConfigMap");
+    let mut spec = web();
+    spec["envFrom"] = json!([{"configMapRef": {"name": "app-config"}}]);
+    c.create_app("web", spec).await.expect("create");
+    let hash = || async {
+        let d = c.api::<Deployment>().get_opt("web").await.ok().flatten()?;
+        d.spec?
+            .template
+            .metadata?
+            .annotations?
+            .get("safeapp.dev/config-hash")
+            .cloned()
+    };
+    let first = within(Duration::from_secs(30), "a config hash", hash).await;
+    cms.patch(
+        "app-config",
+        &params,
+        &Patch::Apply(cm("info", json!({"team": "a"}))),
+    )
+    .await
+    .expect("label edit");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        hash().await,
+        Some(first.clone()),
+        "a label edit rolls nothing"
+    );
+    cms.patch(
+        "app-config",
+        &params,
+        &Patch::Apply(cm("debug", json!({"team": "a"}))),
+    )
+    .await
+    .expect("data edit");
+    within(Duration::from_secs(10), "a new config hash", || async {
+        hash().await.filter(|h| *h != first)
+    })
+    .await;
+    c.teardown().await;
+}
+
 impl Cluster {
     /// Waits for `name` to report `InvalidSpec`, checks that it has no Deployment, and
     /// returns the message.
