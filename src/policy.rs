@@ -28,6 +28,12 @@
 //!   denyOperatorNamespace: true     # adds the operator's own (POD_NAMESPACE)
 //! upgrades:              # staged rollout of operator-caused template changes
 //!   maxConcurrentTemplateUpgrades: 5
+//! networkPolicy:         # README "Traffic"
+//!   mode: ingress        # off | ingress | ingressAndEgress
+//!   allowSameNamespace: false
+//!   exposedFrom: []      # namespaces of the Gateway / ingress controller
+//!   dnsNamespace: kube-system
+//!   dnsPodLabels: {k8s-app: kube-dns}
 //! ```
 //!
 //! Unlike the CRD, the policy refuses unknown keys: it is read once at start, by the team
@@ -54,6 +60,47 @@ pub struct Policy {
     pub resource_quota: Option<ResourceQuotaPolicy>,
     pub guardrails: Guardrails,
     pub upgrades: UpgradePolicy,
+    pub network_policy: NetworkPolicyPolicy,
+}
+
+/// What the NetworkPolicy of each SafeApp enforces.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum NetworkPolicyMode {
+    /// No NetworkPolicy (and any the operator made is removed).
+    Off,
+    /// Ingress only from declared callers (and what the policy adds); egress open.
+    #[default]
+    Ingress,
+    /// Ingress as above; egress only to declared destinations and DNS.
+    IngressAndEgress,
+}
+
+/// The NetworkPolicy every SafeApp gets (`spec.accessPolicy` fills it in).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NetworkPolicyPolicy {
+    pub mode: NetworkPolicyMode,
+    /// Every pod of the app's namespace may call its ports too.
+    pub allow_same_namespace: bool,
+    /// Namespaces whose pods may call apps that set `spec.expose` (where the Gateway or
+    /// ingress controller runs).
+    pub exposed_from: Vec<String>,
+    /// Where cluster DNS runs; egress to it on port 53 is always allowed.
+    pub dns_namespace: String,
+    pub dns_pod_labels: BTreeMap<String, String>,
+}
+
+impl Default for NetworkPolicyPolicy {
+    fn default() -> Self {
+        Self {
+            mode: NetworkPolicyMode::Ingress,
+            allow_same_namespace: false,
+            exposed_from: Vec::new(),
+            dns_namespace: "kube-system".into(),
+            dns_pod_labels: BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]),
+        }
+    }
 }
 
 /// Staged rollout of pod-template changes the operator itself causes (a new operator
@@ -508,6 +555,15 @@ impl Policy {
                     out.push(format!("guardrails.{key}[{i}]: empty pattern"));
                 }
             }
+        }
+        let np = &self.network_policy;
+        for (i, ns) in np.exposed_from.iter().enumerate() {
+            if let Err(e) = crate::names::check_dns1123_label(ns) {
+                out.push(format!("networkPolicy.exposedFrom[{i}]: {e}"));
+            }
+        }
+        if let Err(e) = crate::names::check_dns1123_label(&np.dns_namespace) {
+            out.push(format!("networkPolicy.dnsNamespace: {e}"));
         }
         for (i, ns) in g.denied_namespaces.iter().enumerate() {
             if let Err(e) = crate::names::check_dns1123_label(ns) {

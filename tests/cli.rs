@@ -59,7 +59,9 @@ fn render_from_stdin_multi_document() {
     let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&stdout)
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
         .collect();
-    assert_eq!(docs.len(), 7);
+    // LimitRange, then per app Deployment, Service, PDB and NetworkPolicy.
+    assert_eq!(docs.len(), 9);
+    assert_eq!(stdout.matches("kind: NetworkPolicy").count(), 2);
 }
 
 // Invalid input: every problem on its own line on stderr with its path, exit 1, no stdout.

@@ -67,7 +67,15 @@ async fn first_reconcile_creates_every_object() {
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
     // The app's own children; the shared LimitRange belongs to the namespace.
-    assert_eq!(kinds, ["Deployment", "Service", "PodDisruptionBudget"]);
+    assert_eq!(
+        kinds,
+        [
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "NetworkPolicy"
+        ]
+    );
     assert_eq!(env.condition("web", "Ready")["status"], "False");
     assert_eq!(env.event_posts(), 1, "one Created event");
 }

@@ -168,6 +168,9 @@ fn check_object(o: &Object) {
         Object::HorizontalPodAutoscaler(h) => (&h.metadata, false),
         Object::LimitRange(l) => (&l.metadata, false),
         Object::ResourceQuota(r) => (&r.metadata, false),
+        Object::NetworkPolicy(n) => (&n.metadata, false),
+        Object::HTTPRoute(r) => (&r.metadata, false),
+        Object::Ingress(i) => (&i.metadata, false),
     };
     let name = meta.name.as_deref().expect("name");
     if is_service {

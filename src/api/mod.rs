@@ -1,5 +1,6 @@
 //! The SafeApp API (`safeapp.dev/v1alpha1`) and the constants every layer shares.
 
+pub mod gateway;
 pub mod v1alpha1;
 
 /// API group of the SafeApp CRD.

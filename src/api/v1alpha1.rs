@@ -252,6 +252,125 @@ pub struct SafeAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub config_refs: Option<Vec<ConfigRefSettings>>,
+
+    /// Who may call this app, and whom it may call: rendered as a NetworkPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_policy: Option<AccessPolicy>,
+
+    /// How the app is reached from outside: an HTTPRoute (Gateway API) or an Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Expose>,
+}
+
+/// Inbound callers and outbound destinations of an app.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPolicy {
+    /// Who may call the app's ports: apps (`app`, with `namespace` for another
+    /// namespace) or whole namespaces (`namespace` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub inbound: Option<Vec<AccessRule>>,
+    /// Whom the app may call (enforced when the policy controls egress): apps,
+    /// namespaces, or external `cidr`s, each with optional ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub outbound: Option<Vec<AccessRule>>,
+}
+
+/// One caller or destination: exactly one of `app` (optionally in `namespace`),
+/// `namespace` alone, or `cidr` (outbound only).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "[has(self.app), has(self.namespace) && !has(self.app), has(self.cidr)].filter(x, x).size() == 1"
+).message("an access rule names exactly one of: app (optionally with namespace), namespace, or cidr"))]
+#[x_kube(validation = Rule::new("!has(self.cidr) || !has(self.namespace)")
+    .message("cidr cannot be combined with namespace"))]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRule {
+    /// A SafeApp (its `app.kubernetes.io/name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub app: Option<String>,
+    /// The app's namespace (default: this SafeApp's), or a whole namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// An address block outside the cluster, e.g. `10.20.0.0/16` (outbound only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub cidr: Option<String>,
+    /// Ports: inbound, names or numbers of this app's `ports` (default all of them);
+    /// outbound, the destination's ports (default any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub ports: Option<Vec<AccessPort>>,
+}
+
+/// A port of an access rule.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessPort {
+    /// A number (1-65535) or, inbound, the name of one of `spec.ports`.
+    pub port: IntOrString,
+    /// TCP (default), UDP or SCTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+}
+
+/// How the app is reached from outside the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.gateway) != has(self.ingressClassName)")
+    .message("spec.expose: set exactly one of gateway (an HTTPRoute) or ingressClassName (an Ingress)"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || has(self.ingressClassName)")
+    .message("spec.expose.tls: TLS by Secret is for an Ingress; a Gateway terminates TLS on its listener"))]
+#[serde(rename_all = "camelCase")]
+pub struct Expose {
+    /// Host names the app answers for (`*.example.com` allowed).
+    #[schemars(length(min = 1, max = 16))]
+    pub hosts: Vec<String>,
+    /// Path prefixes (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub paths: Option<Vec<String>>,
+    /// Name or number of the port in `spec.ports` to send traffic to (default the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<IntOrString>,
+    /// The Gateway to attach an HTTPRoute to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayRef>,
+    /// The IngressClass of an Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ingress_class_name: Option<String>,
+    /// TLS for the Ingress, from a Secret in this namespace (the operator never reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ExposeTls>,
+}
+
+/// A Gateway (and optionally one of its listeners).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Default: this SafeApp's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// A listener of the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub section_name: Option<String>,
+}
+
+/// TLS of an Ingress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposeTls {
+    /// A `kubernetes.io/tls` Secret in this namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// Kind of a referenced configuration object.

@@ -128,10 +128,11 @@ pub struct SyncCtx<'a> {
     pub caches: Option<&'a Caches>,
 }
 
-impl SyncCtx<'_> {
-    /// Whether reads come from caches (and so must be confirmed before a write).
-    fn reads_cached(&self) -> bool {
-        self.caches.is_some()
+impl<'a> SyncCtx<'a> {
+    /// The caches, when kind K is read from them (and so must be confirmed before a
+    /// write); None when K has no cache or there are no caches.
+    fn caches_for<K: Cached>(&self) -> Option<&'a Caches> {
+        self.caches.filter(|c| K::cache(c).is_some())
     }
 }
 
@@ -191,7 +192,7 @@ pub async fn read<K: Cached>(
     kind: &'static str,
     name: &str,
 ) -> Result<Option<Value>, Error> {
-    if let Some(caches) = ctx.caches {
+    if let Some(caches) = ctx.caches_for::<K>() {
         return Ok(caches.get::<K>(ctx.namespace, name));
     }
     fetch::<K>(ctx, kind, name).await
@@ -269,11 +270,9 @@ pub async fn converge<K: Cached>(
     // the full cache holds only objects labelled as ours, and one of the same name made
     // by someone else must not be overwritten.
     let mut existing = existing;
-    if ctx.reads_cached() {
+    if let Some(caches) = ctx.caches_for::<K>() {
         let confirm = match (&existing, &want) {
-            (None, Some(_)) => ctx
-                .caches
-                .is_some_and(|c| c.name_taken::<K>(ctx.namespace, name)),
+            (None, Some(_)) => caches.name_taken::<K>(ctx.namespace, name),
             (Some(live), Some(want)) => {
                 !ctx.spec_changed && !drift::differences(want, live).is_empty()
             }

@@ -30,6 +30,7 @@ use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::apply::Child;
+use crate::api::gateway::HTTPRoute;
 
 /// An object of kind K as a cache keeps it: its metadata typed (for the keys and the
 /// ownerReferences that map it to its SafeApp), the rest as compact JSON text. A typed
@@ -129,21 +131,31 @@ pub struct Caches {
     pub hpas: KindCache<HorizontalPodAutoscaler>,
     pub limit_ranges: KindCache<LimitRange>,
     pub quotas: KindCache<ResourceQuota>,
+    pub network_policies: KindCache<NetworkPolicy>,
+    pub ingresses: KindCache<Ingress>,
 }
 
-/// A kind with a cache in [`Caches`].
+/// A kind the operator writes, and its cache in [`Caches`] if it has one. HTTPRoutes
+/// have none: their CRD may not be installed, and a cache that never lists would hold
+/// every reconcile back; they are read from the API (only for apps that use them).
 pub trait Cached: Child + Send + Sync + 'static {
-    fn cache(caches: &Caches) -> &KindCache<Self>;
+    fn cache(caches: &Caches) -> Option<&KindCache<Self>>;
 }
 
 macro_rules! cached {
     ($($kind:ty => $field:ident),* $(,)?) => {
         $(impl Cached for $kind {
-            fn cache(caches: &Caches) -> &KindCache<Self> {
-                &caches.$field
+            fn cache(caches: &Caches) -> Option<&KindCache<Self>> {
+                Some(&caches.$field)
             }
         })*
     };
+}
+
+impl Cached for HTTPRoute {
+    fn cache(_: &Caches) -> Option<&KindCache<Self>> {
+        None
+    }
 }
 
 cached!(
@@ -153,6 +165,8 @@ cached!(
     HorizontalPodAutoscaler => hpas,
     LimitRange => limit_ranges,
     ResourceQuota => quotas,
+    NetworkPolicy => network_policies,
+    Ingress => ingresses,
 );
 
 impl<K> KindCache<K>
@@ -205,7 +219,7 @@ where
 impl Caches {
     /// The cached object `ns/name` of kind K, as JSON; None when it is not there.
     pub fn get<K: Cached>(&self, ns: &str, name: &str) -> Option<Value> {
-        let obj = K::cache(self)
+        let obj = K::cache(self)?
             .objects
             .get(&ObjectRef::new(name).within(ns))?;
         Some(obj.to_value())
@@ -213,10 +227,7 @@ impl Caches {
 
     /// Whether any object of kind K is called `ns/name` (someone else's included).
     pub fn name_taken<K: Cached>(&self, ns: &str, name: &str) -> bool {
-        K::cache(self)
-            .names
-            .get(&ObjectRef::new(name).within(ns))
-            .is_some()
+        K::cache(self).is_some_and(|c| c.names.get(&ObjectRef::new(name).within(ns)).is_some())
     }
 
     /// Resolves once every cache has listed.
@@ -231,6 +242,8 @@ impl Caches {
             both(&self.hpas),
             both(&self.limit_ranges),
             both(&self.quotas),
+            both(&self.network_policies),
+            both(&self.ingresses),
         );
     }
 }

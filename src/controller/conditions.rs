@@ -6,6 +6,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// Whether the apps named in `spec.accessPolicy` declare the other side (`access.rs`).
+pub const ACCESS_POLICIES_MATCHED: &str = "AccessPoliciesMatched";
+/// Whether `spec.expose` is in effect (the Gateway accepted the route; the Ingress exists).
+pub const EXPOSED: &str = "Exposed";
 /// An operator-caused pod-template change waits for its turn (`upgrade.rs`).
 pub const UPGRADE_PENDING: &str = "UpgradePending";
 
@@ -25,6 +29,15 @@ pub const REASON_DEPLOYMENT_PAUSED: &str = "DeploymentPaused";
 pub const REASON_WAITING_FOR_SLOT: &str = "WaitingForSlot";
 pub const REASON_DEFERRED: &str = "Deferred";
 pub const REASON_UP_TO_DATE: &str = "UpToDate";
+pub const REASON_MATCHED: &str = "Matched";
+pub const REASON_MISSING_RULES: &str = "MissingRules";
+pub const REASON_ROUTE_ACCEPTED: &str = "Accepted";
+pub const REASON_ROUTE_PENDING: &str = "Pending";
+pub const REASON_ROUTE_NOT_ACCEPTED: &str = "NotAccepted";
+pub const REASON_REFS_NOT_RESOLVED: &str = "RefsNotResolved";
+/// The HTTPRoute CRD (Gateway API) is not installed.
+pub const REASON_GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
+pub const REASON_INGRESS_CREATED: &str = "IngressCreated";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
 

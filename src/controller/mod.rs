@@ -9,6 +9,7 @@
 //! - Errors requeue with capped exponential backoff per object (1 s doubling to 5 min);
 //!   conflicts retry after a second; invalid specs wait for a change.
 
+pub mod access;
 pub mod apply;
 pub mod cache;
 pub mod conditions;
@@ -18,6 +19,7 @@ pub mod events;
 pub mod namespace;
 pub mod reconcile;
 pub mod status;
+pub mod traffic;
 pub mod upgrade;
 
 use std::collections::HashMap;
@@ -30,17 +32,19 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::{Predicate, PredicateConfig};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::SafeApp;
+use crate::api::gateway::HTTPRoute;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 
@@ -99,6 +103,22 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
     // Config-change rollout: a metadata-only watch, and a read of referenced ones.
     ("", "configmaps", &["get", "list", "watch"]),
+    // Traffic: one NetworkPolicy per SafeApp, and an Ingress or HTTPRoute when exposed.
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "networking.k8s.io",
+        "ingresses",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
 ];
 
 /// With `--watch-secrets` only (kustomize component `config/components/secret-rollout`):
@@ -255,6 +275,12 @@ pub struct Context {
     pub upgrades: upgrade::Slots,
     /// How often a SafeApp waiting for an upgrade slot asks again.
     pub upgrade_retry: Duration,
+    /// Each SafeApp's access rules as last seen, to re-check its peers on a change.
+    pub access: access::AccessIndex,
+    /// Reconciles asked for by other reconciles (peers of a changed access policy).
+    retrigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<DeserializeGuard<SafeApp>>>,
+    retriggered:
+        Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ObjectRef<DeserializeGuard<SafeApp>>>>>,
 }
 
 impl Context {
@@ -262,6 +288,7 @@ impl Context {
         let upgrades = upgrade::Slots::new(
             usize::try_from(policy.upgrades.max_concurrent_template_upgrades).unwrap_or(1),
         );
+        let (retrigger, retriggered) = tokio::sync::mpsc::unbounded_channel();
         Self {
             recorder: events::Recorder::new(
                 client.clone(),
@@ -280,7 +307,70 @@ impl Context {
             watch_secrets: false,
             upgrades,
             upgrade_retry: upgrade::DEFAULT_RETRY,
+            access: access::AccessIndex::default(),
+            retrigger,
+            retriggered: Mutex::new(Some(retriggered)),
         }
+    }
+
+    /// Asks for a reconcile of `namespace/name` (a no-op when nothing runs them).
+    pub fn reconcile_later(&self, namespace: &str, name: &str) {
+        let _ = self.retrigger.send(ObjectRef::new(name).within(namespace));
+    }
+
+    /// The stream of reconciles asked for with [`Context::reconcile_later`] (once).
+    fn take_retriggers(
+        &self,
+    ) -> impl futures::Stream<Item = ObjectRef<DeserializeGuard<SafeApp>>> + Send + 'static {
+        let receiver = self
+            .retriggered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        futures::stream::unfold(receiver, |receiver| async move {
+            let mut receiver = receiver?;
+            let next = receiver.recv().await?;
+            Some((next, Some(receiver)))
+        })
+    }
+
+    /// The SafeApps `keys` name that exist: from the cache, or read from the API when
+    /// the reconcilers are driven without one (tests).
+    pub async fn safeapps_named(
+        &self,
+        keys: impl IntoIterator<Item = access::AppKey>,
+    ) -> Result<Vec<SafeApp>, Error> {
+        let mut out = Vec::new();
+        for (ns, name) in keys {
+            if let Some(store) = &self.safeapps {
+                let found = store.get(&ObjectRef::new(&name).within(&ns));
+                out.extend(found.and_then(|g| g.0.as_ref().ok().cloned()));
+                continue;
+            }
+            let api: Api<SafeApp> = Api::namespaced(self.client.clone(), &ns);
+            let found = api
+                .get_opt(&name)
+                .await
+                .map_err(|source| Error::ListSafeApps { source })?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// Every SafeApp the operator watches (a scan: only when access rules change).
+    pub async fn all_safeapps(&self) -> Result<Vec<SafeApp>, Error> {
+        if let Some(store) = &self.safeapps {
+            return Ok(store
+                .state()
+                .iter()
+                .filter_map(|g| g.0.as_ref().ok().cloned())
+                .collect());
+        }
+        Api::<SafeApp>::all(self.client.clone())
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .map_err(|source| Error::ListSafeApps { source })
     }
 
     /// Asks for a free upgrade slot this often while waiting (tests shorten it).
@@ -516,6 +606,11 @@ pub async fn run(
         cache::KindCache::<LimitRange>::watch(&client, ns, managed(), false);
     let (quotas, rq_changes, rq_names) =
         cache::KindCache::<ResourceQuota>::watch(&client, ns, managed(), false);
+    let (network_policies, np_changes, np_names) =
+        cache::KindCache::<NetworkPolicy>::watch(&client, ns, managed(), false);
+    // An Ingress's status (its load balancer address) is not reported: spec only.
+    let (ingresses, ing_changes, ing_names) =
+        cache::KindCache::<Ingress>::watch(&client, ns, managed(), false);
     let caches = cache::Caches {
         deployments,
         services,
@@ -523,6 +618,8 @@ pub async fn run(
         hpas,
         limit_ranges,
         quotas,
+        network_policies,
+        ingresses,
     };
     let names = futures::stream::select_all([
         dep_names.boxed(),
@@ -531,6 +628,8 @@ pub async fn run(
         hpa_names.boxed(),
         lr_names.boxed(),
         rq_names.boxed(),
+        np_names.boxed(),
+        ing_names.boxed(),
     ])
     .for_each(|()| async {});
     // Every SafeApp the cache holds; with --selector that is this shard's only, which the
@@ -547,6 +646,7 @@ pub async fn run(
         .with_secrets(config.watch_secrets),
     );
     let config_triggers = config::triggers(&client, ns, ctx.watch_secrets, ctx.config.clone());
+    let retriggers = ctx.take_retriggers();
     info!(
         namespace = ns.unwrap_or("<all>"),
         selector = config.selector.as_deref().unwrap_or(""),
@@ -562,7 +662,18 @@ pub async fn run(
         .owns_stream(svc_changes.map(Ok))
         .owns_stream(pdb_changes.map(Ok))
         .owns_stream(hpa_changes.map(Ok))
+        .owns_stream(np_changes.map(Ok))
+        .owns_stream(ing_changes.map(Ok))
+        // HTTPRoutes: not cached (their CRD may be missing); the watch only triggers
+        // the owner (drift, the Gateway's verdict in status), retrying with backoff
+        // until the CRD exists.
+        .owns_stream(
+            watcher(api::<HTTPRoute>(&client, ns), managed().any_semantic())
+                .default_backoff()
+                .touched_objects(),
+        )
         .reconcile_on(config_triggers)
+        .reconcile_on(retriggers)
         .with_config(
             ControllerConfig::default()
                 .concurrency(config.concurrency)

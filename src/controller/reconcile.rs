@@ -6,6 +6,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -16,7 +17,8 @@ use tracing::{info, instrument, warn};
 use super::apply::{self, Change, Ownership, SyncCtx, Synced};
 use super::conditions::{self as c, Cond};
 use super::events::EventType;
-use super::{Context, Error, config, drift, events, status, upgrade};
+use super::{Context, Error, config, drift, events, status, traffic, upgrade};
+use crate::api::gateway::HTTPRoute;
 use crate::api::v1alpha1::{DriftCorrection, ManagedObject, TemplateRecord};
 use crate::api::{SafeApp, SafeAppStatus};
 use crate::render::{self, Resources};
@@ -132,6 +134,9 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         service,
         pdb,
         hpa,
+        network_policy,
+        http_route,
+        ingress,
     } = render::render(&validated, &ctx.policy);
 
     let own = Ownership::Controller { uid: &uid };
@@ -245,6 +250,34 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         outcome.settle("autoscaling/v2", "HorizontalPodAutoscaler", &name, synced);
     }
 
+    let synced =
+        apply::sync::<NetworkPolicy>(&sync, "NetworkPolicy", &name, network_policy.as_ref(), own)
+            .await;
+    outcome.settle("networking.k8s.io/v1", "NetworkPolicy", &name, synced);
+    let synced = apply::sync::<Ingress>(&sync, "Ingress", &name, ingress.as_ref(), own).await;
+    let ingress_applied = outcome
+        .settle("networking.k8s.io/v1", "Ingress", &name, synced)
+        .is_some_and(|s| ingress.is_some() && s.live().is_some());
+    // HTTPRoutes are read from the API: only for apps that have (or had) one.
+    let mut exposed = None;
+    if http_route.is_some() || previously.contains(&format!("HTTPRoute/{name}")) {
+        let synced =
+            apply::sync::<HTTPRoute>(&sync, "HTTPRoute", &name, http_route.as_ref(), own).await;
+        exposed = match synced {
+            Err(e) if http_route.is_some() && e.api_status() == Some(404) => {
+                Some(traffic::gateway_api_missing())
+            }
+            synced => outcome
+                .settle("gateway.networking.k8s.io/v1", "HTTPRoute", &name, synced)
+                .and_then(|s| s.live())
+                .filter(|_| http_route.is_some())
+                .map(|route| traffic::route_condition(&route)),
+        };
+    }
+    if ingress_applied {
+        exposed = Some(traffic::ingress_condition());
+    }
+
     let drift = announce(app, ctx, &outcome.reports, &now).await;
     let conflicts: Vec<String> = outcome
         .reports
@@ -316,6 +349,17 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         }
         waiting = plan.held == Some(upgrade::HoldReason::WaitingForSlot);
     }
+    let (access, access_failure) = match traffic::access_condition(app, ctx).await {
+        Ok(cond) => (cond, None),
+        Err(e) => (None, Some(e)),
+    };
+    if outcome.failures.is_empty() && conflicts.is_empty() {
+        conds.extend(access);
+        conds.extend(exposed.clone());
+    }
+    let gateway_missing = exposed
+        .as_ref()
+        .is_some_and(|x| x.reason == c::REASON_GATEWAY_API_MISSING);
     let missing = config.map(|c| c.missing).filter(|m| !m.is_empty());
     let base = SafeAppStatus {
         managed_objects: Some(managed),
@@ -326,9 +370,10 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         ..status::with_deployment(previous, typed_dep.as_ref(), selector(&name))
     };
     status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
-    match outcome.failures.into_iter().next() {
+    match outcome.failures.into_iter().next().or(access_failure) {
         Some(e) => Err(e),
         None if waiting => Ok(Action::requeue(ctx.upgrade_retry)),
+        None if gateway_missing => Ok(Action::requeue(traffic::GATEWAY_API_RETRY)),
         None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
     }
 }

@@ -8,8 +8,10 @@ mod hpa;
 pub mod labels;
 mod limits;
 mod meta;
+mod network;
 mod pdb;
 mod probes;
+mod route;
 mod security;
 mod service;
 
@@ -18,7 +20,10 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+use crate::api::gateway::HTTPRoute;
 
 pub use deployment::{
     CONFIG_HASH_ANNOTATION, DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
@@ -27,6 +32,7 @@ pub use deployment::{
 };
 pub use hpa::SCALE_DOWN_WINDOW_SECONDS;
 pub use limits::out_of_range;
+pub use network::{APP_NAME_LABEL, NAMESPACE_NAME_LABEL};
 pub use probes::liveness_from;
 
 use crate::policy::Policy;
@@ -42,6 +48,9 @@ pub struct Resources {
     pub service: Option<Service>,
     pub pdb: PodDisruptionBudget,
     pub hpa: Option<HorizontalPodAutoscaler>,
+    pub network_policy: Option<NetworkPolicy>,
+    pub http_route: Option<HTTPRoute>,
+    pub ingress: Option<Ingress>,
 }
 
 /// Renders every object of one SafeApp (the namespace-shared ones come from
@@ -52,6 +61,9 @@ pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
         service: service::service(app),
         pdb: pdb::pdb(app),
         hpa: hpa::hpa(app),
+        network_policy: network::network_policy(app, policy),
+        http_route: route::http_route(app),
+        ingress: route::ingress(app),
     }
 }
 
@@ -73,6 +85,9 @@ pub enum Object {
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     LimitRange(LimitRange),
     ResourceQuota(ResourceQuota),
+    NetworkPolicy(NetworkPolicy),
+    HTTPRoute(HTTPRoute),
+    Ingress(Ingress),
 }
 
 impl Object {
@@ -85,6 +100,9 @@ impl Object {
             Self::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
             Self::LimitRange(o) => serde_json::to_value(o),
             Self::ResourceQuota(o) => serde_json::to_value(o),
+            Self::NetworkPolicy(o) => serde_json::to_value(o),
+            Self::HTTPRoute(o) => serde_json::to_value(o),
+            Self::Ingress(o) => serde_json::to_value(o),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -97,13 +115,16 @@ impl Object {
             Self::HorizontalPodAutoscaler(o) => yaml::write_document(out, o),
             Self::LimitRange(o) => yaml::write_document(out, o),
             Self::ResourceQuota(o) => yaml::write_document(out, o),
+            Self::NetworkPolicy(o) => yaml::write_document(out, o),
+            Self::HTTPRoute(o) => yaml::write_document(out, o),
+            Self::Ingress(o) => yaml::write_document(out, o),
         }
     }
 }
 
 /// Renders many SafeApps into one stable list: per namespace (sorted) the shared
-/// LimitRange and ResourceQuota; then each app's
-/// Deployment, Service, PodDisruptionBudget and HPA, in input order.
+/// LimitRange and ResourceQuota; then each app's Deployment, Service,
+/// PodDisruptionBudget, HPA, NetworkPolicy and HTTPRoute or Ingress, in input order.
 pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
     let by_namespace: BTreeSet<Option<&str>> =
         apps.iter().map(|a| a.namespace.as_deref()).collect();
@@ -118,11 +139,17 @@ pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
             service,
             pdb,
             hpa,
+            network_policy,
+            http_route,
+            ingress,
         } = render(app, policy);
         out.push(Object::Deployment(Box::new(deployment)));
         out.extend(service.map(Object::Service));
         out.push(Object::PodDisruptionBudget(pdb));
         out.extend(hpa.map(Object::HorizontalPodAutoscaler));
+        out.extend(network_policy.map(Object::NetworkPolicy));
+        out.extend(http_route.map(Object::HTTPRoute));
+        out.extend(ingress.map(Object::Ingress));
     }
     out
 }

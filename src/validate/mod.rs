@@ -12,7 +12,7 @@
 //! `security` (profile, the pod's user, every container's securityContext; init
 //! containers in `containers`) → `volumes` → `guardrails` (service type, service
 //! account, priority class, pod annotations, namespace) → `config` (the ConfigMaps and
-//! Secrets whose data rolls the pods).
+//! Secrets whose data rolls the pods) → `traffic` (access policy, expose).
 
 mod config;
 mod containers;
@@ -25,6 +25,7 @@ mod resources;
 mod scaling;
 mod security;
 mod shutdown;
+mod traffic;
 mod volumes;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use crate::policy::Policy;
 pub use config::{ConfigRef, references};
 pub use resources::resolve_resources;
 pub use security::{ALLOWED_SELINUX_TYPES, BASELINE_CAPABILITIES, RESTRICTED_VOLUME_TYPES};
+pub use traffic::{OpenPort, ResolvedTraffic, check_cidr};
 
 /// Default replicas when not autoscaled.
 pub const DEFAULT_REPLICAS: i32 = 2;
@@ -115,6 +117,8 @@ pub struct ValidatedApp {
     pub service_enabled: bool,
     /// ConfigMaps and Secrets whose data rolls the pods (opt-outs removed).
     pub config_refs: Vec<ConfigRef>,
+    /// Access-policy ports and the exposed Service port, resolved.
+    pub traffic: ResolvedTraffic,
 }
 
 /// Autoscaling with defaults applied.
@@ -173,6 +177,7 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     volumes::check_volumes(&mut p, spec, security.profile, policy);
     guardrails::check_guardrails(&mut p, app, policy);
     let config_refs = config::check_config(&mut p, spec);
+    let traffic = traffic::check_traffic(&mut p, spec, service_enabled);
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -198,5 +203,6 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
         }),
         service_enabled,
         config_refs,
+        traffic,
     })
 }

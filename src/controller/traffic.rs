@@ -1,0 +1,113 @@
+//! What the SafeApp's status says about its traffic: whether `spec.expose` is in effect
+//! (the Gateway's verdict on the HTTPRoute, or the Ingress applied), and whether the
+//! apps its access rules name declare the other side (`access.rs`).
+
+use std::time::Duration;
+
+use tracing::info;
+
+use super::conditions::{self as c, Cond};
+use super::{Context, Error, access};
+use crate::api::SafeApp;
+use crate::api::gateway::HTTPRoute;
+
+/// How often an app exposed through a Gateway looks again for the HTTPRoute CRD.
+pub const GATEWAY_API_RETRY: Duration = Duration::from_secs(60);
+
+/// `Exposed=False`: the Gateway API is not installed (not an error loop: a retry a
+/// minute, and nothing else is held back).
+pub fn gateway_api_missing() -> Cond {
+    Cond::new(
+        c::EXPOSED,
+        false,
+        c::REASON_GATEWAY_API_MISSING,
+        format!(
+            "the HTTPRoute CRD (gateway.networking.k8s.io/v1) is not installed; checked again every {} s",
+            GATEWAY_API_RETRY.as_secs()
+        ),
+    )
+}
+
+/// `Exposed=True` for an applied Ingress.
+pub fn ingress_condition() -> Cond {
+    Cond::new(
+        c::EXPOSED,
+        true,
+        c::REASON_INGRESS_CREATED,
+        "the Ingress is applied; its controller assigns the address",
+    )
+}
+
+/// `Exposed` from the route's status: every parent Gateway must have accepted it and
+/// resolved its references; the first refusal is reported with the Gateway's message.
+pub fn route_condition(route: &HTTPRoute) -> Cond {
+    let parents = route
+        .status
+        .as_ref()
+        .map(|s| s.parents.as_slice())
+        .unwrap_or_default();
+    if parents.is_empty() {
+        return Cond::new(
+            c::EXPOSED,
+            false,
+            c::REASON_ROUTE_PENDING,
+            "no Gateway has reported on the HTTPRoute yet",
+        );
+    }
+    for parent in parents {
+        let gateway = &parent.parent_ref.name;
+        for (type_, reason) in [
+            ("Accepted", c::REASON_ROUTE_NOT_ACCEPTED),
+            ("ResolvedRefs", c::REASON_REFS_NOT_RESOLVED),
+        ] {
+            let found = parent
+                .conditions
+                .iter()
+                .flatten()
+                .find(|x| x.type_ == type_);
+            match found {
+                Some(x) if x.status == "True" => {}
+                Some(x) => {
+                    return Cond::new(
+                        c::EXPOSED,
+                        false,
+                        reason,
+                        format!("Gateway {gateway}: {} ({})", x.message, x.reason),
+                    );
+                }
+                None => {
+                    return Cond::new(
+                        c::EXPOSED,
+                        false,
+                        c::REASON_ROUTE_PENDING,
+                        format!("Gateway {gateway} has not reported {type_} yet"),
+                    );
+                }
+            }
+        }
+    }
+    Cond::new(
+        c::EXPOSED,
+        true,
+        c::REASON_ROUTE_ACCEPTED,
+        format!("accepted by {} Gateway(s)", parents.len()),
+    )
+}
+
+/// `AccessPoliciesMatched` for `app` (None when its rules name no app), after asking
+/// for the peers of a rule change to be checked again.
+pub async fn access_condition(app: &SafeApp, ctx: &Context) -> Result<Option<Cond>, Error> {
+    if let Some(old) = ctx.access.rules_changed(app) {
+        let all = ctx.all_safeapps().await?;
+        for (ns, name) in access::AccessIndex::peers_of_change(app, old, &all) {
+            info!(peer = %name, namespace = %ns, "Access rules changed: re-checking a peer");
+            ctx.reconcile_later(&ns, &name);
+        }
+    }
+    let named = access::named(app);
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let peers = ctx.safeapps_named(named).await?;
+    Ok(access::reciprocity(app, &peers))
+}
