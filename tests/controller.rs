@@ -1096,3 +1096,214 @@ async fn denied_namespace_is_reported_not_acted_in() {
         }
     }
 }
+
+fn network_policies() -> String {
+    collection("networking.k8s.io/v1", NS, "networkpolicies")
+}
+fn ingresses() -> String {
+    collection("networking.k8s.io/v1", NS, "ingresses")
+}
+fn http_routes() -> String {
+    collection("gateway.networking.k8s.io/v1", NS, "httproutes")
+}
+
+fn exposed_spec(expose: Value) -> Value {
+    let mut spec = web_spec();
+    spec["expose"] = expose;
+    spec
+}
+
+// The NetworkPolicy and the Ingress follow every rule of the other children: created
+// owned and labelled, zero writes at steady state, drift put back, pruned when the spec
+// no longer asks for them.
+#[tokio::test]
+async fn traffic_children_follow_the_rules() {
+    let env = env();
+    env.create(
+        "web",
+        exposed_spec(json!({"hosts": ["web.example.com"], "ingressClassName": "nginx"})),
+    );
+    env.reconcile("web").await.expect("first");
+    for coll in [network_policies(), ingresses()] {
+        let obj = env.fake.get(&coll, "web").expect("created");
+        assert_eq!(obj["metadata"]["ownerReferences"][0]["controller"], true);
+        assert_eq!(
+            obj["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "safeapp-operator"
+        );
+    }
+    assert_eq!(env.condition("web", "Exposed")["reason"], "IngressCreated");
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("steady");
+    assert_eq!(env.fake.writes().len(), 0, "{:?}", env.child_writes());
+
+    env.fake
+        .edit(&network_policies(), "web", "kubectl-edit", json!({}), |n| {
+            n["spec"]["policyTypes"] = json!([]);
+            n["spec"]["ingress"] = json!([{}]);
+        });
+    env.reconcile("web").await.expect("drift");
+    let n = env.fake.get(&network_policies(), "web").unwrap();
+    assert_eq!(n["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        env.app("web")["status"]["lastDriftCorrection"]["kind"],
+        "NetworkPolicy"
+    );
+
+    set_spec(&env, "web", |s| {
+        s.as_object_mut().unwrap().remove("expose");
+    });
+    env.reconcile("web").await.expect("unexposed");
+    assert!(
+        env.fake.get(&ingresses(), "web").is_none(),
+        "Ingress pruned"
+    );
+    assert_eq!(env.condition("web", "Exposed"), Value::Null);
+}
+
+// Network policies turned off in the policy: the operator's NetworkPolicy is removed.
+#[tokio::test]
+async fn network_policy_mode_off_prunes() {
+    let env = env();
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("first");
+    assert!(env.fake.get(&network_policies(), "web").is_some());
+    let mut policy = Policy::default();
+    policy.network_policy.mode = safeapp::policy::NetworkPolicyMode::Off;
+    let env = env.reconfigure(policy);
+    env.reconcile("web").await.expect("off");
+    assert!(env.fake.get(&network_policies(), "web").is_none());
+}
+
+// A NetworkPolicy of the same name made by someone else is left alone and reported.
+#[tokio::test]
+async fn foreign_network_policy_is_a_conflict() {
+    let env = env();
+    env.fake.insert(
+        &network_policies(),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "web", "namespace": NS}, "spec": {"podSelector": {}}}),
+    );
+    env.create("web", web_spec());
+    env.reconcile("web").await.expect("reconcile");
+    let foreign = env.fake.get(&network_policies(), "web").unwrap();
+    assert_eq!(foreign["spec"], json!({"podSelector": {}}));
+    assert_eq!(env.condition("web", "Ready")["reason"], "NameConflict");
+}
+
+// Exposed through a Gateway: the HTTPRoute is applied, and the Gateway's verdict in the
+// route's status becomes the Exposed condition.
+#[tokio::test]
+async fn http_route_status_is_reflected() {
+    let env = env();
+    env.create(
+        "web",
+        exposed_spec(
+            json!({"hosts": ["web.example.com"], "gateway": {"name": "public", "namespace": "gw"}}),
+        ),
+    );
+    env.reconcile("web").await.expect("first");
+    let route = env.fake.get(&http_routes(), "web").expect("route");
+    assert_eq!(route["spec"]["parentRefs"][0]["name"], "public");
+    assert_eq!(env.condition("web", "Exposed")["reason"], "Pending");
+    let set_status = |accepted: &str, refs: &str| {
+        let conds = json!([
+            {"type": "Accepted", "status": accepted, "reason": "NotAllowedByListeners",
+             "message": "no listener allows routes from shop", "lastTransitionTime": "2026-11-30T00:00:00Z"},
+            {"type": "ResolvedRefs", "status": refs, "reason": "ResolvedRefs", "message": "",
+             "lastTransitionTime": "2026-11-30T00:00:00Z"}
+        ]);
+        env.fake
+            .edit(&http_routes(), "web", "gateway-controller", json!({}), |r| {
+                r["status"] = json!({"parents": [{"parentRef": {"name": "public", "namespace": "gw"},
+                    "controllerName": "example.com/gateway", "conditions": conds}]});
+            });
+    };
+    set_status("False", "True");
+    env.reconcile("web").await.expect("refused");
+    let exposed = env.condition("web", "Exposed");
+    assert_eq!(exposed["status"], "False");
+    assert_eq!(exposed["reason"], "NotAccepted");
+    assert!(
+        exposed["message"]
+            .as_str()
+            .unwrap()
+            .contains("no listener allows")
+    );
+    set_status("True", "True");
+    env.fake.clear_calls();
+    env.reconcile("web").await.expect("accepted");
+    assert_eq!(env.condition("web", "Exposed")["status"], "True");
+    // Only the status changed: the route itself is not written.
+    assert!(
+        env.child_writes().iter().all(|w| !w.contains("httproutes")),
+        "{:?}",
+        env.child_writes()
+    );
+}
+
+// Without the Gateway API installed, the app reports it (not an error loop: a retry a
+// minute) and everything else is applied.
+#[tokio::test]
+async fn missing_gateway_api_is_reported() {
+    let env = env();
+    env.fake
+        .fail(Method::PATCH, "/httproutes/", 404, usize::MAX);
+    env.create(
+        "web",
+        exposed_spec(json!({"hosts": ["web.example.com"], "gateway": {"name": "public"}})),
+    );
+    let action = env.reconcile("web").await.expect("not an error");
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+    let exposed = env.condition("web", "Exposed");
+    assert_eq!(exposed["reason"], "GatewayAPIMissing");
+    assert!(env.fake.get(&deployments(), "web").is_some());
+    assert_eq!(env.condition("web", "Degraded")["status"], "False");
+    // Installed later: the next try applies the route.
+    env.fake.clear_failures();
+    env.reconcile("web").await.expect("installed");
+    assert!(env.fake.get(&http_routes(), "web").is_some());
+}
+
+// Both sides visible: a rule naming another SafeApp reports whether that app declares
+// the matching rule, and a name that matches no SafeApp.
+#[tokio::test]
+async fn access_policies_report_the_other_side() {
+    let env = env();
+    let mut front = web_spec();
+    front["accessPolicy"] = json!({"outbound": [{"app": "api"}, {"app": "ghost"}]});
+    env.create("front", front);
+    let mut api = web_spec();
+    api["accessPolicy"] = json!({"inbound": [{"app": "other"}]});
+    env.create("api", api);
+    env.reconcile("front").await.expect("front");
+    let matched = env.condition("front", "AccessPoliciesMatched");
+    assert_eq!(matched["status"], "False");
+    let message = matched["message"].as_str().unwrap();
+    assert!(
+        message.contains("api (namespace shop) does not list front as an inbound caller"),
+        "{message}"
+    );
+    assert!(message.contains("no SafeApp ghost"), "{message}");
+
+    set_spec(&env, "api", |s| {
+        s["accessPolicy"] = json!({"inbound": [{"app": "front"}]});
+    });
+    set_spec(&env, "front", |s| {
+        s["accessPolicy"] = json!({"outbound": [{"app": "api"}]});
+    });
+    env.reconcile("front").await.expect("front again");
+    env.reconcile("api").await.expect("api");
+    assert_eq!(
+        env.condition("front", "AccessPoliciesMatched")["status"],
+        "True"
+    );
+    assert_eq!(
+        env.condition("api", "AccessPoliciesMatched")["status"],
+        "True"
+    );
+    // No app named in rules: no such condition.
+    env.create("plain", web_spec());
+    env.reconcile("plain").await.expect("plain");
+    assert_eq!(env.condition("plain", "AccessPoliciesMatched"), Value::Null);
+}

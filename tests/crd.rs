@@ -201,6 +201,63 @@ fn ports_unique() {
     assert!(cel_errors(with(json!({"ports": [{"name": "dns", "port": 53}, {"name": "dns-udp", "port": 53, "protocol": "UDP"}]}))).is_empty());
 }
 
+// Access rules name exactly one target; cidr never with a namespace.
+#[test]
+fn access_rule_shapes() {
+    for good in [
+        json!({"app": "api"}),
+        json!({"app": "api", "namespace": "data"}),
+        json!({"namespace": "monitoring"}),
+        json!({"cidr": "10.0.0.0/8", "ports": [{"port": 443}]}),
+    ] {
+        let errs = cel_errors(with(json!({"accessPolicy": {"outbound": [good.clone()]}})));
+        assert!(errs.is_empty(), "{good}: {errs:?}");
+    }
+    for bad in [
+        json!({}),
+        json!({"app": "api", "cidr": "10.0.0.0/8"}),
+        json!({"ports": [{"port": 80}]}),
+    ] {
+        assert_refused(
+            with(json!({"accessPolicy": {"inbound": [bad]}})),
+            "exactly one of",
+        );
+    }
+    assert_refused(
+        with(json!({"accessPolicy": {"outbound": [{"cidr": "10.0.0.0/8", "namespace": "x"}]}})),
+        "cidr cannot be combined",
+    );
+}
+
+// expose: exactly one of gateway or ingress class; TLS by Secret only with an Ingress.
+#[test]
+fn expose_one_of() {
+    let hosts = json!(["web.example.com"]);
+    assert!(
+        cel_errors(with(
+            json!({"expose": {"hosts": hosts, "gateway": {"name": "g"}}})
+        ))
+        .is_empty()
+    );
+    assert!(cel_errors(with(json!({"expose": {"hosts": hosts, "ingressClassName": "nginx", "tls": {"secretName": "s"}}}))).is_empty());
+    assert_refused(
+        with(json!({"expose": {"hosts": hosts}})),
+        "exactly one of gateway",
+    );
+    assert_refused(
+        with(
+            json!({"expose": {"hosts": hosts, "gateway": {"name": "g"}, "ingressClassName": "x"}}),
+        ),
+        "exactly one of gateway",
+    );
+    assert_refused(
+        with(
+            json!({"expose": {"hosts": hosts, "gateway": {"name": "g"}, "tls": {"secretName": "s"}}}),
+        ),
+        "spec.expose.tls",
+    );
+}
+
 // An app with no ports and no probes cannot be told ready; a Service needs ports.
 #[test]
 fn readiness_and_service_need_ports() {

@@ -683,3 +683,44 @@ async fn config_map_edit_rolls_the_deployment() {
     eventually("a new config hash", || hash().is_some_and(|h| h != first)).await;
     running.stop().await;
 }
+
+// Through the real controller: when a peer adds the matching rule, the app naming it is
+// re-checked without any change of its own.
+#[tokio::test]
+async fn a_peer_rule_change_updates_the_other_side() {
+    let fake = FakeApi::as_operator();
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    let app = |name: &str, access: serde_json::Value| {
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": name, "namespace": "shop"},
+               "spec": {"image": "registry.example.com/web:1.0.0",
+                        "ports": [{"name": "http", "port": 8080}], "accessPolicy": access}})
+    };
+    fake.insert(&apps, app("front", json!({"outbound": [{"app": "api"}]})));
+    fake.insert(&apps, app("api", json!({"inbound": [{"app": "other"}]})));
+    let running = start_controller(&fake, Duration::from_secs(300));
+    eventually("front reports the missing side", || {
+        has_condition(
+            &fake,
+            "front",
+            "status",
+            "False",
+            Some("AccessPoliciesMatched"),
+        )
+    })
+    .await;
+    fake.edit(&apps, "api", "kubectl-edit", json!({}), |a| {
+        a["spec"]["accessPolicy"] = json!({"inbound": [{"app": "front"}]});
+    });
+    eventually("front sees the matching rule", || {
+        has_condition(
+            &fake,
+            "front",
+            "status",
+            "True",
+            Some("AccessPoliciesMatched"),
+        )
+    })
+    .await;
+    running.stop().await;
+}

@@ -281,10 +281,11 @@ pub struct AccessPolicy {
 /// One caller or destination: exactly one of `app` (optionally in `namespace`),
 /// `namespace` alone, or `cidr` (outbound only).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[x_kube(validation = Rule::new(
-    "[has(self.app), has(self.namespace) && !has(self.app), has(self.cidr)].filter(x, x).size() == 1"
-).message("an access rule names exactly one of: app (optionally with namespace), namespace, or cidr"))]
-#[x_kube(validation = Rule::new("!has(self.cidr) || !has(self.namespace)")
+#[x_kube(validation = Rule::new("has(self.app) || has(self.__namespace__) || has(self.cidr)")
+    .message("an access rule names exactly one of: app (optionally with namespace), namespace, or cidr"))]
+#[x_kube(validation = Rule::new("!(has(self.app) && has(self.cidr))")
+    .message("an access rule names exactly one of: app (optionally with namespace), namespace, or cidr"))]
+#[x_kube(validation = Rule::new("!has(self.cidr) || !has(self.__namespace__)")
     .message("cidr cannot be combined with namespace"))]
 #[serde(rename_all = "camelCase")]
 pub struct AccessRule {
