@@ -112,7 +112,7 @@ async fn converge(apps: usize) {
         Duration::from_secs(300),
     );
     let first = pass(&fake, &ctx, ns, apps).await;
-    let children = 3 * apps; // Deployment, Service, PodDisruptionBudget
+    let children = 4 * apps; // Deployment, Service, PodDisruptionBudget, NetworkPolicy
     let target = children + apps + 1;
     println!(
         "converge {apps} new SafeApps in one namespace: {} writes ({} children, {} status, {} LimitRange/ResourceQuota, {} Events; target <= {target} writes and <= {apps} Events: {}), {:.1} API requests per SafeApp, {:.0} µs operator CPU per reconcile",
