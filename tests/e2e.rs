@@ -489,6 +489,56 @@ async fn config_map_edit_rolls() {
     c.teardown().await;
 }
 
+// On a real API server: the NetworkPolicy and the Ingress are created; an app exposed
+// through a Gateway gets its HTTPRoute, or reports GatewayAPIMissing when the
+// cluster has no Gateway API, and its other children are there either way.
+#[tokio::test]
+async fn traffic_children() {
+    use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+    let Some(c) = setup("traffic").await else {
+        return;
+    };
+    let mut ingress = web();
+    ingress["expose"] = json!({"hosts": ["web.example.com"], "ingressClassName": "nginx"});
+    ingress["accessPolicy"] = json!({"inbound": [{"app": "routed"}]});
+    c.create_app("web", ingress).await.expect("create");
+    within(
+        Duration::from_secs(30),
+        "NetworkPolicy and Ingress",
+        || async {
+            let np = c
+                .api::<NetworkPolicy>()
+                .get_opt("web")
+                .await
+                .ok()
+                .flatten()?;
+            c.api::<Ingress>().get_opt("web").await.ok().flatten()?;
+            Some(np)
+        },
+    )
+    .await;
+    let mut routed = web();
+    routed["expose"] = json!({"hosts": ["routed.example.com"], "gateway": {"name": "public"}});
+    c.create_app("routed", routed).await.expect("create");
+    c.deployment("routed").await;
+    let apps = c.api::<SafeApp>();
+    let reason = within(Duration::from_secs(30), "Exposed", || async {
+        let app = apps.get("routed").await.ok()?;
+        let exposed = app
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|x| x.type_ == "Exposed")?;
+        Some(exposed.reason)
+    })
+    .await;
+    assert!(
+        ["GatewayAPIMissing", "Pending", "Accepted", "NotAccepted"].contains(&reason.as_str()),
+        "{reason}"
+    );
+    c.teardown().await;
+}
+
 impl Cluster {
     /// Waits for `name` to report `InvalidSpec`, checks that it has no Deployment, and
     /// returns the message.
