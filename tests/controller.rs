@@ -1263,6 +1263,13 @@ async fn missing_gateway_api_is_reported() {
     env.fake.clear_failures();
     env.reconcile("web").await.expect("installed");
     assert!(env.fake.get(&http_routes(), "web").is_some());
+    // Switched to an Ingress: the route is pruned, the Ingress created.
+    set_spec(&env, "web", |s| {
+        s["expose"] = json!({"hosts": ["web.example.com"], "ingressClassName": "nginx"});
+    });
+    env.reconcile("web").await.expect("switched");
+    assert!(env.fake.get(&http_routes(), "web").is_none(), "route pruned");
+    assert!(env.fake.get(&ingresses(), "web").is_some());
 }
 
 // Both sides visible: a rule naming another SafeApp reports whether that app declares
