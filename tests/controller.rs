@@ -1268,7 +1268,10 @@ async fn missing_gateway_api_is_reported() {
         s["expose"] = json!({"hosts": ["web.example.com"], "ingressClassName": "nginx"});
     });
     env.reconcile("web").await.expect("switched");
-    assert!(env.fake.get(&http_routes(), "web").is_none(), "route pruned");
+    assert!(
+        env.fake.get(&http_routes(), "web").is_none(),
+        "route pruned"
+    );
     assert!(env.fake.get(&ingresses(), "web").is_some());
 }
 

@@ -61,6 +61,10 @@ pub const CACHE_WAIT: Duration = Duration::from_secs(30);
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=safeapp-operator";
 
+/// What the operator does with a kind it owns: watch, read before apply, server-side
+/// apply (which is a `create` for a new object, §7b), prune.
+const CHILD_VERBS: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
+
 /// Every API call the operator makes, as (API group, resource, verbs): the RBAC it
 /// needs. `config/rbac` grants exactly these (a test checks it); keep them together.
 pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
@@ -69,56 +73,20 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("safeapp.dev", "safeapps/status", &["patch"]),
     // Children: watched, read before each apply, applied, pruned. A server-side apply
     // of an object that does not exist yet is authorized as `create` too (§7b).
-    (
-        "apps",
-        "deployments",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "",
-        "services",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "policy",
-        "poddisruptionbudgets",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "autoscaling",
-        "horizontalpodautoscalers",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "",
-        "limitranges",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "",
-        "resourcequotas",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
+    ("apps", "deployments", CHILD_VERBS),
+    ("", "services", CHILD_VERBS),
+    ("policy", "poddisruptionbudgets", CHILD_VERBS),
+    ("autoscaling", "horizontalpodautoscalers", CHILD_VERBS),
+    ("", "limitranges", CHILD_VERBS),
+    ("", "resourcequotas", CHILD_VERBS),
     // kube's event Recorder creates events and patches their series.
     ("events.k8s.io", "events", &["create", "patch"]),
     // Config-change rollout: a metadata-only watch, and a read of referenced ones.
     ("", "configmaps", &["get", "list", "watch"]),
     // Traffic: one NetworkPolicy per SafeApp, and an Ingress or HTTPRoute when exposed.
-    (
-        "networking.k8s.io",
-        "networkpolicies",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "networking.k8s.io",
-        "ingresses",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
-    (
-        "gateway.networking.k8s.io",
-        "httproutes",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
+    ("networking.k8s.io", "networkpolicies", CHILD_VERBS),
+    ("networking.k8s.io", "ingresses", CHILD_VERBS),
+    ("gateway.networking.k8s.io", "httproutes", CHILD_VERBS),
 ];
 
 /// With `--watch-secrets` only (kustomize component `config/components/secret-rollout`):
