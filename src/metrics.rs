@@ -10,6 +10,33 @@ use prometheus_client::registry::Registry;
 /// One static label.
 pub type Label = [(&'static str, &'static str); 1];
 
+/// Every value of the `verb` label.
+pub const VERBS: &[&str] = &[
+    "get", "list", "watch", "create", "patch", "update", "delete", "other",
+];
+/// Every value of the `kind` label of drift metrics: the kinds the operator writes.
+pub const CHILD_KINDS: &[&str] = &[
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+    "Ingress",
+    "HTTPRoute",
+    "LimitRange",
+    "ResourceQuota",
+];
+/// Every value of the `reason` label of reconcile errors (`controller::Error::metric_reason`).
+pub const ERROR_REASONS: &[&str] = &[
+    "malformed",
+    "get",
+    "apply",
+    "delete",
+    "status",
+    "list",
+    "serialize",
+];
+
 /// The operator's metrics, registered in one registry.
 pub struct Metrics {
     pub registry: Registry,
@@ -27,6 +54,21 @@ pub struct Metrics {
     pub managed: Gauge,
     /// `safeapp_leader`: 1 while this replica holds the lease (or runs without election).
     pub leader: Gauge,
+    /// `safeapp_api_requests_total{verb}`: requests to the API server by verb (get,
+    /// list, watch, create, patch, delete, other).
+    pub api_requests: Family<[(&'static str, &'static str); 1], Counter>,
+    /// `safeapp_safeapps{ready}`: SafeApps by their Ready condition (true, false,
+    /// unknown), counted from the cache every 15 s.
+    pub safeapps: Family<[(&'static str, &'static str); 1], Gauge>,
+    /// `safeapp_reconciles_in_flight`: reconciles running now.
+    pub in_flight: Gauge,
+    /// `safeapp_reconcile_concurrency`: reconciles allowed at once (`--concurrency`).
+    pub concurrency: Gauge,
+    /// `safeapp_drift_fights_total{kind}`: drift corrected again on an object corrected
+    /// less than an hour before (someone or something fights the operator).
+    pub drift_fights: Family<Label, Counter>,
+    /// `safeapp_process_resident_memory_bytes`: the operator's resident memory.
+    pub resident_memory: Gauge,
 }
 
 impl Default for Metrics {
@@ -42,6 +84,42 @@ impl Default for Metrics {
         let writes = Family::<Label, Counter>::default();
         let managed = Gauge::default();
         let leader = Gauge::default();
+        let api_requests = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let safeapps = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        let in_flight = Gauge::default();
+        let concurrency = Gauge::default();
+        let drift_fights = Family::<Label, Counter>::default();
+        let resident_memory = Gauge::default();
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API server, by verb",
+            api_requests.clone(),
+        );
+        registry.register(
+            "safeapps",
+            "SafeApps by their Ready condition",
+            safeapps.clone(),
+        );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "reconcile_concurrency",
+            "Reconciles allowed to run at once",
+            concurrency.clone(),
+        );
+        registry.register(
+            "drift_fights",
+            "Drift corrected again within an hour on the same object, by kind",
+            drift_fights.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the operator process",
+            resident_memory.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -73,6 +151,21 @@ impl Default for Metrics {
             "1 while this replica is the leader",
             leader.clone(),
         );
+        // Every label value exists from the start, at 0: the series are there for
+        // dashboards and for rate() before the first event.
+        for verb in VERBS {
+            api_requests.get_or_create(&[("verb", verb)]);
+        }
+        for kind in CHILD_KINDS {
+            drift_corrections.get_or_create(&[("kind", kind)]);
+            drift_fights.get_or_create(&[("kind", kind)]);
+        }
+        for reason in ERROR_REASONS {
+            reconcile_errors.get_or_create(&[("reason", reason)]);
+        }
+        for ready in ["true", "false", "unknown"] {
+            safeapps.get_or_create(&[("ready", ready)]);
+        }
         Self {
             registry,
             reconciles,
@@ -82,8 +175,49 @@ impl Default for Metrics {
             writes,
             managed,
             leader,
+            api_requests,
+            safeapps,
+            in_flight,
+            concurrency,
+            drift_fights,
+            resident_memory,
         }
     }
+}
+
+/// The verb of a request, as RBAC names it (a GET with `watch=true` is a watch, a GET of
+/// a collection a list).
+pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'static str {
+    let watch = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET => {
+            // /api/v1/namespaces/ns/pods -> a collection: an even number of segments
+            // after the group/version prefix.
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let prefix = if segments.first() == Some(&"api") {
+                2
+            } else {
+                3
+            };
+            let rest = segments.len().saturating_sub(prefix);
+            if rest % 2 == 1 { "list" } else { "get" }
+        }
+        http::Method::POST => "create",
+        http::Method::PATCH => "patch",
+        http::Method::PUT => "update",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
+/// The resident memory of this process in bytes (Linux; 0 elsewhere).
+pub fn resident_memory_bytes() -> i64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
+        .unwrap_or(0);
+    pages * 4096
 }
 
 impl Metrics {
@@ -105,6 +239,23 @@ impl Metrics {
     /// Count one write of `kind`.
     pub fn write(&self, kind: &'static str) {
         self.writes.get_or_create(&[("kind", kind)]).inc();
+    }
+
+    /// Count one request to the API server.
+    pub fn request(&self, verb: &'static str) {
+        self.api_requests.get_or_create(&[("verb", verb)]).inc();
+    }
+
+    /// Count a drift correction that repeats one made less than an hour before.
+    pub fn drift_fight(&self, kind: &'static str) {
+        self.drift_fights.get_or_create(&[("kind", kind)]).inc();
+    }
+
+    /// Sets the SafeApps-by-readiness gauges.
+    pub fn set_readiness(&self, ready: i64, not_ready: i64, unknown: i64) {
+        for (label, n) in [("true", ready), ("false", not_ready), ("unknown", unknown)] {
+            self.safeapps.get_or_create(&[("ready", label)]).set(n);
+        }
     }
 
     /// How many drift corrections of `kind` were counted.
@@ -154,5 +305,109 @@ mod tests {
         assert!(text.contains("safeapp_reconciles_total 1"), "{text}");
         assert_eq!(m.drift_count("Deployment"), 1);
         assert_eq!(m.write_count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod verb_tests {
+    use super::*;
+
+    // Requests are counted by the verb RBAC would name.
+    #[test]
+    fn verbs() {
+        use http::Method;
+        assert_eq!(
+            verb_of(&Method::GET, "/api/v1/namespaces/a/services/web", None),
+            "get"
+        );
+        assert_eq!(
+            verb_of(&Method::GET, "/api/v1/namespaces/a/services", None),
+            "list"
+        );
+        assert_eq!(
+            verb_of(&Method::GET, "/api/v1/services", Some("limit=500")),
+            "list"
+        );
+        assert_eq!(
+            verb_of(
+                &Method::GET,
+                "/apis/apps/v1/deployments",
+                Some("watch=true&resourceVersion=1")
+            ),
+            "watch"
+        );
+        assert_eq!(
+            verb_of(
+                &Method::GET,
+                "/apis/apps/v1/namespaces/a/deployments/web",
+                None
+            ),
+            "get"
+        );
+        assert_eq!(
+            verb_of(
+                &Method::PATCH,
+                "/apis/apps/v1/namespaces/a/deployments/web",
+                None
+            ),
+            "patch"
+        );
+        assert_eq!(
+            verb_of(
+                &Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/a/events",
+                None
+            ),
+            "create"
+        );
+        assert_eq!(
+            verb_of(&Method::DELETE, "/api/v1/namespaces/a/services/web", None),
+            "delete"
+        );
+    }
+}
+
+/// A tower layer that counts every request of the client it wraps, by verb.
+#[derive(Clone)]
+pub struct CountRequestsLayer(pub std::sync::Arc<Metrics>);
+
+impl<S> tower::Layer<S> for CountRequestsLayer {
+    type Service = CountRequests<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CountRequests {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`CountRequestsLayer`].
+#[derive(Clone)]
+pub struct CountRequests<S> {
+    inner: S,
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CountRequests<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let uri = request.uri();
+        self.metrics
+            .request(verb_of(request.method(), uri.path(), uri.query()));
+        self.inner.call(request)
     }
 }

@@ -89,16 +89,18 @@ fn when(
 /// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let config = kube::Config::infer().await.map_err(RunError::Config)?;
-    // Reconciles go through the client-side rate limit.
+    let metrics = Arc::new(Metrics::default());
+    // Reconciles go through the client-side rate limit; every request is counted.
     let client = kube::client::ClientBuilder::try_from(config.clone())
         .map_err(RunError::Connect)?
         .with_layer(&RateLimitLayer::new(options.qps, options.burst))
+        .with_layer(&crate::metrics::CountRequestsLayer(metrics.clone()))
         .build();
     // Leader election gets a client (and connections) of its own: reconcile traffic and
     // its rate limit never delay a renewal.
     let lease_client = Client::try_from(config).map_err(RunError::Connect)?;
     let stop = watch_signals()?;
-    run_with_clients(client, lease_client, options, stop).await
+    run_with_metrics(client, lease_client, options, stop, metrics).await
 }
 
 /// Runs the operator with `client` until `stop` holds true.
@@ -119,6 +121,18 @@ pub async fn run_with_clients(
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
+    run_with_metrics(client, lease_client, options, stop, metrics).await
+}
+
+/// [`run_with_clients`], reporting into `metrics` (which the client may also count
+/// requests into).
+pub async fn run_with_metrics(
+    client: Client,
+    lease_client: Client,
+    options: RunOptions,
+    stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) -> Result<(), RunError> {
     let ready = Arc::new(AtomicBool::new(false));
     let state = AdminState {
         metrics: metrics.clone(),

@@ -245,6 +245,8 @@ pub struct Context {
     pub upgrade_retry: Duration,
     /// Each SafeApp's access rules as last seen, to re-check its peers on a change.
     pub access: access::AccessIndex,
+    /// When each object (`namespace/kind/name`) last had its drift corrected.
+    drift_seen: Mutex<HashMap<String, Instant>>,
     /// Reconciles asked for by other reconciles (peers of a changed access policy).
     retrigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<DeserializeGuard<SafeApp>>>,
     retriggered:
@@ -276,8 +278,27 @@ impl Context {
             upgrades,
             upgrade_retry: upgrade::DEFAULT_RETRY,
             access: access::AccessIndex::default(),
+            drift_seen: Mutex::new(HashMap::new()),
             retrigger,
             retriggered: Mutex::new(Some(retriggered)),
+        }
+    }
+
+    /// Records a drift correction of `namespace/kind/name`; counts it as a fight when the
+    /// same object was corrected less than [`DRIFT_FIGHT_WINDOW`] before.
+    pub fn drift_corrected(&self, namespace: &str, kind: &'static str, name: &str) {
+        let key = format!("{namespace}/{kind}/{name}");
+        let now = Instant::now();
+        let mut seen = self.drift_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < DRIFT_FIGHT_WINDOW)
+        {
+            self.metrics.drift_fight(kind);
+        }
+        seen.insert(key, now);
+        if seen.len() > 4096 {
+            seen.retain(|_, t| now.duration_since(*t) < DRIFT_FIGHT_WINDOW);
         }
     }
 
@@ -412,6 +433,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     ctx.metrics.reconciles.inc();
+    ctx.metrics.in_flight.inc();
     let started = Instant::now();
     let result = match &guard.0 {
         Ok(app) => reconcile::reconcile_app(app, &ctx).await,
@@ -443,10 +465,47 @@ pub async fn reconcile(
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
+    ctx.metrics.in_flight.dec();
     if result.is_ok() {
         ctx.reset_backoff(&key_of(guard.as_ref()));
     }
     result
+}
+
+/// A drift correction within this long of the last one on the same object is a fight.
+pub const DRIFT_FIGHT_WINDOW: Duration = Duration::from_secs(3600);
+
+/// How often the SafeApps-by-readiness and memory gauges are refreshed.
+pub const FLEET_GAUGES_EVERY: Duration = Duration::from_secs(15);
+
+/// Refreshes `safeapp_safeapps{ready}` (counted from the cache) and the resident memory
+/// every [`FLEET_GAUGES_EVERY`], at once first.
+async fn fleet_gauges(store: Store<DeserializeGuard<SafeApp>>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(FLEET_GAUGES_EVERY);
+    loop {
+        tick.tick().await;
+        let (mut ready, mut not_ready, mut unknown) = (0, 0, 0);
+        for guard in store.state() {
+            let status = guard.0.as_ref().ok().and_then(|app| {
+                app.status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .find(|c| c.type_ == conditions::READY)
+                    .map(|c| c.status.clone())
+            });
+            match status.as_deref() {
+                Some("True") => ready += 1,
+                Some("False") => not_ready += 1,
+                _ => unknown += 1,
+            }
+        }
+        metrics.set_readiness(ready, not_ready, unknown);
+        metrics
+            .resident_memory
+            .set(crate::metrics::resident_memory_bytes());
+    }
 }
 
 /// What to do after a failed reconcile.
@@ -661,12 +720,15 @@ pub async fn run(
                 }
             }
         });
-    // The namespace reconciler and the name caches run beside the app controller and
-    // stop with it.
+    metrics.concurrency.set(i64::from(config.concurrency));
+    let gauges = fleet_gauges(store.clone(), metrics.clone());
+    // The namespace reconciler, the name caches and the fleet gauges run beside the app
+    // controller and stop with it.
     tokio::select! {
         () = apps => {}
         () = shared_objects => {}
         () = names => {}
+        () = gauges => {}
     }
     synced.abort();
     ready.store(false, Ordering::Relaxed);

@@ -673,6 +673,7 @@ async fn drift_corrected(
     manager: Option<String>,
 ) -> DriftCorrection {
     ctx.metrics.drift(r.kind);
+    ctx.drift_corrected(&app.namespace().unwrap_or_default(), r.kind, &r.name);
     events::publish(
         &ctx.recorder,
         app,
