@@ -11,6 +11,7 @@ pub mod api;
 pub mod apiserver;
 pub mod controller;
 pub mod crd;
+pub mod diff;
 pub mod digest;
 pub mod leader;
 pub mod manifest;

@@ -37,6 +37,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
+    /// Show what applying SafeApps would change in the current kubeconfig context
+    /// (server-side dry run: nothing is written). Exit 0: no change; 1: changes; 2: error.
+    Diff {
+        /// SafeApp manifest file, or '-' for standard input.
+        #[arg(short = 'f', long = "filename", value_name = "FILE|-")]
+        file: String,
+        /// Operator policy file, as the operator runs with (defaults when omitted).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Count Secret data in the config hash, as an operator run with --watch-secrets.
+        #[arg(long, default_value_t = false)]
+        watch_secrets: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -95,6 +108,11 @@ fn main() -> ExitCode {
             Err(e) => fail(&format!("cannot serialize the CRD: {e}")),
         },
         Command::Render { file, policy } => render(&file, policy),
+        Command::Diff {
+            file,
+            policy,
+            watch_secrets,
+        } => diff(&file, policy, watch_secrets),
         Command::Run(args) => run(args),
     }
 }
@@ -159,22 +177,70 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The text of `file`, or of standard input for `-`.
+fn read_input(file: &str) -> Result<String, String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))
+    }
+}
+
+/// Exit code of `diff` on an error (1 means "changes", as for `kubectl diff`).
+const DIFF_ERROR: u8 = 2;
+
+fn diff(file: &str, policy: Option<PathBuf>, watch_secrets: bool) -> ExitCode {
+    let failed = |message: &str| {
+        eprintln!("error: {message}");
+        ExitCode::from(DIFF_ERROR)
+    };
+    let policy = match load_policy(policy) {
+        Ok(p) => p,
+        Err(e) => return failed(&e),
+    };
+    let text = match read_input(file) {
+        Ok(t) => t,
+        Err(e) => return failed(&e),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return failed(&format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("cannot connect with the current kubeconfig context: {e}"))?;
+        safeapp::diff::diff(&client, &text, &policy, watch_secrets)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(diffs) => {
+            for d in &diffs {
+                print!("{d}");
+            }
+            if safeapp::diff::any_change(&diffs) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => failed(&e),
+    }
+}
+
 fn render(file: &str, policy: Option<PathBuf>) -> ExitCode {
     let policy = match load_policy(policy) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    let text = if file == "-" {
-        let mut s = String::new();
-        match std::io::stdin().read_to_string(&mut s) {
-            Ok(_) => s,
-            Err(e) => return fail(&format!("cannot read standard input: {e}")),
-        }
-    } else {
-        match std::fs::read_to_string(file) {
-            Ok(s) => s,
-            Err(e) => return fail(&format!("cannot read {file}: {e}")),
-        }
+    let text = match read_input(file) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
     };
     let origin = if file == "-" { "<stdin>" } else { file };
     match safeapp::manifest::render_manifest(&text, &policy) {

@@ -154,17 +154,17 @@ impl Default for Metrics {
         // Every label value exists from the start, at 0: the series are there for
         // dashboards and for rate() before the first event.
         for verb in VERBS {
-            api_requests.get_or_create(&[("verb", verb)]);
+            let _ = api_requests.get_or_create(&[("verb", verb)]);
         }
         for kind in CHILD_KINDS {
-            drift_corrections.get_or_create(&[("kind", kind)]);
-            drift_fights.get_or_create(&[("kind", kind)]);
+            let _ = drift_corrections.get_or_create(&[("kind", kind)]);
+            let _ = drift_fights.get_or_create(&[("kind", kind)]);
         }
         for reason in ERROR_REASONS {
-            reconcile_errors.get_or_create(&[("reason", reason)]);
+            let _ = reconcile_errors.get_or_create(&[("reason", reason)]);
         }
         for ready in ["true", "false", "unknown"] {
-            safeapps.get_or_create(&[("ready", ready)]);
+            let _ = safeapps.get_or_create(&[("ready", ready)]);
         }
         Self {
             registry,

@@ -398,3 +398,19 @@ fn render_refuses_guardrail_escapes() {
     }
     assert!(stderr.contains("4 problem(s)"), "{stderr}");
 }
+
+// `diff` exits 2 on an error (1 would mean "changes", as with kubectl diff): here no
+// cluster can be reached.
+#[test]
+fn diff_without_a_cluster_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_safeapp"))
+        .args(["diff", "-f", "config/samples/backend-app.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).starts_with("error: "), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}

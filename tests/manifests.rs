@@ -338,3 +338,17 @@ fn secret_rollout_is_an_opt_in_component() {
         .expect("run --help");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--watch-secrets"));
 }
+
+// The ClusterRole for `safeapp diff` grants exactly what it calls, and no write verb
+// but the patch/create a dry run is authorized as.
+#[test]
+fn diff_role_matches_the_code() {
+    let role: ClusterRole = find("ClusterRole", "safeapp-diff");
+    let rules = role.rules.unwrap_or_default();
+    assert_eq!(granted(&rules), needed(safeapp::diff::DIFF_PERMISSIONS));
+    assert!(
+        !granted(&rules)
+            .iter()
+            .any(|(_, _, v)| v == "delete" || v == "update" || v == "*")
+    );
+}

@@ -1,7 +1,8 @@
 //! A small in-memory Kubernetes API for driving the real reconcile function in tests,
 //! in the spirit of kube-rs's `tower-test` mocks but stateful: GET, LIST, server-side
 //! apply (PATCH application/apply-patch+yaml, with managedFields and removal of fields
-//! the manager stopped applying), merge patches (status), DELETE and POST. Every request
+//! the manager stopped applying; `dryRun=All` answers without storing), merge patches
+//! (status), DELETE and POST. Every request
 //! is recorded so tests can count writes; failures can be injected.
 //!
 //! It follows the real API server's rules where they matter (see `apiserver.rs`):
@@ -71,6 +72,8 @@ pub struct FakeApi {
     state: Arc<Mutex<State>>,
     /// Every change, for the open watches.
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// Another caller's RBAC for requests through this handle (see `with_user`).
+    caller: Option<Arc<apiserver::Rbac>>,
 }
 
 impl Default for FakeApi {
@@ -78,6 +81,7 @@ impl Default for FakeApi {
         Self {
             state: Arc::default(),
             changes: tokio::sync::broadcast::channel(65_536).0,
+            caller: None,
         }
     }
 }
@@ -533,10 +537,19 @@ impl FakeApi {
         response
     }
 
+    /// The same API, called by another identity with `rbac` (e.g. a CI job next to the
+    /// operator): requests through the returned handle are authorized by `rbac`.
+    pub fn with_user(&self, rbac: apiserver::Rbac) -> Self {
+        Self {
+            caller: Some(Arc::new(rbac)),
+            ..self.clone()
+        }
+    }
+
     /// The 403 for `verb` on `path` when RBAC is on and refuses it.
     fn deny(&self, path: &str, verb: &'static str) -> Option<Value> {
         let st = self.state.lock().unwrap();
-        let rbac = st.rbac.as_ref()?;
+        let rbac = self.caller.as_deref().or(st.rbac.as_ref())?;
         let address = apiserver::Address::parse(path)?;
         let message = rbac.check(&address.attributes(verb))?;
         Some(status(403, "Forbidden", &message))
@@ -584,7 +597,7 @@ impl FakeApi {
             (Method::PATCH, _) => &["patch"],
             _ => &[],
         };
-        if let Some(rbac) = &st.rbac {
+        if let Some(rbac) = self.caller.as_deref().or(st.rbac.as_ref()) {
             for verb in verbs {
                 if let Some(message) = rbac.check(&address.attributes(verb)) {
                     return (403, status(403, "Forbidden", &message));
@@ -683,6 +696,13 @@ impl FakeApi {
                     }
                     apply_merge(&mut obj, &body);
                     apiserver::store(&plural, &mut obj);
+                    if query_param(query, "dryRun") == Some("All") {
+                        // What would be stored, as the API server answers a dry run:
+                        // nothing is kept, nobody is notified.
+                        let meta = apiserver::meta_mut(&mut obj);
+                        meta.entry("uid").or_insert(json!("dry-run-uid"));
+                        return (if existing.is_some() { 200 } else { 201 }, obj);
+                    }
                     st.applied
                         .insert((coll.clone(), name.clone(), manager.clone()), body.clone());
                     let changed = existing.as_ref().map(|e| {
