@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use fake::{FakeApi, collection};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::reflector::store;
@@ -160,6 +161,7 @@ fn memory() {
     let (deploy_reader, mut deploy_writer) = store::<Compact<Deployment>>();
     let (svc_reader, mut svc_writer) = store::<Compact<Service>>();
     let (pdb_reader, mut pdb_writer) = store::<Compact<PodDisruptionBudget>>();
+    let (np_reader, mut np_writer) = store::<Compact<NetworkPolicy>>();
     let app_at = |i: usize| {
         let mut app: SafeApp = serde_json::from_value(manifest(i)).expect("typed");
         app.metadata.uid = Some(format!("0b4e1c9a-0000-4000-8000-{i:012}"));
@@ -180,6 +182,7 @@ fn memory() {
     let (names_dep, mut names_dep_writer) = store::<PartialObjectMeta<Deployment>>();
     let (names_svc, mut names_svc_writer) = store::<PartialObjectMeta<Service>>();
     let (names_pdb, mut names_pdb_writer) = store::<PartialObjectMeta<PodDisruptionBudget>>();
+    let (names_np, mut names_np_writer) = store::<PartialObjectMeta<NetworkPolicy>>();
     fn live<K: serde::Serialize>(obj: &K, plural: &str, uid: usize) -> serde_json::Value {
         let mut v = serde_json::to_value(obj).expect("json");
         fake::apiserver::store(plural, &mut v);
@@ -215,26 +218,35 @@ fn memory() {
         let app = app_at(i);
         let validated = validate::validate(&app, &policy).expect("valid");
         let r = render::render(&validated, &policy);
-        let d = live(&r.deployment, "deployments", 3 * i);
+        let d = live(&r.deployment, "deployments", 4 * i);
         names_dep_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&d)));
         deploy_writer.apply_watcher_event(&watcher::Event::Apply(compact(d)));
         if let Some(svc) = r.service {
-            let svc = live(&svc, "services", 3 * i + 1);
+            let svc = live(&svc, "services", 4 * i + 1);
             names_svc_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&svc)));
             svc_writer.apply_watcher_event(&watcher::Event::Apply(compact(svc)));
         }
-        let pdb = live(&r.pdb, "poddisruptionbudgets", 3 * i + 2);
+        let pdb = live(&r.pdb, "poddisruptionbudgets", 4 * i + 2);
         names_pdb_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&pdb)));
         pdb_writer.apply_watcher_event(&watcher::Event::Apply(compact(pdb)));
+        if let Some(np) = r.network_policy {
+            let np = live(&np, "networkpolicies", 4 * i + 3);
+            names_np_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&np)));
+            np_writer.apply_watcher_event(&watcher::Event::Apply(compact(np)));
+        }
     }
-    let names = names_dep.state().len() + names_svc.state().len() + names_pdb.state().len();
+    let names = names_dep.state().len()
+        + names_svc.state().len()
+        + names_pdb.state().len()
+        + names_np.state().len();
     let after_all = rss_mib();
     println!(
-        "memory: {} SafeApps + {} Deployments + {} Services + {} PDBs cached as stored by the API server (defaults, Deployment status), + {names} entries in the name caches: RSS {:.1} MiB (+{:.1} MiB over {:.1} MiB before; target <= 300 MiB: {})",
+        "memory: {} SafeApps + {} Deployments + {} Services + {} PDBs + {} NetworkPolicies cached as stored by the API server (defaults, Deployment status), + {names} entries in the name caches: RSS {:.1} MiB (+{:.1} MiB over {:.1} MiB before; target <= 300 MiB: {})",
         apps_reader.state().len(),
         deploy_reader.state().len(),
         svc_reader.state().len(),
         pdb_reader.state().len(),
+        np_reader.state().len(),
         after_all,
         after_all - before,
         before,
