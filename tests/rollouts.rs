@@ -448,3 +448,62 @@ async fn rollout_restart_and_pause_keep_working() {
     assert_eq!(progressing["reason"], "DeploymentPaused");
     assert_eq!(env.condition("web", "UpgradePending")["status"], "False");
 }
+
+// Apps from an operator that kept no status.template: the upgrade is staged, and every
+// held Deployment is unpaused when its turn comes (none stays paused).
+#[tokio::test]
+async fn apps_without_a_record_are_staged_and_released() {
+    let env = env();
+    for n in ["a", "b"] {
+        env.create(n, web_spec());
+        env.reconcile(n).await.expect("v1");
+        env.finish_rollout(n);
+        env.reconcile(n).await.expect("v1 available");
+        env.fake.edit(
+            &fake::harness::apps(),
+            n,
+            "older-operator",
+            json!({}),
+            |a| {
+                a["status"].as_object_mut().unwrap().remove("template");
+            },
+        );
+    }
+    let env = env.reconfigure(next_version(1));
+    env.reconcile("a").await.expect("a");
+    env.reconcile("b").await.expect("b");
+    assert!(!env.paused("a") && env.paused("b"), "one at a time");
+    for _ in 0..3 {
+        env.finish_rollout("a");
+        env.reconcile("a").await.expect("a done");
+        env.reconcile("b").await.expect("b");
+        env.finish_rollout("b");
+        env.reconcile("b").await.expect("b done");
+    }
+    assert!(!env.paused("b"), "b's turn came");
+    assert_eq!(pre_stop(&env, "b"), 7);
+    assert_eq!(env.ctx.upgrades.in_use(), 0);
+}
+
+// A waiting app's retries write nothing; its Deployment, deleted while it waits, comes
+// back unpaused (a paused new Deployment would have no pods).
+#[tokio::test]
+async fn waiting_is_quiet_and_a_deleted_deployment_is_not_held() {
+    let env = env();
+    for n in ["busy", "waiting"] {
+        env.create(n, web_spec());
+        env.reconcile(n).await.expect("v1");
+        env.finish_rollout(n);
+    }
+    let env = env.reconfigure(next_version(1));
+    env.reconcile("busy").await.expect("slot");
+    env.reconcile("waiting").await.expect("held");
+    assert!(env.paused("waiting"));
+    env.fake.clear_calls();
+    env.reconcile("waiting").await.expect("retry");
+    env.reconcile("waiting").await.expect("retry");
+    assert_eq!(env.fake.writes().len(), 0, "{:?}", env.child_writes());
+    env.fake.remove(&deployments(), "waiting");
+    env.reconcile("waiting").await.expect("recreate");
+    assert!(!env.paused("waiting"), "recreated unpaused");
+}

@@ -196,9 +196,11 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     });
     let mut typed_dep = None;
     if let (Some(live), Some(plan)) = (live_dep, &template) {
-        // The operator's own template change is an update, not drift.
+        // The operator's own template change, when it goes, is an update (not drift),
+        // applied even where the compare sees nothing (the pause it may drop). A held
+        // change compares as usual: nothing is written while it waits.
         let sync = SyncCtx {
-            spec_changed: sync.spec_changed || plan.cause == upgrade::Cause::Operator,
+            spec_changed: sync.spec_changed || plan.force_apply,
             ..sync
         };
         // The operator stops applying spec.replicas only on a spec change (autoscaling
@@ -332,6 +334,13 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         if let Some(d) = &typed_dep {
             if plan.held.is_none() {
                 record = Some(plan.record.clone());
+            } else if record.is_none() {
+                // Held before any record (an older operator's Deployment): a record that
+                // matches no template keeps the change the operator's until it goes.
+                record = Some(TemplateRecord {
+                    hash: String::new(),
+                    ..plan.record.clone()
+                });
             }
             if ctx.upgrades.holds(&key) && plan.held.is_none() && status::rollout_settled(d) {
                 ctx.upgrades.release(&key);
@@ -380,7 +389,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
 
 /// How this reconcile treats the pod template (see `upgrade.rs`).
 struct TemplatePlan {
-    cause: upgrade::Cause,
+    /// Apply the Deployment even when the compare sees no difference.
+    force_apply: bool,
     /// Why the rollout is held (the Deployment is applied paused), if it is.
     held: Option<upgrade::HoldReason>,
     /// What `status.template` becomes once the template is rolled out.
@@ -413,6 +423,12 @@ fn template_plan(
         &config_hash,
         live_differs,
     );
+    // A Deployment to create (new, or deleted) is never held: it would have no pods.
+    let cause = if live.is_none() {
+        upgrade::Cause::User
+    } else {
+        cause
+    };
     let key = format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any());
     let annotation = app
         .annotations()
@@ -433,7 +449,7 @@ fn template_plan(
         upgrade::Step::Roll => None,
     };
     TemplatePlan {
-        cause,
+        force_apply: cause == upgrade::Cause::Operator && held.is_none(),
         held,
         record: TemplateRecord {
             hash,
