@@ -136,10 +136,16 @@ async fn config_data_changes_roll_and_only_they_do() {
     env.config_event(ConfigKind::ConfigMap, "app-config");
     env.reconcile("web").await.expect("after the change back");
     assert_eq!(env.config_hash("web"), Some(first));
-    // A steady state afterwards makes no write.
+    // A steady state afterwards makes no write, and reads no ConfigMap (the digest is
+    // kept until the watch reports a new resourceVersion).
     env.fake.clear_calls();
     env.reconcile("web").await.expect("steady");
     assert_eq!(env.deployment_writes(), 0);
+    assert!(
+        !env.fake.calls().iter().any(|c| c.path.contains("/configmaps")),
+        "{:?}",
+        env.fake.calls()
+    );
 }
 
 // Every kind of reference counts: env valueFrom, envFrom, volumes, projected sources,

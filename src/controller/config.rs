@@ -51,6 +51,9 @@ struct Inner {
     /// Digest per referenced object (None: it does not exist), with the
     /// resourceVersion it was read at.
     digests: HashMap<Key, (Option<String>, Option<String>)>,
+    /// Bumped by every watch event of a referenced object: a digest read before an
+    /// event is not stored after it (it may already be stale).
+    epochs: HashMap<Key, u64>,
 }
 
 /// The referenced ConfigMaps and Secrets, and their digests.
@@ -67,15 +70,20 @@ impl ConfigIndex {
     }
 
     /// Records which objects an app references now (replacing what it referenced).
+    /// Digests of objects it still references are kept.
     pub fn record(&self, ns: &str, app: &str, keys: Vec<Key>) {
         let mut inner = self.lock();
         let id = (ns.to_string(), app.to_string());
         for old in inner.by_app.remove(&id).unwrap_or_default() {
+            if keys.contains(&old) {
+                continue;
+            }
             if let Some(users) = inner.users.get_mut(&old) {
                 users.remove(app);
                 if users.is_empty() {
                     inner.users.remove(&old);
                     inner.digests.remove(&old);
+                    inner.epochs.remove(&old);
                 }
             }
         }
@@ -96,6 +104,7 @@ impl ConfigIndex {
         let Some(users) = inner.users.get(key).cloned() else {
             return Vec::new();
         };
+        *inner.epochs.entry(key.clone()).or_default() += 1;
         let current = inner.digests.get(key).map(|(rv, _)| rv.clone());
         if current.as_ref().map(Option::as_deref) == Some(resource_version) {
             return Vec::new();
@@ -108,9 +117,22 @@ impl ConfigIndex {
         self.lock().digests.get(key).map(|(_, d)| d.clone())
     }
 
-    fn store(&self, key: Key, resource_version: Option<String>, digest: Option<String>) {
+    fn epoch(&self, key: &Key) -> u64 {
+        self.lock().epochs.get(key).copied().unwrap_or_default()
+    }
+
+    /// Keeps a digest read at `epoch`, unless a watch event came since (then the next
+    /// reconcile, which that event triggered, reads again).
+    fn store(
+        &self,
+        key: Key,
+        epoch: u64,
+        resource_version: Option<String>,
+        digest: Option<String>,
+    ) {
         let mut inner = self.lock();
-        if inner.users.contains_key(&key) {
+        let current = inner.epochs.get(&key).copied().unwrap_or_default();
+        if inner.users.contains_key(&key) && current == epoch {
             inner.digests.insert(key, (resource_version, digest));
         }
     }
@@ -149,8 +171,9 @@ pub async fn state(
         let digest = match index.cached(&key) {
             Some(d) => d,
             None => {
+                let epoch = index.epoch(&key);
                 let (rv, d) = read(client, ns, r).await?;
-                index.store(key, rv, d.clone());
+                index.store(key, epoch, rv, d.clone());
                 d
             }
         };
@@ -275,7 +298,7 @@ mod tests {
         let index = ConfigIndex::default();
         index.record("shop", "web", vec![key("app-config")]);
         index.record("shop", "api", vec![key("app-config"), key("flags")]);
-        index.store(key("app-config"), Some("5".into()), Some("d1".into()));
+        index.store(key("app-config"), 0, Some("5".into()), Some("d1".into()));
         assert!(index.observed(&key("app-config"), Some("5")).is_empty());
         assert_eq!(
             index.observed(&key("app-config"), Some("6")),
@@ -284,16 +307,40 @@ mod tests {
         assert_eq!(index.cached(&key("app-config")), None, "digest dropped");
         assert!(index.observed(&key("other"), Some("1")).is_empty());
         // Deleted: the apps are triggered (they will report it missing).
-        index.store(key("flags"), Some("2".into()), Some("d2".into()));
+        index.store(key("flags"), 0, Some("2".into()), Some("d2".into()));
         assert_eq!(index.observed(&key("flags"), None), vec!["api".to_string()]);
         // An app that stops referencing an object is no longer triggered by it.
         index.record("shop", "web", vec![]);
-        index.store(key("app-config"), Some("7".into()), Some("d3".into()));
+        index.store(
+            key("app-config"),
+            index.epoch(&key("app-config")),
+            Some("7".into()),
+            Some("d3".into()),
+        );
         assert_eq!(
             index.observed(&key("app-config"), Some("8")),
             vec!["api".to_string()]
         );
         index.record("shop", "api", vec![]);
         assert_eq!(index.tracked(), 0);
+    }
+
+    // A digest survives the app recording the same references again (no GET per
+    // reconcile), and one read before a watch event is not kept after it.
+    #[test]
+    fn digests_survive_and_stale_reads_are_dropped() {
+        let index = ConfigIndex::default();
+        index.record("shop", "web", vec![key("c")]);
+        index.store(key("c"), 0, Some("1".into()), Some("d1".into()));
+        index.record("shop", "web", vec![key("c")]);
+        assert_eq!(index.cached(&key("c")), Some(Some("d1".into())));
+        let epoch = index.epoch(&key("c"));
+        assert_eq!(index.observed(&key("c"), Some("2")), ["web"]);
+        index.store(key("c"), epoch, Some("1".into()), Some("stale".into()));
+        assert_eq!(
+            index.cached(&key("c")),
+            None,
+            "read before the event: not kept"
+        );
     }
 }
