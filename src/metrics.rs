@@ -200,8 +200,13 @@ pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'stat
             } else {
                 3
             };
-            let rest = segments.len().saturating_sub(prefix);
-            if rest % 2 == 1 { "list" } else { "get" }
+            let rest = &segments[prefix.min(segments.len())..];
+            // [namespaces, ns,] resource [, name [, subresource]]
+            let rest = match rest {
+                ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+                other => other,
+            };
+            if rest.len() == 1 { "list" } else { "get" }
         }
         http::Method::POST => "create",
         http::Method::PATCH => "patch",
@@ -211,13 +216,20 @@ pub fn verb_of(method: &http::Method, path: &str, query: Option<&str>) -> &'stat
     }
 }
 
-/// The resident memory of this process in bytes (Linux; 0 elsewhere).
+/// The resident memory of this process in bytes (Linux; 0 elsewhere), from `VmRSS`
+/// (in kB, whatever the page size).
 pub fn resident_memory_bytes() -> i64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
+    std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<i64>().ok())
-        .unwrap_or(0);
-    pages * 4096
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl Metrics {
@@ -364,6 +376,17 @@ mod verb_tests {
             verb_of(&Method::DELETE, "/api/v1/namespaces/a/services/web", None),
             "delete"
         );
+        assert_eq!(
+            verb_of(
+                &Method::GET,
+                "/apis/apps/v1/namespaces/a/deployments/web/status",
+                None
+            ),
+            "get"
+        );
+        assert_eq!(verb_of(&Method::GET, "/api/v1/namespaces", None), "list");
+        assert_eq!(verb_of(&Method::GET, "/api/v1/namespaces/a", None), "get");
+        assert!(resident_memory_bytes() > 0);
     }
 }
 

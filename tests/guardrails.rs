@@ -255,6 +255,8 @@ fn profile_rules_for_every_container() {
         (init("{capabilities: {add: [SYS_ADMIN]}}"), format!("{SC}.capabilities.add[0]"), BOTH),
         (init("{capabilities: {add: [NET_BIND_SERVICE, NET_RAW]}}"), format!("{SC}.capabilities.add[1]"), BOTH),
         (init("{capabilities: {add: [CHOWN]}}"), format!("{SC}.capabilities.add[0]"), RESTRICTED),
+        // Pod Security compares names as written: CAP_NET_BIND_SERVICE is not allowed.
+        (init("{capabilities: {add: [CAP_NET_BIND_SERVICE]}}"), format!("{SC}.capabilities.add[0]"), BOTH),
         (init("{seccompProfile: {type: Unconfined}}"), format!("{SC}.seccompProfile.type"), BOTH),
         (init("{appArmorProfile: {type: Unconfined}}"), format!("{SC}.appArmorProfile.type"), BOTH),
         (init("{seLinuxOptions: {type: spc_t}}"), format!("{SC}.seLinuxOptions.type"), BOTH),

@@ -142,7 +142,10 @@ async fn config_data_changes_roll_and_only_they_do() {
     env.reconcile("web").await.expect("steady");
     assert_eq!(env.deployment_writes(), 0);
     assert!(
-        !env.fake.calls().iter().any(|c| c.path.contains("/configmaps")),
+        !env.fake
+            .calls()
+            .iter()
+            .any(|c| c.path.contains("/configmaps")),
         "{:?}",
         env.fake.calls()
     );

@@ -297,13 +297,15 @@ fn check_security_context(
     };
     let adds = sc.capabilities.as_ref().and_then(|c| c.add.as_ref());
     for (i, cap) in adds.into_iter().flatten().enumerate() {
-        let name = cap.strip_prefix("CAP_").unwrap_or(cap);
-        if !allowed_caps.contains(&name) {
+        if !allowed_caps.contains(&cap.as_str()) {
             p.add(
                 format!("{path}.capabilities.add[{i}]"),
                 refused(
                     profile,
-                    &format!("{cap} is not one of {}", allowed_caps.join(", ")),
+                    &format!(
+                        "{cap} is not one of {} (Pod Security compares names without the CAP_ prefix)",
+                        allowed_caps.join(", ")
+                    ),
                 ),
             );
         }

@@ -51,6 +51,12 @@ pub(super) fn check_traffic(
         for (i, rule) in policy.inbound.iter().flatten().enumerate() {
             let path = format!("spec.accessPolicy.inbound[{i}]");
             check_target(p, &path, rule, false);
+            if rule.ports.as_ref().is_some_and(Vec::is_empty) {
+                p.add(
+                    format!("{path}.ports"),
+                    "an empty list opens nothing; leave ports out to open all of spec.ports",
+                );
+            }
             let mut open = Vec::new();
             for (j, ap) in rule.ports.iter().flatten().enumerate() {
                 let ppath = format!("{path}.ports[{j}].port");
