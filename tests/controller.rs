@@ -1118,7 +1118,9 @@ fn exposed_spec(expose: Value) -> Value {
 // no longer asks for them.
 #[tokio::test]
 async fn traffic_children_follow_the_rules() {
-    let env = env();
+    let mut policy = Policy::default();
+    policy.network_policy.exposed_from = vec!["ingress-nginx".into()];
+    let env = env_with(policy);
     env.create(
         "web",
         exposed_spec(json!({"hosts": ["web.example.com"], "ingressClassName": "nginx"})),
@@ -1195,7 +1197,9 @@ async fn foreign_network_policy_is_a_conflict() {
 // route's status becomes the Exposed condition.
 #[tokio::test]
 async fn http_route_status_is_reflected() {
-    let env = env();
+    let mut policy = Policy::default();
+    policy.network_policy.exposed_from = vec!["gw".into()];
+    let env = env_with(policy);
     env.create(
         "web",
         exposed_spec(
@@ -1316,4 +1320,25 @@ async fn access_policies_report_the_other_side() {
     env.create("plain", web_spec());
     env.reconcile("plain").await.expect("plain");
     assert_eq!(env.condition("plain", "AccessPoliciesMatched"), Value::Null);
+}
+
+// Exposed through an Ingress while the default NetworkPolicy admits no ingress
+// controller: the app says so instead of claiming to be reachable.
+#[tokio::test]
+async fn exposure_blocked_by_the_network_policy_is_reported() {
+    let env = env();
+    env.create(
+        "web",
+        exposed_spec(json!({"hosts": ["web.example.com"], "ingressClassName": "nginx"})),
+    );
+    env.reconcile("web").await.expect("reconcile");
+    let exposed = env.condition("web", "Exposed");
+    assert_eq!(exposed["status"], "False");
+    assert_eq!(exposed["reason"], "BlockedByNetworkPolicy");
+    // Declaring the controller's namespace as a caller lifts it.
+    set_spec(&env, "web", |s| {
+        s["accessPolicy"] = json!({"inbound": [{"namespace": "ingress-nginx"}]});
+    });
+    env.reconcile("web").await.expect("again");
+    assert_eq!(env.condition("web", "Exposed")["reason"], "IngressCreated");
 }

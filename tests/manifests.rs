@@ -200,8 +200,10 @@ fn manager_follows_the_practices() {
         .and_then(|d| d.get(file))
         .expect("policy key");
     let shipped = Policy::from_yaml(text, Path::new(file)).expect("the shipped policy is valid");
-    // It spells out the built-in guardrails: what a platform team sees is what runs.
+    // It spells out the built-in defaults: what a platform team sees is what runs.
     assert_eq!(shipped.guardrails, Policy::default().guardrails);
+    assert_eq!(shipped.upgrades, Policy::default().upgrades);
+    assert_eq!(shipped.network_policy, Policy::default().network_policy);
 
     // A PDB covers the operator's pods.
     let pdb: PodDisruptionBudget = find("PodDisruptionBudget", "safeapp-operator");

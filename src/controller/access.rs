@@ -52,9 +52,19 @@ pub fn named(app: &SafeApp) -> BTreeSet<AppKey> {
         .collect()
 }
 
+/// What the policy enforces, for the report: whether the caller's outbound side
+/// matters (egress control), and whether a same-namespace caller is admitted anyway.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Enforced {
+    pub egress: bool,
+    pub same_namespace: bool,
+}
+
 /// The `AccessPoliciesMatched` condition of `app`, given the SafeApps its rules name
-/// (`peers`, those that exist); None when its rules name no app.
-pub fn reciprocity(app: &SafeApp, peers: &[SafeApp]) -> Option<Cond> {
+/// (`peers`, those that exist); None when its rules name no app. A side the policy does
+/// not enforce (the caller's outbound rules without egress control; a callee's inbound
+/// rules for a same-namespace caller with `allowSameNamespace`) is not required.
+pub fn reciprocity(app: &SafeApp, peers: &[SafeApp], enforced: Enforced) -> Option<Cond> {
     let ns = app.namespace().unwrap_or_default();
     let me: AppKey = (ns.clone(), app.name_any());
     let policy = app.spec.access_policy.as_ref()?;
@@ -82,6 +92,14 @@ pub fn reciprocity(app: &SafeApp, peers: &[SafeApp]) -> Option<Cond> {
                 ));
                 continue;
             };
+            let not_enforced = if side == "outbound" {
+                enforced.same_namespace && key.0 == me.0
+            } else {
+                !enforced.egress
+            };
+            if not_enforced {
+                continue;
+            }
             let peer_policy = peer.spec.access_policy.clone().unwrap_or_default();
             let peer_rules = if side == "outbound" {
                 &peer_policy.inbound
@@ -193,6 +211,10 @@ mod tests {
     // app, or by the whole namespace); a missing side and an unknown app are named.
     #[test]
     fn both_sides() {
+        let egress = Enforced {
+            egress: true,
+            same_namespace: false,
+        };
         let web = app(
             "shop",
             "web",
@@ -201,7 +223,7 @@ mod tests {
         let api = app("shop", "api", json!({"inbound": [{"app": "web"}]}));
         let db = app("data", "db", json!({"inbound": [{"namespace": "other"}]}));
         let known = vec![web.clone(), api.clone(), db.clone()];
-        let cond = reciprocity(&web, &known).unwrap();
+        let cond = reciprocity(&web, &known, egress).unwrap();
         assert!(!cond.status);
         assert!(!cond.message.contains("outbound[0]"), "{}", cond.message);
         assert!(
@@ -218,7 +240,7 @@ mod tests {
             cond.message
         );
         // api's inbound rule from web: web declares the outbound side.
-        assert!(reciprocity(&api, &known).unwrap().status);
+        assert!(reciprocity(&api, &known, egress).unwrap().status);
         // db admits the namespace "shop" now: matched.
         let db = app("data", "db", json!({"inbound": [{"namespace": "shop"}]}));
         let web2 = app(
@@ -226,14 +248,41 @@ mod tests {
             "web",
             json!({"outbound": [{"app": "db", "namespace": "data"}]}),
         );
-        assert!(reciprocity(&web2, &[web2.clone(), db]).unwrap().status);
+        assert!(
+            reciprocity(&web2, &[web2.clone(), db], egress)
+                .unwrap()
+                .status
+        );
         // No app named: no condition.
         assert!(
             reciprocity(
                 &app("shop", "x", json!({"outbound": [{"cidr": "10.0.0.0/8"}]})),
-                &[]
+                &[],
+                egress
             )
             .is_none()
+        );
+        // Without egress control, an inbound rule needs nothing from the caller; with
+        // allowSameNamespace, a same-namespace callee admits the caller anyway.
+        let lone_api = app("shop", "api", json!({"inbound": [{"app": "quiet"}]}));
+        let quiet = app("shop", "quiet", json!({}));
+        let peers = std::slice::from_ref(&quiet);
+        assert!(
+            reciprocity(&lone_api, peers, Enforced::default())
+                .unwrap()
+                .status
+        );
+        assert!(!reciprocity(&lone_api, peers, egress).unwrap().status);
+        let caller = app("shop", "c", json!({"outbound": [{"app": "open"}]}));
+        let open = app("shop", "open", json!({}));
+        let same_ns = Enforced {
+            egress: false,
+            same_namespace: true,
+        };
+        assert!(
+            reciprocity(&caller, std::slice::from_ref(&open), same_ns)
+                .unwrap()
+                .status
         );
     }
 

@@ -38,6 +38,8 @@ pub const REASON_REFS_NOT_RESOLVED: &str = "RefsNotResolved";
 /// The HTTPRoute CRD (Gateway API) is not installed.
 pub const REASON_GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
 pub const REASON_INGRESS_CREATED: &str = "IngressCreated";
+/// The route exists, but the app's NetworkPolicy keeps the Gateway out.
+pub const REASON_BLOCKED_BY_NETWORK_POLICY: &str = "BlockedByNetworkPolicy";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
 

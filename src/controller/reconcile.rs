@@ -279,6 +279,11 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     if ingress_applied {
         exposed = Some(traffic::ingress_condition());
     }
+    if exposed.as_ref().is_some_and(|x| x.status)
+        && traffic::ingress_blocked(&validated, &ctx.policy)
+    {
+        exposed = Some(traffic::blocked_by_network_policy());
+    }
 
     let drift = announce(app, ctx, &outcome.reports, &now).await;
     let conflicts: Vec<String> = outcome

@@ -28,6 +28,37 @@ pub fn gateway_api_missing() -> Cond {
     )
 }
 
+/// Whether the app's NetworkPolicy can admit no Gateway or ingress controller: the
+/// policy enforces ingress, names no `exposedFrom` namespace, does not open the app's
+/// namespace, and no inbound rule names another namespace.
+pub fn ingress_blocked(
+    app: &crate::validate::ValidatedApp,
+    policy: &crate::policy::Policy,
+) -> bool {
+    let np = &policy.network_policy;
+    let other_namespace = app
+        .spec
+        .access_policy
+        .iter()
+        .flat_map(|p| p.inbound.iter().flatten())
+        .any(|r| r.namespace.is_some());
+    np.mode != crate::policy::NetworkPolicyMode::Off
+        && np.exposed_from.is_empty()
+        && !np.allow_same_namespace
+        && !other_namespace
+}
+
+/// `Exposed=False`: the route or Ingress exists, but the NetworkPolicy keeps its
+/// controller out.
+pub fn blocked_by_network_policy() -> Cond {
+    Cond::new(
+        c::EXPOSED,
+        false,
+        c::REASON_BLOCKED_BY_NETWORK_POLICY,
+        "the NetworkPolicy admits no Gateway or ingress controller: the platform team sets networkPolicy.exposedFrom in the operator policy, or the app declares the controller's namespace in spec.accessPolicy.inbound",
+    )
+}
+
 /// `Exposed=True` for an applied Ingress.
 pub fn ingress_condition() -> Cond {
     Cond::new(
@@ -109,5 +140,10 @@ pub async fn access_condition(app: &SafeApp, ctx: &Context) -> Result<Option<Con
         return Ok(None);
     }
     let peers = ctx.safeapps_named(named).await?;
-    Ok(access::reciprocity(app, &peers))
+    let np = &ctx.policy.network_policy;
+    let enforced = access::Enforced {
+        egress: np.mode == crate::policy::NetworkPolicyMode::IngressAndEgress,
+        same_namespace: np.allow_same_namespace,
+    };
+    Ok(access::reciprocity(app, &peers, enforced))
 }
