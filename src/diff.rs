@@ -63,6 +63,8 @@ pub enum Change {
     Changed(String),
     Unchanged,
     Pruned,
+    /// Cannot be applied in this cluster (its API is not installed): nothing happens.
+    Unavailable(String),
 }
 
 /// One object of the preview.
@@ -79,7 +81,7 @@ pub struct ObjectDiff {
 impl ObjectDiff {
     /// Whether applying changes anything about this object.
     pub fn changes(&self) -> bool {
-        self.change != Change::Unchanged
+        !matches!(self.change, Change::Unchanged | Change::Unavailable(_))
     }
 }
 
@@ -89,6 +91,7 @@ impl fmt::Display for ObjectDiff {
         match &self.change {
             Change::Unchanged => writeln!(f, "= {id}: unchanged"),
             Change::Pruned => writeln!(f, "- {id}: would be pruned (deleted)"),
+            Change::Unavailable(why) => writeln!(f, "! {id}: not applied: {why}"),
             Change::Created => {
                 writeln!(f, "+ {id}: would be created")?;
                 write!(f, "{}", unified("", &self.after, &id))
@@ -131,6 +134,19 @@ pub async fn diff(
     policy: &Policy,
     watch_secrets: bool,
 ) -> Result<Vec<ObjectDiff>, DiffError> {
+    diff_as(client, text, policy, watch_secrets, DIFF_MANAGER).await
+}
+
+/// [`diff`], dry-running the SafeApps' own apply as `field_manager` (the manager that
+/// really applies them, e.g. `kubectl` or `argocd-controller`: then a field the new
+/// manifest drops shows as removed, as it would be).
+pub async fn diff_as(
+    client: &Client,
+    text: &str,
+    policy: &Policy,
+    watch_secrets: bool,
+    field_manager: &str,
+) -> Result<Vec<ObjectDiff>, DiffError> {
     let apps = manifest::parse(text).map_err(DiffError::Invalid)?;
     if apps.is_empty() {
         return Err(DiffError::Invalid(vec![
@@ -160,7 +176,7 @@ pub async fn diff(
     }
     let mut out = Vec::new();
     for (app, validated) in valid {
-        out.extend(diff_app(client, app, validated, policy, watch_secrets).await?);
+        out.extend(diff_app(client, app, validated, policy, watch_secrets, field_manager).await?);
     }
     Ok(out)
 }
@@ -171,6 +187,7 @@ async fn diff_app(
     mut validated: validate::ValidatedApp,
     policy: &Policy,
     watch_secrets: bool,
+    field_manager: &str,
 ) -> Result<Vec<ObjectDiff>, DiffError> {
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
@@ -185,7 +202,7 @@ async fn diff_app(
             &name,
             app_json,
             live_app.clone(),
-            DIFF_MANAGER,
+            field_manager,
         )
         .await?,
     ];
@@ -249,8 +266,8 @@ async fn diff_app(
     for (resource, object) in children {
         let live = get_optional_kind(client, &resource, &ns, &name).await?;
         match object {
-            Some(object) => out.push(
-                compare(
+            Some(object) => {
+                let result = compare(
                     client,
                     &resource,
                     &ns,
@@ -259,8 +276,26 @@ async fn diff_app(
                     live,
                     FIELD_MANAGER,
                 )
-                .await?,
-            ),
+                .await;
+                match result {
+                    // No HTTPRoute CRD: the operator would report GatewayAPIMissing.
+                    Err(DiffError::DryRun {
+                        source: kube::Error::Api(s),
+                        ..
+                    }) if s.code == 404 && resource.kind == "HTTPRoute" => {
+                        out.push(ObjectDiff {
+                            kind: resource.kind.clone(),
+                            namespace: ns.clone(),
+                            name: name.clone(),
+                            change: Change::Unavailable(
+                                "the HTTPRoute CRD (Gateway API) is not installed".into(),
+                            ),
+                            after: String::new(),
+                        });
+                    }
+                    other => out.push(other?),
+                }
+            }
             None => {
                 let owned = live
                     .as_ref()

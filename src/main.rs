@@ -49,6 +49,10 @@ enum Command {
         /// Count Secret data in the config hash, as an operator run with --watch-secrets.
         #[arg(long, default_value_t = false)]
         watch_secrets: bool,
+        /// Field manager of the SafeApps' own apply (who really applies them: kubectl,
+        /// argocd-controller...), so fields the new manifest drops show as removed.
+        #[arg(long, default_value = safeapp::diff::DIFF_MANAGER)]
+        field_manager: String,
     },
 }
 
@@ -112,7 +116,8 @@ fn main() -> ExitCode {
             file,
             policy,
             watch_secrets,
-        } => diff(&file, policy, watch_secrets),
+            field_manager,
+        } => diff(&file, policy, watch_secrets, &field_manager),
         Command::Run(args) => run(args),
     }
 }
@@ -193,7 +198,7 @@ fn read_input(file: &str) -> Result<String, String> {
 /// Exit code of `diff` on an error (1 means "changes", as for `kubectl diff`).
 const DIFF_ERROR: u8 = 2;
 
-fn diff(file: &str, policy: Option<PathBuf>, watch_secrets: bool) -> ExitCode {
+fn diff(file: &str, policy: Option<PathBuf>, watch_secrets: bool, manager: &str) -> ExitCode {
     let failed = |message: &str| {
         eprintln!("error: {message}");
         ExitCode::from(DIFF_ERROR)
@@ -214,7 +219,7 @@ fn diff(file: &str, policy: Option<PathBuf>, watch_secrets: bool) -> ExitCode {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("cannot connect with the current kubeconfig context: {e}"))?;
-        safeapp::diff::diff(&client, &text, &policy, watch_secrets)
+        safeapp::diff::diff_as(&client, &text, &policy, watch_secrets, manager)
             .await
             .map_err(|e| e.to_string())
     });

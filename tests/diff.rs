@@ -171,3 +171,24 @@ async fn invalid_input_is_an_error() {
     .expect_err("invalid");
     assert!(err.to_string().contains("spec.image"), "{err}");
 }
+
+// Without the Gateway API, an app exposed through a Gateway still gets its preview;
+// the route is reported as not applicable, as the operator reports GatewayAPIMissing.
+#[tokio::test]
+async fn missing_gateway_api_does_not_stop_the_preview() {
+    let env = env();
+    env.fake
+        .fail(http::Method::PATCH, "/httproutes/", 404, usize::MAX);
+    let exposed = MANIFEST.replace(
+        "  envFrom:",
+        "  expose: {hosts: [web.example.com], gateway: {name: public}}\n  envFrom:",
+    );
+    let diffs = diff::diff(&ci_client(&env.fake), &exposed, &Policy::default(), false)
+        .await
+        .expect("diff");
+    assert!(matches!(
+        change_of(&diffs, "HTTPRoute"),
+        Change::Unavailable(_)
+    ));
+    assert_eq!(change_of(&diffs, "Deployment"), &Change::Created);
+}
