@@ -15,11 +15,11 @@ use tokio::time::Instant;
 
 use tower::{Layer, Service};
 
-/// Default sustained requests per second. Converging N new SafeApps takes 5 requests
-/// each (3 applies, a status patch, an Event): at 200 a second after the burst, 1,000 new
-/// apps take ~23 s, well under half of what `kubectl apply --server-side` of the same
-/// 3,001 objects takes on a real API server (~105 s measured); a runaway loop is held to
-/// 200 a second.
+/// Default sustained requests per second. Converging N new SafeApps takes 6 requests
+/// each (4 applies, a status patch, an Event): at 200 a second after the burst, 1,000 new
+/// apps take ~29 s, about a third of what `kubectl apply --server-side` of the same
+/// objects takes against a server as slow as a real one (BENCHMARKS.md); a runaway loop
+/// is held to 200 a second.
 pub const DEFAULT_QPS: f64 = 200.0;
 /// Default burst: requests that may go at once after a quiet period.
 pub const DEFAULT_BURST: u32 = 500;
