@@ -516,3 +516,44 @@ async fn waiting_is_quiet_and_a_deleted_deployment_is_not_held() {
     env.reconcile("waiting").await.expect("recreate");
     assert!(!env.paused("waiting"), "recreated unpaused");
 }
+
+// Slots go to apps that can use them: a Deployment someone paused takes none, and an
+// app that turns invalid while holding one gives it up.
+#[tokio::test]
+async fn slots_are_not_held_by_apps_that_cannot_roll() {
+    let env = env();
+    for n in ["paused-by-user", "turns-invalid", "next"] {
+        env.create(n, web_spec());
+        env.reconcile(n).await.expect("v1");
+        env.finish_rollout(n);
+    }
+    env.fake.edit(
+        &deployments(),
+        "paused-by-user",
+        "kubectl-rollout",
+        json!({}),
+        |d| {
+            d["spec"]["paused"] = json!(true);
+        },
+    );
+    let env = env.reconfigure(next_version(1));
+    env.reconcile("paused-by-user").await.expect("waits");
+    assert_eq!(
+        env.ctx.upgrades.in_use(),
+        0,
+        "a user-paused Deployment takes no slot"
+    );
+    env.reconcile("turns-invalid")
+        .await
+        .expect("takes the slot");
+    assert_eq!(env.ctx.upgrades.in_use(), 1);
+    set_spec(&env, "turns-invalid", |s| s["replicas"] = json!(-1));
+    env.reconcile("turns-invalid").await.expect("invalid");
+    assert_eq!(
+        env.ctx.upgrades.in_use(),
+        0,
+        "the invalid app gave its slot up"
+    );
+    env.reconcile("next").await.expect("next");
+    assert!(!env.paused("next"), "the next app got the slot");
+}

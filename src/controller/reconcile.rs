@@ -47,6 +47,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let name = app.name_any();
     if app.meta().deletion_timestamp.is_some() {
         // Children go with it through their ownerReferences.
+        ctx.upgrades.release(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
     let uid = app.uid().ok_or(Error::MissingUid)?;
@@ -61,6 +62,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         info!("Namespace not allowed");
         let conds = status::blocked_conditions(c::REASON_NAMESPACE_NOT_ALLOWED, &message);
         status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
+        ctx.upgrades.release(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
 
@@ -103,6 +105,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         ];
         let base = status::with_deployment(previous, live.as_ref(), selector(&name));
         status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
+        // A paused or invalid app cannot finish an upgrade: its slot goes to the next.
+        ctx.upgrades.release(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
 
@@ -122,6 +126,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             info!(problems = problems.len(), "Invalid spec");
             let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
             status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
+            ctx.upgrades.release(&format!("{ns}/{name}"));
             // Nothing changes until the SafeApp does.
             return Ok(Action::await_change());
         }
@@ -336,6 +341,11 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let mut waiting = false;
     if let Some(plan) = &template {
         let key = format!("{ns}/{name}");
+        if typed_dep.is_none() {
+            // The Deployment could not be applied (a failure, a foreign object): the
+            // upgrade cannot progress here, so its slot goes to the next.
+            ctx.upgrades.release(&key);
+        }
         if let Some(d) = &typed_dep {
             if plan.held.is_none() {
                 record = Some(plan.record.clone());
@@ -439,7 +449,21 @@ fn template_plan(
         .annotations()
         .get(upgrade::UPGRADE_ANNOTATION)
         .map(String::as_str);
-    let held = match upgrade::step(cause, annotation, &ctx.upgrades, &key) {
+    // A Deployment someone paused (`kubectl rollout pause`) cannot roll: it takes no
+    // slot; the change waits (and is applied, paused) until the pause is lifted.
+    let we_held = previous
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == super::conditions::UPGRADE_PENDING && c.status == "True");
+    let paused_by_someone = live.is_some_and(|l| l["spec"]["paused"] == true) && !we_held;
+    let step =
+        if cause == upgrade::Cause::Operator && paused_by_someone && annotation != Some("now") {
+            upgrade::Step::Hold(upgrade::HoldReason::WaitingForSlot)
+        } else {
+            upgrade::step(cause, annotation, &ctx.upgrades, &key)
+        };
+    let held = match step {
         upgrade::Step::Hold(reason) => {
             if let Some(spec) = deployment.spec.as_mut() {
                 spec.paused = Some(true);
