@@ -23,8 +23,10 @@
 //! Slots live in the leader's memory. After a failover the new leader starts with
 //! free slots while the old one's rollouts finish: briefly up to twice the limit. A slot
 //! is freed when the Deployment is available on the new template, when it reports
-//! ProgressDeadlineExceeded (the failure shows in the SafeApp's status), or after
-//! [`SLOT_TIMEOUT`] (a SafeApp deleted mid-rollout).
+//! ProgressDeadlineExceeded (the failure shows in the SafeApp's status), when the app
+//! can no longer roll (paused, invalid, denied, its Deployment not appliable, deleted),
+//! or after [`SLOT_TIMEOUT`] (a SafeApp that vanished without a last reconcile). A
+//! Deployment someone else paused takes no slot.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
