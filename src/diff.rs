@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::api::gateway::HTTPRoute;
 use crate::api::{FIELD_MANAGER, SafeApp};
+use crate::controller::apply::{self, Ownership};
 use crate::controller::{config, namespace};
 use crate::policy::Policy;
 use crate::render::{self, Object, Resources};
@@ -300,7 +301,7 @@ async fn diff_app(
                 let owned = live
                     .as_ref()
                     .zip(uid.as_deref())
-                    .is_some_and(|(l, uid)| controlled_by(l, uid));
+                    .is_some_and(|(l, uid)| apply::raw_owned(l, Ownership::Controller { uid }));
                 if owned {
                     out.push(ObjectDiff {
                         kind: resource.kind.clone(),
@@ -352,15 +353,6 @@ async fn diff_app(
         );
     }
     Ok(out)
-}
-
-fn controlled_by(live: &Value, uid: &str) -> bool {
-    live["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| {
-            refs.iter()
-                .any(|r| r["controller"] == true && r["uid"] == uid)
-        })
 }
 
 async fn get(

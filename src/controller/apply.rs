@@ -99,7 +99,8 @@ where
     }
 }
 
-fn raw_owned(live: &Value, ownership: Ownership<'_>) -> bool {
+/// Whether `live` (raw JSON) belongs to `ownership`.
+pub(crate) fn raw_owned(live: &Value, ownership: Ownership<'_>) -> bool {
     let meta = &live["metadata"];
     match ownership {
         Ownership::Controller { uid } => meta["ownerReferences"].as_array().is_some_and(|refs| {

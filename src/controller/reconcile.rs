@@ -425,7 +425,9 @@ fn template_plan(
     let generation = app.metadata.generation.unwrap_or(0);
     let hash = render::template_hash(deployment);
     let config_hash = config.hash.clone().unwrap_or_default();
-    let live_differs = live.map(|l| {
+    // Only an app without a record needs the live template compared (the record says
+    // the rest): no template serialization and compare on every reconcile.
+    let live_differs = live.filter(|_| previous.template.is_none()).map(|l| {
         let desired =
             serde_json::to_value(deployment.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
         !drift::differences(&desired, &l["spec"]["template"]).is_empty()
