@@ -2,9 +2,8 @@
 
 CARGO ?= cargo
 IMAGE ?= safeapp:dev
-CRD := crds/safeapp.yaml
-# Copy inside config/crd so kustomize (which refuses files outside its root) can use it.
-CRD_KUSTOMIZE := config/crd/safeapp.yaml
+# The CRDs live in crds/ (safeapp.yaml, safejob.yaml), with copies inside config/crd so
+# kustomize (which refuses files outside its root) can use them.
 SAMPLE := config/samples/backend-app.yaml
 
 .PHONY: all build test lint crds check-crds render run image bench e2e
@@ -23,23 +22,26 @@ lint:
 
 # Regenerate the CRD and its kustomize copy from the Rust types.
 crds:
-	$(CARGO) run --quiet --locked -- crd > $(CRD).tmp
-	mv $(CRD).tmp $(CRD)
-	cp $(CRD) $(CRD_KUSTOMIZE)
+	for k in safeapp safejob; do \
+		$(CARGO) run --quiet --locked -- crd --kind $$k > crds/$$k.yaml.tmp && \
+		mv crds/$$k.yaml.tmp crds/$$k.yaml && cp crds/$$k.yaml config/crd/$$k.yaml || exit 1; \
+	done
 
-# Fail if either committed copy of the CRD differs from what the code generates.
+# Fail if any committed copy of a CRD differs from what the code generates.
 check-crds:
 	@tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
-	$(CARGO) run --quiet --locked -- crd > "$$tmp" && \
 	status=0 && \
-	for f in $(CRD) $(CRD_KUSTOMIZE); do \
-		if diff -u "$$f" "$$tmp" > /dev/null; then \
-			echo "$$f is up to date"; \
-		else \
-			echo "$$f is stale; run 'make crds'" >&2; \
-			diff -u "$$f" "$$tmp" | head -n 40 >&2; \
-			status=1; \
-		fi; \
+	for k in safeapp safejob; do \
+		$(CARGO) run --quiet --locked -- crd --kind $$k > "$$tmp" || exit 1; \
+		for f in crds/$$k.yaml config/crd/$$k.yaml; do \
+			if diff -u "$$f" "$$tmp" > /dev/null; then \
+				echo "$$f is up to date"; \
+			else \
+				echo "$$f is stale; run 'make crds'" >&2; \
+				diff -u "$$f" "$$tmp" | head -n 40 >&2; \
+				status=1; \
+			fi; \
+		done; \
 	done; \
 	exit $$status
 
@@ -48,7 +50,7 @@ render:
 	$(CARGO) run --quiet --locked -- render -f $(SAMPLE)
 
 # Run the controller against the current kubeconfig context (needs a cluster with the
-# CRD installed: kubectl apply --server-side -f crds/safeapp.yaml).
+# CRD installed: kubectl apply --server-side -f crds/).
 run:
 	$(CARGO) run --quiet --locked -- run --leader-elect=false
 

@@ -61,6 +61,15 @@ pub const KEPT_ZERO_FIELDS: &[&str] = &[
     "maxReplicas",
     "stabilizationWindowSeconds",
     "averageUtilization",
+    // batch/v1 JobSpec and CronJobSpec: pointers
+    "parallelism",
+    "completions",
+    "backoffLimit",
+    "ttlSecondsAfterFinished",
+    "suspend",
+    "startingDeadlineSeconds",
+    "successfulJobsHistoryLimit",
+    "failedJobsHistoryLimit",
 ];
 
 /// Whether `value` is a zero value that Go's `omitempty` would drop for a field named

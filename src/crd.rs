@@ -88,7 +88,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::api::SafeApp;
+use crate::api::{SafeApp, SafeJob};
 
 /// A bound for the schema nodes whose path ends with `suffix`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,10 +180,24 @@ pub fn lookup(table: &[Bound], path: &str, default: i64) -> i64 {
         .map_or(default, |b| b.max)
 }
 
-/// The CRD as applied to a cluster: `SafeApp::crd()` with every list, string and map of
-/// every version's schema bounded (see the module docs).
+/// The SafeApp CRD as applied to a cluster: `SafeApp::crd()` with every list, string
+/// and map of every version's schema bounded (see the module docs).
 pub fn safeapp_crd() -> CustomResourceDefinition {
-    let mut crd = SafeApp::crd();
+    bounded(SafeApp::crd())
+}
+
+/// The SafeJob CRD, bounded the same way (its pod fields are SafeApp's, and so are
+/// their bounds).
+pub fn safejob_crd() -> CustomResourceDefinition {
+    bounded(SafeJob::crd())
+}
+
+/// Both CRDs, SafeApp first.
+pub fn crds() -> [CustomResourceDefinition; 2] {
+    [safeapp_crd(), safejob_crd()]
+}
+
+fn bounded(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema
@@ -246,9 +260,18 @@ fn is_map(node: &JSONSchemaProps) -> bool {
     )
 }
 
-/// The CRD as YAML, exactly as checked in at `crds/safeapp.yaml`.
+/// Both CRDs as one YAML stream: `crds/safeapp.yaml`, `---`, `crds/safejob.yaml`.
 pub fn crd_yaml() -> Result<String, serde_yaml_ng::Error> {
-    serde_yaml_ng::to_string(&safeapp_crd())
+    let docs: Vec<String> = crds()
+        .iter()
+        .map(serde_yaml_ng::to_string)
+        .collect::<Result<_, _>>()?;
+    Ok(docs.join("---\n"))
+}
+
+/// One CRD as YAML, exactly as checked in at `crds/<plural without the s>.yaml`.
+pub fn crd_yaml_of(crd: &CustomResourceDefinition) -> Result<String, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_string(crd)
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ async fn diff_app(
         .as_ref()
         .and_then(|l| l["metadata"]["uid"].as_str().map(String::from));
     // Children are owned by the live SafeApp (none yet: no ownerReference).
-    validated.uid = uid.clone();
+    validated.pod.uid = uid.clone();
     let Resources {
         mut deployment,
         service,

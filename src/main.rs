@@ -26,8 +26,12 @@ struct Cli {
 enum Command {
     /// Run the operator against the current kubeconfig context or in-cluster config.
     Run(RunArgs),
-    /// Print the SafeApp CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions (SafeApp, then SafeJob) as YAML.
+    Crd {
+        /// Only this kind's CRD.
+        #[arg(long, value_enum)]
+        kind: Option<CrdKind>,
+    },
     /// Print the objects SafeApps produce, with no cluster (multi-document YAML).
     Render {
         /// SafeApp manifest file, or '-' for standard input.
@@ -54,6 +58,12 @@ enum Command {
         #[arg(long, default_value = safeapp::diff::DIFF_MANAGER)]
         field_manager: String,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdKind {
+    Safeapp,
+    Safejob,
 }
 
 #[derive(clap::Args)]
@@ -104,7 +114,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => match safeapp::crd::crd_yaml() {
+        Command::Crd { kind } => match crd_yaml(kind) {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -119,6 +129,15 @@ fn main() -> ExitCode {
             field_manager,
         } => diff(&file, policy, watch_secrets, &field_manager),
         Command::Run(args) => run(args),
+    }
+}
+
+fn crd_yaml(kind: Option<CrdKind>) -> Result<String, serde_yaml_ng::Error> {
+    use safeapp::crd;
+    match kind {
+        None => crd::crd_yaml(),
+        Some(CrdKind::Safeapp) => crd::crd_yaml_of(&crd::safeapp_crd()),
+        Some(CrdKind::Safejob) => crd::crd_yaml_of(&crd::safejob_crd()),
     }
 }
 

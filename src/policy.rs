@@ -129,6 +129,10 @@ pub struct Defaults {
     pub security_profile: SecurityProfile,
     pub run_as_user: i64,
     pub run_as_group: i64,
+    /// `activeDeadlineSeconds` of SafeJobs that leave it out. Unset (the default): each
+    /// SafeJob must set its own, so no job runs forever by accident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_active_deadline_seconds: Option<i64>,
 }
 
 impl Default for Defaults {
@@ -140,6 +144,7 @@ impl Default for Defaults {
             security_profile: SecurityProfile::Restricted,
             run_as_user: 10001,
             run_as_group: 10001,
+            job_active_deadline_seconds: None,
         }
     }
 }
@@ -495,6 +500,9 @@ impl Policy {
                     out.push(format!("{path}.{key}: above limitRange.max.{key}"));
                 }
             }
+        }
+        if d.job_active_deadline_seconds.is_some_and(|s| s < 1) {
+            out.push("defaults.jobActiveDeadlineSeconds: must be at least 1".into());
         }
         if d.pre_stop_sleep_seconds < 0 {
             out.push("defaults.preStopSleepSeconds: must not be negative".into());

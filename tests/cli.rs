@@ -183,15 +183,23 @@ fn out_of_range_is_a_warning() {
     assert!(text(&out.stderr).contains("spec.resources.limits.cpu"));
 }
 
-// `crd` prints the checked-in CRD.
+// `crd` prints both checked-in CRDs as one stream; `--kind` prints one.
 #[test]
 fn crd_command() {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("{}/crds/{f}", env!("CARGO_MANIFEST_DIR"))).expect("crd")
+    };
     let out = safeapp(&["crd"], None);
     assert!(out.status.success());
-    let checked_in =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/safeapp.yaml"))
-            .expect("crd");
-    assert_eq!(text(&out.stdout), checked_in);
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}---\n{}", read("safeapp.yaml"), read("safejob.yaml"))
+    );
+    for kind in ["safeapp", "safejob"] {
+        let out = safeapp(&["crd", "--kind", kind], None);
+        assert!(out.status.success());
+        assert_eq!(text(&out.stdout), read(&format!("{kind}.yaml")), "{kind}");
+    }
 }
 
 // Garbage input never crashes the binary (exit 1, never a panic's 101).

@@ -61,17 +61,21 @@ fn assert_refused(spec: Value, needle: &str) {
     );
 }
 
-// The checked-in CRD is exactly what `safeapp crd` prints (run `make crds` to refresh).
+// The checked-in CRDs (crds/ and the kustomize copies) are exactly what `safeapp crd`
+// prints (run `make crds` to refresh).
 #[test]
 fn checked_in_crd_is_current() {
-    let generated = safeapp::crd::crd_yaml().expect("yaml");
-    let checked_in =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/safeapp.yaml"))
-            .expect("crds/safeapp.yaml exists");
-    assert!(
-        generated == checked_in,
-        "crds/safeapp.yaml is stale: run `make crds`"
-    );
+    for (file, crd) in [
+        ("safeapp.yaml", safeapp_crd()),
+        ("safejob.yaml", safeapp::crd::safejob_crd()),
+    ] {
+        let generated = safeapp::crd::crd_yaml_of(&crd).expect("yaml");
+        for dir in ["crds", "config/crd"] {
+            let path = format!("{}/{dir}/{file}", env!("CARGO_MANIFEST_DIR"));
+            let checked_in = std::fs::read_to_string(&path).expect("checked in");
+            assert!(generated == checked_in, "{path} is stale: run `make crds`");
+        }
+    }
 }
 
 // Names, short name, subresources and printer columns are the contract's.

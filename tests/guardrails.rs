@@ -39,7 +39,7 @@ fn default_policy_allowing(profile: SecurityProfile) -> Policy {
 /// `extra` merged into the base spec, with `securityProfile` set to `profile`.
 fn app(extra: &str, profile: SecurityProfile) -> SafeApp {
     let mut app = common::app_with(BASE, extra);
-    app.spec.security_profile = Some(profile);
+    app.spec.pod.security_profile = Some(profile);
     app
 }
 

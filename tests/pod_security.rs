@@ -910,7 +910,7 @@ fn samples_render_restricted_pods() {
     for (label, app) in samples() {
         let validated = validate(&app, &policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
         assert_eq!(
-            validated.security_profile,
+            validated.pod.security_profile,
             SecurityProfile::Restricted,
             "{label}"
         );
@@ -942,10 +942,10 @@ fn samples_with_baseline_profile_render_baseline_pods() {
     let policy = policy_allowing_baseline();
     let mut failures = Vec::new();
     for (label, mut app) in samples() {
-        app.spec.security_profile = Some(SecurityProfile::Baseline);
+        app.spec.pod.security_profile = Some(SecurityProfile::Baseline);
         let validated = validate(&app, &policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
         assert_eq!(
-            validated.security_profile,
+            validated.pod.security_profile,
             SecurityProfile::Baseline,
             "{label}"
         );

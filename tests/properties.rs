@@ -171,6 +171,8 @@ fn check_object(o: &Object) {
         Object::NetworkPolicy(n) => (&n.metadata, false),
         Object::HTTPRoute(r) => (&r.metadata, false),
         Object::Ingress(i) => (&i.metadata, false),
+        Object::CronJob(c) => (&c.metadata, false),
+        Object::Job(j) => (&j.metadata, false),
     };
     let name = meta.name.as_deref().expect("name");
     if is_service {
@@ -213,7 +215,7 @@ proptest! {
                 check_object(o);
             }
             prop_assert!(render::to_yaml(&objects).is_ok());
-            let _ = render::out_of_range(&v, &policy);
+            let _ = render::out_of_range(&v.pod, &policy);
         }
     }
 

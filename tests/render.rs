@@ -493,14 +493,14 @@ fn policy_quota_and_limits() {
 #[test]
 fn out_of_range_reported() {
     let v = validated("resources: {requests: {memory: 16Gi}, limits: {memory: 16Gi}}");
-    let problems = render::out_of_range(&v, &Policy::default());
+    let problems = render::out_of_range(&v.pod, &Policy::default());
     assert!(
         problems
             .iter()
             .any(|p| p.starts_with("spec.resources.limits.memory") && p.contains("maximum")),
         "{problems:?}"
     );
-    assert!(render::out_of_range(&validated(""), &Policy::default()).is_empty());
+    assert!(render::out_of_range(&validated("").pod, &Policy::default()).is_empty());
 }
 
 // Many apps of one namespace share one LimitRange; its ownerReferences are the
@@ -509,9 +509,9 @@ fn out_of_range_reported() {
 fn shared_limit_range() {
     let mut a = validated("");
     let mut b = validated("");
-    b.name = "other".into();
-    b.uid = Some("uid-b".into());
-    a.uid = Some("uid-a".into());
+    b.pod.name = "other".into();
+    b.pod.uid = Some("uid-b".into());
+    a.pod.uid = Some("uid-a".into());
     let objects = render::render_all(&[a, b], &Policy::default());
     let lrs: Vec<_> = objects
         .iter()

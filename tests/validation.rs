@@ -52,8 +52,8 @@ fn minimal_is_valid() {
     assert_eq!(v.replicas, Some(2));
     assert_eq!(v.pre_stop_sleep_seconds, 5);
     assert_eq!(v.termination_grace_period_seconds, 30);
-    assert_eq!(v.run_as_user, 10001);
-    assert_eq!(v.version.as_deref(), Some("1.0.0"));
+    assert_eq!(v.pod.run_as_user, 10001);
+    assert_eq!(v.pod.version.as_deref(), Some("1.0.0"));
 }
 
 // An image without tag or digest is not pinned.
@@ -74,7 +74,7 @@ fn image_latest() {
     let v = ok(
         "image: web:latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     );
-    assert_eq!(v.version.as_deref(), Some("latest"));
+    assert_eq!(v.pod.version.as_deref(), Some("latest"));
 }
 
 // A digest-only image yields a short, label-safe version.
@@ -82,7 +82,7 @@ fn image_latest() {
 fn image_digest_version() {
     let v =
         ok("image: web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-    assert_eq!(v.version.as_deref(), Some("sha256-0123456789ab"));
+    assert_eq!(v.pod.version.as_deref(), Some("sha256-0123456789ab"));
     assert_problem("image: web@sha256:xyz", "spec.image", "malformed digest");
 }
 
@@ -329,8 +329,8 @@ fn bad_quantity() {
 #[test]
 fn resources_filled_from_policy() {
     let v = ok("resources: {requests: {memory: 1Gi}}");
-    let req = v.resources.requests.expect("requests");
-    let lim = v.resources.limits.expect("limits");
+    let req = v.pod.resources.requests.expect("requests");
+    let lim = v.pod.resources.limits.expect("limits");
     assert_eq!(req["memory"].0, "1Gi");
     assert_eq!(req["cpu"].0, "100m");
     // The default memory limit (256Mi) is below the request: the limit is raised to it.
@@ -468,7 +468,7 @@ fn policy_defaults_apply() {
         (
             v.pre_stop_sleep_seconds,
             v.termination_grace_period_seconds,
-            v.run_as_user
+            v.pod.run_as_user
         ),
         (12, 60, 20000)
     );

@@ -318,7 +318,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     } else {
         status::rollout_conditions(
             typed_dep.as_ref(),
-            &render::out_of_range(&validated, &ctx.policy),
+            &render::out_of_range(&validated.pod, &ctx.policy),
         )
     };
     let managed: Vec<ManagedObject> = outcome

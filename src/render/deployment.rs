@@ -1,20 +1,20 @@
-//! The Deployment: one app container carrying every practice of SAFEAPP.md §2.
+//! The Deployment: the shared pod (`pod.rs`) plus what serving needs, carrying every
+//! practice of SAFEAPP.md §2.
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, Lifecycle,
-    LifecycleHandler, LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    SleepAction, TopologySpreadConstraint, Volume, VolumeMount,
+    ContainerPort, ExecAction, Lifecycle, LifecycleHandler, PodTemplateSpec, SleepAction,
+    TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{labels, meta, probes, security};
-use crate::api::v1alpha1::{PreStopMode, SecurityProfile};
+use super::{labels, meta, pod, probes};
+use crate::api::v1alpha1::PreStopMode;
 use crate::policy::Policy;
-use crate::validate::{self, TMP_VOLUME, ValidatedApp};
+use crate::validate::ValidatedApp;
 
 pub const DEFAULT_MAX_SURGE: &str = "25%";
 pub const DEFAULT_MAX_UNAVAILABLE: i32 = 0;
@@ -48,12 +48,12 @@ pub fn template_hash(deployment: &Deployment) -> String {
 pub fn deployment(app: &ValidatedApp, policy: &Policy) -> Deployment {
     let rollout = app.spec.rollout.clone().unwrap_or_default();
     Deployment {
-        metadata: meta::child_meta(app),
+        metadata: meta::child_meta(&app.pod),
         spec: Some(DeploymentSpec {
             // Omitted when autoscaled: the HPA owns the replica count.
             replicas: app.replicas,
             selector: LabelSelector {
-                match_labels: Some(labels::selector(app)),
+                match_labels: Some(labels::selector(&app.pod)),
                 match_expressions: None,
             },
             strategy: Some(DeploymentStrategy {
@@ -93,73 +93,14 @@ pub fn deployment(app: &ValidatedApp, policy: &Policy) -> Deployment {
     }
 }
 
+/// The shared pod template, plus what a served app needs: its ports, probes and
+/// preStop pause on the app container; the grace period and the spread over nodes and
+/// zones on the pod.
 fn pod_template(app: &ValidatedApp, policy: &Policy) -> PodTemplateSpec {
-    let spec = &app.spec;
-    let read_only_root = app.security_profile == SecurityProfile::Restricted;
-    let mut volumes = spec.volumes.clone().unwrap_or_default();
-    if read_only_root {
-        volumes.push(Volume {
-            name: TMP_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        });
-    }
-    let init_containers = spec.init_containers.clone().map(|list| {
-        list.into_iter()
-            .map(|c| harden_init_container(app, policy, c, read_only_root))
-            .collect()
-    });
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels::labels(app)),
-            annotations: meta::non_empty(labels::annotations(app)),
-            ..ObjectMeta::default()
-        }),
-        spec: Some(PodSpec {
-            containers: vec![app_container(app, read_only_root)],
-            init_containers,
-            volumes: (!volumes.is_empty()).then_some(volumes),
-            termination_grace_period_seconds: Some(app.termination_grace_period_seconds),
-            security_context: security::pod(app),
-            // No API token in pods that never asked for an identity.
-            automount_service_account_token: spec.service_account_name.is_none().then_some(false),
-            service_account_name: spec.service_account_name.clone(),
-            image_pull_secrets: spec.image_pull_secrets.as_ref().map(|names| {
-                names
-                    .iter()
-                    .map(|n| LocalObjectReference { name: n.clone() })
-                    .collect()
-            }),
-            node_selector: spec.node_selector.clone(),
-            tolerations: spec.tolerations.clone(),
-            affinity: spec.affinity.clone(),
-            priority_class_name: spec.priority_class_name.clone(),
-            topology_spread_constraints: Some(topology_spread(app)),
-            ..PodSpec::default()
-        }),
-    }
-}
-
-fn app_container(app: &ValidatedApp, read_only_root: bool) -> Container {
-    let spec = &app.spec;
-    let (readiness, liveness, startup) = probes::probes(app);
-    let mut mounts = spec.volume_mounts.clone().unwrap_or_default();
-    if read_only_root {
-        add_tmp_mount(&mut mounts);
-    }
-    Container {
-        name: app.name.clone(),
-        image: Some(spec.image.clone()),
-        image_pull_policy: Some(
-            spec.image_pull_policy
-                .map_or("IfNotPresent", |p| p.as_str())
-                .into(),
-        ),
-        command: spec.command.clone(),
-        args: spec.args.clone(),
-        env: Some(env(app)),
-        env_from: spec.env_from.clone(),
-        ports: spec.ports.as_ref().map(|ports| {
+    let mut template = pod::template(&app.pod, policy);
+    if let Some(c) = pod::app_container_mut(&mut template) {
+        let (readiness, liveness, startup) = probes::probes(app);
+        c.ports = app.spec.ports.as_ref().map(|ports| {
             ports
                 .iter()
                 .map(|p| ContainerPort {
@@ -169,45 +110,17 @@ fn app_container(app: &ValidatedApp, read_only_root: bool) -> Container {
                     ..ContainerPort::default()
                 })
                 .collect()
-        }),
-        readiness_probe: Some(readiness),
-        liveness_probe: Some(liveness),
-        startup_probe: startup,
-        lifecycle: pre_stop(app),
-        resources: Some(app.resources.clone()),
-        security_context: security::container(app.security_profile),
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: (!mounts.is_empty()).then_some(mounts),
-        ..Container::default()
-    }
-}
-
-fn add_tmp_mount(mounts: &mut Vec<VolumeMount>) {
-    if !mounts.iter().any(|m| m.mount_path == "/tmp") {
-        mounts.push(VolumeMount {
-            name: TMP_VOLUME.into(),
-            mount_path: "/tmp".into(),
-            ..VolumeMount::default()
         });
+        c.readiness_probe = Some(readiness);
+        c.liveness_probe = Some(liveness);
+        c.startup_probe = startup;
+        c.lifecycle = pre_stop(app);
     }
-}
-
-fn harden_init_container(
-    app: &ValidatedApp,
-    policy: &Policy,
-    mut c: Container,
-    read_only_root: bool,
-) -> Container {
-    c.resources = Some(validate::resolve_resources(c.resources.as_ref(), policy));
-    c.security_context = security::merge_into(app.security_profile, c.security_context.take());
-    c.termination_message_policy
-        .get_or_insert_with(|| "FallbackToLogsOnError".into());
-    if read_only_root {
-        let mut mounts = c.volume_mounts.take().unwrap_or_default();
-        add_tmp_mount(&mut mounts);
-        c.volume_mounts = Some(mounts);
+    if let Some(spec) = template.spec.as_mut() {
+        spec.termination_grace_period_seconds = Some(app.termination_grace_period_seconds);
+        spec.topology_spread_constraints = Some(topology_spread(app));
     }
-    c
+    template
 }
 
 /// The preStop pause that lets endpoints drain before SIGTERM (none when 0).
@@ -234,32 +147,6 @@ fn pre_stop(app: &ValidatedApp) -> Option<Lifecycle> {
     })
 }
 
-/// Downward API variables first, then the user's (a user variable of the same name wins).
-fn env(app: &ValidatedApp) -> Vec<EnvVar> {
-    let user = app.spec.env.clone().unwrap_or_default();
-    let field = |name: &str, path: &str| EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                api_version: Some("v1".into()),
-                field_path: path.into(),
-            }),
-            ..EnvVarSource::default()
-        }),
-    };
-    let mut out: Vec<EnvVar> = [
-        field("POD_NAME", "metadata.name"),
-        field("POD_NAMESPACE", "metadata.namespace"),
-        field("POD_IP", "status.podIP"),
-    ]
-    .into_iter()
-    .filter(|d| !user.iter().any(|u| u.name == d.name))
-    .collect();
-    out.extend(user);
-    out
-}
-
 /// Spread over nodes and zones, but never refuse to schedule (ScheduleAnyway).
 fn topology_spread(app: &ValidatedApp) -> Vec<TopologySpreadConstraint> {
     ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
@@ -269,7 +156,7 @@ fn topology_spread(app: &ValidatedApp) -> Vec<TopologySpreadConstraint> {
             topology_key: key.into(),
             when_unsatisfiable: "ScheduleAnyway".into(),
             label_selector: Some(LabelSelector {
-                match_labels: Some(labels::selector(app)),
+                match_labels: Some(labels::selector(&app.pod)),
                 match_expressions: None,
             }),
             // Spread each ReplicaSet on its own, so a rollout does not skew the spread.

@@ -43,12 +43,12 @@ pub fn hpa(app: &ValidatedApp) -> Option<HorizontalPodAutoscaler> {
     down.stabilization_window_seconds
         .get_or_insert(SCALE_DOWN_WINDOW_SECONDS);
     Some(HorizontalPodAutoscaler {
-        metadata: meta::child_meta(app),
+        metadata: meta::child_meta(&app.pod),
         spec: Some(HorizontalPodAutoscalerSpec {
             scale_target_ref: CrossVersionObjectReference {
                 api_version: Some("apps/v1".into()),
                 kind: "Deployment".into(),
-                name: app.name.clone(),
+                name: app.pod.name.clone(),
             },
             min_replicas: Some(a.min_replicas),
             max_replicas: a.max_replicas,

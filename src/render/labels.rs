@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::api::MANAGED_BY;
-use crate::validate::ValidatedApp;
+use crate::validate::ValidatedPod;
 
 pub const NAME: &str = "app.kubernetes.io/name";
 pub const INSTANCE: &str = "app.kubernetes.io/instance";
@@ -20,22 +20,22 @@ pub const DEPENDS_ON: &str = "safeapp.dev/depends-on";
 
 /// The two stable labels: the selector of the Deployment, Service and PDB. Nothing else
 /// goes in a selector, because a Deployment's selector is immutable.
-pub fn selector(app: &ValidatedApp) -> BTreeMap<String, String> {
+pub fn selector(pod: &ValidatedPod) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (NAME.to_string(), app.name.clone()),
-        (INSTANCE.to_string(), app.name.clone()),
+        (NAME.to_string(), pod.name.clone()),
+        (INSTANCE.to_string(), pod.instance()),
     ])
 }
 
 /// All labels: the stable pair, version, component, part-of, managed-by, the
 /// dimensions that are set, and `spec.labels` (validation keeps it off reserved keys).
-pub fn labels(app: &ValidatedApp) -> BTreeMap<String, String> {
-    let spec = &app.spec;
+pub fn labels(pod: &ValidatedPod) -> BTreeMap<String, String> {
+    let spec = &pod.fields;
     let mut out = spec.labels.clone().unwrap_or_default();
-    out.extend(selector(app));
+    out.extend(selector(pod));
     out.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     let optional = [
-        (VERSION, &app.version),
+        (VERSION, &pod.version),
         (COMPONENT, &spec.component),
         (PART_OF, &spec.part_of),
         ("tier", &spec.tier),
@@ -53,8 +53,8 @@ pub fn labels(app: &ValidatedApp) -> BTreeMap<String, String> {
 }
 
 /// All annotations: `spec.annotations` plus the ownership and dependency ones.
-pub fn annotations(app: &ValidatedApp) -> BTreeMap<String, String> {
-    let spec = &app.spec;
+pub fn annotations(pod: &ValidatedPod) -> BTreeMap<String, String> {
+    let spec = &pod.fields;
     let mut out = spec.annotations.clone().unwrap_or_default();
     if let Some(owner) = &spec.owner {
         for (key, value) in [

@@ -14,7 +14,7 @@ use super::labels;
 use crate::api::{LIMIT_RANGE_NAME, MANAGED_BY, RESOURCE_QUOTA_NAME};
 use crate::policy::{Policy, ResourceList};
 use crate::quantity;
-use crate::validate::ValidatedApp;
+use crate::validate::ValidatedPod;
 
 fn shared_meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     ObjectMeta {
@@ -65,7 +65,7 @@ pub fn resource_quota(namespace: Option<&str>, policy: &Policy) -> Option<Resour
 /// Requests and limits of the app container that fall outside the LimitRange's min/max,
 /// as `spec.resources...` messages. Admission would refuse such pods: the controller
 /// reports them as `Degraded`/`ResourcesOutOfRange` and `render` prints them as warnings.
-pub fn out_of_range(app: &ValidatedApp, policy: &Policy) -> Vec<String> {
+pub fn out_of_range(app: &ValidatedPod, policy: &Policy) -> Vec<String> {
     let mut out = Vec::new();
     let sections = [
         ("requests", app.resources.requests.as_ref()),

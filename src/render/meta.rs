@@ -6,13 +6,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::labels;
-use crate::validate::ValidatedApp;
+use crate::validate::ValidatedPod;
 
-const API_VERSION: &str = "safeapp.dev/v1alpha1";
-const KIND: &str = "SafeApp";
-
-/// Metadata of an object named after the app, controlled by it.
-pub fn child_meta(app: &ValidatedApp) -> ObjectMeta {
+/// Metadata of an object named after its SafeApp or SafeJob, controlled by it.
+pub fn child_meta(app: &ValidatedPod) -> ObjectMeta {
     ObjectMeta {
         name: Some(app.name.clone()),
         namespace: app.namespace.clone(),
@@ -23,14 +20,14 @@ pub fn child_meta(app: &ValidatedApp) -> ObjectMeta {
     }
 }
 
-/// The ownerReference to the SafeApp. Only a SafeApp read from the API server has a
+/// The ownerReference to the SafeApp or SafeJob. Only a SafeApp read from the API server has a
 /// uid; `render` of a file has none, and then no ownerReference is emitted (one with an
 /// empty uid would be refused by the API server).
-pub fn owner_reference(app: &ValidatedApp, controller: bool) -> Option<OwnerReference> {
+pub fn owner_reference(app: &ValidatedPod, controller: bool) -> Option<OwnerReference> {
     let uid = app.uid.clone().filter(|u| !u.is_empty())?;
     Some(OwnerReference {
-        api_version: API_VERSION.into(),
-        kind: KIND.into(),
+        api_version: app.kind.api_version().into(),
+        kind: app.kind.as_str().into(),
         name: app.name.clone(),
         uid,
         controller: Some(controller),

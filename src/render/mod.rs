@@ -5,11 +5,13 @@
 
 mod deployment;
 mod hpa;
+pub mod job;
 pub mod labels;
 mod limits;
 mod meta;
 mod network;
 mod pdb;
+pub mod pod;
 mod probes;
 mod route;
 mod security;
@@ -19,6 +21,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -36,7 +39,7 @@ pub use network::{APP_NAME_LABEL, NAMESPACE_NAME_LABEL};
 pub use probes::liveness_from;
 
 use crate::policy::Policy;
-use crate::validate::ValidatedApp;
+use crate::validate::{ValidatedApp, ValidatedJob};
 use crate::yaml;
 
 /// Everything one SafeApp produces. `None` means "must not exist" (the controller prunes
@@ -67,6 +70,21 @@ pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
     }
 }
 
+/// Everything one SafeJob produces: exactly one of the two (the other is pruned).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobResources {
+    pub cron_job: Option<CronJob>,
+    pub job: Option<Job>,
+}
+
+/// Renders the workload of one SafeJob.
+pub fn render_job(job: &ValidatedJob, policy: &Policy) -> JobResources {
+    JobResources {
+        cron_job: job::cron_job(job, policy),
+        job: job::job(job, policy),
+    }
+}
+
 /// The objects every SafeApp of a namespace shares: its LimitRange and, when the policy
 /// defines one, its ResourceQuota. Without ownerReferences: the controller adds them.
 pub fn namespace_objects(namespace: &str, policy: &Policy) -> (LimitRange, Option<ResourceQuota>) {
@@ -88,6 +106,8 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     HTTPRoute(HTTPRoute),
     Ingress(Ingress),
+    CronJob(Box<CronJob>),
+    Job(Box<Job>),
 }
 
 impl Object {
@@ -103,6 +123,8 @@ impl Object {
             Self::NetworkPolicy(o) => serde_json::to_value(o),
             Self::HTTPRoute(o) => serde_json::to_value(o),
             Self::Ingress(o) => serde_json::to_value(o),
+            Self::CronJob(o) => serde_json::to_value(o),
+            Self::Job(o) => serde_json::to_value(o),
         };
         v.unwrap_or(serde_json::Value::Null)
     }
@@ -118,6 +140,8 @@ impl Object {
             Self::NetworkPolicy(o) => yaml::write_document(out, o),
             Self::HTTPRoute(o) => yaml::write_document(out, o),
             Self::Ingress(o) => yaml::write_document(out, o),
+            Self::CronJob(o) => yaml::write_document(out, o),
+            Self::Job(o) => yaml::write_document(out, o),
         }
     }
 }
@@ -126,8 +150,15 @@ impl Object {
 /// LimitRange and ResourceQuota; then each app's Deployment, Service,
 /// PodDisruptionBudget, HPA, NetworkPolicy and HTTPRoute or Ingress, in input order.
 pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
+    render_stream(apps, &[], policy)
+}
+
+/// [`render_all`] of the SafeApps, then each SafeJob's CronJob or Job, in input order:
+/// one stream for a manifest that holds both kinds. The shared LimitRange comes with the
+/// SafeApps of a namespace, as the controller makes it.
+pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Policy) -> Vec<Object> {
     let by_namespace: BTreeSet<Option<&str>> =
-        apps.iter().map(|a| a.namespace.as_deref()).collect();
+        apps.iter().map(|a| a.pod.namespace.as_deref()).collect();
     let mut out = Vec::new();
     for namespace in &by_namespace {
         out.push(Object::LimitRange(limits::limit_range(*namespace, policy)));
@@ -150,6 +181,11 @@ pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
         out.extend(network_policy.map(Object::NetworkPolicy));
         out.extend(http_route.map(Object::HTTPRoute));
         out.extend(ingress.map(Object::Ingress));
+    }
+    for job in jobs {
+        let JobResources { cron_job, job } = render_job(job, policy);
+        out.extend(cron_job.map(|c| Object::CronJob(Box::new(c))));
+        out.extend(job.map(|j| Object::Job(Box::new(j))));
     }
     out
 }

@@ -158,10 +158,10 @@ pub fn network_policy(app: &ValidatedApp, policy: &Policy) -> Option<NetworkPoli
         _ => (vec!["Ingress".to_string()], None),
     };
     Some(NetworkPolicy {
-        metadata: meta::child_meta(app),
+        metadata: meta::child_meta(&app.pod),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(labels::selector(app)),
+                match_labels: Some(labels::selector(&app.pod)),
                 match_expressions: None,
             }),
             policy_types: Some(policy_types),

@@ -17,10 +17,10 @@ pub fn pdb(app: &ValidatedApp) -> PodDisruptionBudget {
         (None, None) => (None, Some(IntOrString::Int(1))),
     };
     PodDisruptionBudget {
-        metadata: meta::child_meta(app),
+        metadata: meta::child_meta(&app.pod),
         spec: Some(PodDisruptionBudgetSpec {
             selector: Some(LabelSelector {
-                match_labels: Some(labels::selector(app)),
+                match_labels: Some(labels::selector(&app.pod)),
                 match_expressions: None,
             }),
             min_available,

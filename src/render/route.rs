@@ -29,9 +29,9 @@ pub fn http_route(app: &ValidatedApp) -> Option<HTTPRoute> {
     let expose = app.spec.expose.as_ref()?;
     let gateway = expose.gateway.as_ref()?;
     let port = app.traffic.expose_port?;
-    let meta = meta::child_meta(app);
+    let meta = meta::child_meta(&app.pod);
     let mut route = HTTPRoute::new(
-        &app.name,
+        &app.pod.name,
         HTTPRouteSpec {
             parent_refs: Some(vec![ParentReference {
                 group: Some("gateway.networking.k8s.io".into()),
@@ -56,7 +56,7 @@ pub fn http_route(app: &ValidatedApp) -> Option<HTTPRoute> {
                 backend_refs: Some(vec![HTTPBackendRef {
                     group: None,
                     kind: None,
-                    name: app.name.clone(),
+                    name: app.pod.name.clone(),
                     port: Some(port),
                 }]),
             }]),
@@ -73,7 +73,7 @@ pub fn ingress(app: &ValidatedApp) -> Option<Ingress> {
     let port = app.traffic.expose_port?;
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
-            name: app.name.clone(),
+            name: app.pod.name.clone(),
             port: Some(ServiceBackendPort {
                 number: Some(port),
                 name: None,
@@ -92,7 +92,7 @@ pub fn ingress(app: &ValidatedApp) -> Option<Ingress> {
             .collect(),
     };
     Some(Ingress {
-        metadata: meta::child_meta(app),
+        metadata: meta::child_meta(&app.pod),
         spec: Some(IngressSpec {
             ingress_class_name: Some(class),
             rules: Some(

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::api::v1alpha1::SecurityProfile;
-use crate::validate::ValidatedApp;
+use crate::validate::ValidatedPod;
 
 fn runtime_default() -> Option<SeccompProfile> {
     Some(SeccompProfile {
@@ -23,7 +23,7 @@ fn runtime_default() -> Option<SeccompProfile> {
 }
 
 /// Pod-level security context.
-pub fn pod(app: &ValidatedApp) -> Option<PodSecurityContext> {
+pub fn pod(app: &ValidatedPod) -> Option<PodSecurityContext> {
     match app.security_profile {
         SecurityProfile::Restricted => Some(PodSecurityContext {
             run_as_non_root: Some(true),

@@ -13,7 +13,7 @@ pub fn service(app: &ValidatedApp) -> Option<Service> {
     }
     let ports = app.spec.ports.as_ref()?;
     let svc = app.spec.service.clone().unwrap_or_default();
-    let mut metadata = meta::child_meta(app);
+    let mut metadata = meta::child_meta(&app.pod);
     if let Some(extra) = svc.annotations {
         metadata
             .annotations
@@ -24,7 +24,7 @@ pub fn service(app: &ValidatedApp) -> Option<Service> {
         metadata,
         spec: Some(ServiceSpec {
             type_: Some(svc.type_.map_or("ClusterIP", |t| t.as_str()).into()),
-            selector: Some(labels::selector(app)),
+            selector: Some(labels::selector(&app.pod)),
             ports: Some(
                 ports
                     .iter()

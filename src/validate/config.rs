@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, Volume};
 
 use super::Problems;
 use crate::api::SafeAppSpec;
+use crate::api::pod::PodFields;
 use crate::api::v1alpha1::ConfigKind;
 use crate::names;
 
@@ -30,7 +31,7 @@ impl ConfigRef {
 
 /// Every object the pods reference, sorted, each once (optional only when every
 /// reference to it is).
-pub fn references(spec: &SafeAppSpec) -> Vec<ConfigRef> {
+pub fn references(spec: &PodFields) -> Vec<ConfigRef> {
     let mut found: BTreeMap<(ConfigKind, String), bool> = BTreeMap::new();
     let mut add = |kind, name: &str, optional: Option<bool>| {
         if name.is_empty() {
@@ -112,7 +113,7 @@ fn volume_refs(v: &Volume, add: &mut impl FnMut(ConfigKind, &str, Option<bool>))
 
 /// Checks `spec.configRefs` and returns the references whose data rolls the pods.
 pub(super) fn check_config(p: &mut Problems, spec: &SafeAppSpec) -> Vec<ConfigRef> {
-    let all = references(spec);
+    let all = references(&spec.pod);
     let settings = spec.config_refs.as_deref().unwrap_or_default();
     let mut seen = std::collections::BTreeSet::new();
     for (i, s) in settings.iter().enumerate() {

@@ -4,33 +4,26 @@
 //! volume floors live with their own checks (`security`, `volumes`).
 
 use super::Problems;
-use crate::api::SafeApp;
+use crate::api::SafeAppSpec;
+use crate::api::pod::PodFields;
 use crate::names;
 use crate::policy::Policy;
 
-pub(super) fn check_guardrails(p: &mut Problems, app: &SafeApp, policy: &Policy) {
+/// The floors on what both kinds' pods run with, and the namespace.
+pub(super) fn check_guardrails(
+    p: &mut Problems,
+    namespace: Option<&str>,
+    spec: &PodFields,
+    policy: &Policy,
+) {
     let g = &policy.guardrails;
-    let spec = &app.spec;
-    if let Some(ns) = &app.metadata.namespace
+    if let Some(ns) = namespace
         && g.denies_namespace(ns)
     {
         p.add(
             "metadata.namespace",
             format!(
                 "the operator does not act in namespace {ns} (policy guardrails.deniedNamespaces)"
-            ),
-        );
-    }
-    if let Some(t) = spec.service.as_ref().and_then(|s| s.type_)
-        && !g.allowed_service_types.contains(&t)
-    {
-        let allowed: Vec<&str> = g.allowed_service_types.iter().map(|t| t.as_str()).collect();
-        p.add(
-            "spec.service.type",
-            format!(
-                "{} is not allowed by the operator policy (guardrails.allowedServiceTypes: {})",
-                t.as_str(),
-                allowed.join(", ")
             ),
         );
     }
@@ -68,6 +61,24 @@ pub(super) fn check_guardrails(p: &mut Problems, app: &SafeApp, policy: &Policy)
                 "reaches the pods and is forbidden by the operator policy (guardrails.forbiddenPodAnnotations): it can change their security settings",
             );
         }
+    }
+}
+
+/// A SafeApp's Service type.
+pub(super) fn check_service_type(p: &mut Problems, spec: &SafeAppSpec, policy: &Policy) {
+    let g = &policy.guardrails;
+    if let Some(t) = spec.service.as_ref().and_then(|s| s.type_)
+        && !g.allowed_service_types.contains(&t)
+    {
+        let allowed: Vec<&str> = g.allowed_service_types.iter().map(|t| t.as_str()).collect();
+        p.add(
+            "spec.service.type",
+            format!(
+                "{} is not allowed by the operator policy (guardrails.allowedServiceTypes: {})",
+                t.as_str(),
+                allowed.join(", ")
+            ),
+        );
     }
 }
 

@@ -77,7 +77,7 @@ pub(super) fn check_image(p: &mut Problems, image: &str) -> Option<String> {
 }
 
 /// Registry credentials are Secret names.
-pub(super) fn check_pull_secrets(p: &mut Problems, spec: &crate::api::SafeAppSpec) {
+pub(super) fn check_pull_secrets(p: &mut Problems, spec: &crate::api::pod::PodFields) {
     for (i, s) in spec.image_pull_secrets.iter().flatten().enumerate() {
         p.check(
             format!("spec.imagePullSecrets[{i}]"),

@@ -4,27 +4,47 @@
 use std::collections::BTreeMap;
 
 use super::{Problems, RESERVED_ANNOTATION_PREFIX, RESERVED_LABELS};
-use crate::api::{SafeApp, SafeAppSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::pod::PodFields;
+use crate::api::{SafeAppSpec, WorkloadKind};
 use crate::names;
 
-/// Checks the SafeApp's own name and namespace; returns the name ("" when missing).
-pub(super) fn check_object_meta(p: &mut Problems, app: &SafeApp) -> String {
-    let name = app.metadata.name.clone().unwrap_or_default();
+/// Checks the object's own name and namespace; returns the name ("" when missing).
+pub(super) fn check_object_meta(p: &mut Problems, kind: WorkloadKind, meta: &ObjectMeta) -> String {
+    let name = meta.name.clone().unwrap_or_default();
     if name.is_empty() {
         p.add("metadata.name", "required");
     } else {
-        p.check("metadata.name", names::check_dns1035_label(&name).map_err(|e| {
-            format!("{e}; it names the Deployment, Service, PodDisruptionBudget, HPA and container, and labels (63 characters at most)")
-        }));
+        let names_what = match kind {
+            WorkloadKind::SafeApp => {
+                "it names the Deployment, Service, PodDisruptionBudget, HPA and container, and labels (63 characters at most)"
+            }
+            WorkloadKind::SafeJob => {
+                "it names the CronJob or Job and the container, and labels (52 characters at most: a CronJob's Jobs add 11)"
+            }
+        };
+        let max = kind.max_name_len();
+        let result = names::check_dns1035_label(&name).and_then(|()| {
+            if name.len() > max {
+                Err(format!("must be no more than {max} characters"))
+            } else {
+                Ok(())
+            }
+        });
+        p.check(
+            "metadata.name",
+            result.map_err(|e| format!("{e}; {names_what}")),
+        );
     }
-    if let Some(ns) = &app.metadata.namespace {
+    if let Some(ns) = &meta.namespace {
         p.check("metadata.namespace", names::check_dns1123_label(ns));
     }
     name
 }
 
 /// Checks label dimensions, `spec.labels`, annotation keys and `spec.dependsOn`.
-pub(super) fn check_spec_metadata(p: &mut Problems, spec: &SafeAppSpec) {
+pub(super) fn check_spec_metadata(p: &mut Problems, spec: &PodFields) {
     let dims = [
         ("spec.tier", &spec.tier),
         ("spec.environment", &spec.environment),
@@ -53,14 +73,6 @@ pub(super) fn check_spec_metadata(p: &mut Problems, spec: &SafeAppSpec) {
         }
     }
     check_annotation_keys(p, "spec.annotations", spec.annotations.as_ref(), true);
-    if let Some(svc) = &spec.service {
-        check_annotation_keys(
-            p,
-            "spec.service.annotations",
-            svc.annotations.as_ref(),
-            false,
-        );
-    }
     if let Some(deps) = &spec.depends_on {
         for (i, d) in deps.iter().enumerate() {
             p.check(
@@ -87,5 +99,18 @@ fn check_annotation_keys(
                 format!("the {RESERVED_ANNOTATION_PREFIX} prefix is the operator's; use spec.owner or spec.dependsOn"),
             );
         }
+    }
+}
+
+/// `spec.service.annotations` (a SafeApp's Service only) may use any key but the
+/// operator's prefix... checked like the others, without the pod-reaching rules.
+pub(super) fn check_service_annotations(p: &mut Problems, spec: &SafeAppSpec) {
+    if let Some(svc) = &spec.service {
+        check_annotation_keys(
+            p,
+            "spec.service.annotations",
+            svc.annotations.as_ref(),
+            false,
+        );
     }
 }

@@ -13,16 +13,23 @@
 //! containers in `containers`) → `volumes` → `guardrails` (service type, service
 //! account, priority class, pod annotations, namespace) → `config` (the ConfigMaps and
 //! Secrets whose data rolls the pods) → `traffic` (access policy, expose).
+//!
+//! The pod checks (names, image, env, resources, security, volumes, the pod guardrails)
+//! are `pod.rs`, run for both kinds; `job.rs` validates a SafeJob with them and its
+//! own `schedule.rs`.
 
 mod config;
 mod containers;
 mod guardrails;
 mod image;
+mod job;
 mod metadata;
+mod pod;
 mod ports;
 mod probes;
 mod resources;
 mod scaling;
+pub mod schedule;
 mod security;
 mod shutdown;
 mod traffic;
@@ -30,14 +37,16 @@ mod volumes;
 
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Probe, ResourceRequirements};
+use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::api::v1alpha1::{PreStopMode, SecurityProfile};
-use crate::api::{SafeApp, SafeAppSpec};
+use crate::api::v1alpha1::PreStopMode;
+use crate::api::{SafeApp, SafeAppSpec, WorkloadKind};
 use crate::policy::Policy;
 
 pub use config::{ConfigRef, references};
+pub use job::{ValidatedJob, validate_job};
+pub use pod::ValidatedPod;
 pub use resources::resolve_resources;
 pub use security::{ALLOWED_SELINUX_TYPES, BASELINE_CAPABILITIES, RESTRICTED_VOLUME_TYPES};
 pub use traffic::{OpenPort, ResolvedTraffic, check_cidr};
@@ -96,23 +105,15 @@ pub enum ReadinessSource {
 /// A SafeApp that passed validation, with every default resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidatedApp {
-    pub name: String,
-    pub namespace: Option<String>,
-    pub uid: Option<String>,
+    /// The pod, as both kinds validate it.
+    pub pod: ValidatedPod,
     pub spec: SafeAppSpec,
-    /// `app.kubernetes.io/version`: the tag, or a short digest, label-safe (None if neither yields one).
-    pub version: Option<String>,
     /// Replicas for the Deployment; None when the HPA owns them.
     pub replicas: Option<i32>,
     pub autoscaling: Option<ResolvedAutoscaling>,
     pub pre_stop_sleep_seconds: i64,
     pub pre_stop_mode: PreStopMode,
     pub termination_grace_period_seconds: i64,
-    pub security_profile: SecurityProfile,
-    pub run_as_user: i64,
-    pub run_as_group: i64,
-    /// App container resources: the user's, filled in from the policy.
-    pub resources: ResourceRequirements,
     pub readiness: ReadinessSource,
     pub service_enabled: bool,
     /// ConfigMaps and Secrets whose data rolls the pods (opt-outs removed).
@@ -153,29 +154,22 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     let mut p = Problems::default();
     let spec = &app.spec;
 
-    let name = metadata::check_object_meta(&mut p, app);
-    metadata::check_spec_metadata(&mut p, spec);
-    let version = image::check_image(&mut p, &spec.image);
-    image::check_pull_secrets(&mut p, spec);
-    if let Some(env) = &spec.env {
-        for (i, e) in env.iter().enumerate() {
-            if e.name.is_empty() {
-                p.add(format!("spec.env[{i}].name"), "required");
-            }
-        }
-    }
-
+    let pod = pod::check_pod(
+        &mut p,
+        WorkloadKind::SafeApp,
+        &app.metadata,
+        &spec.pod,
+        policy,
+    );
+    metadata::check_service_annotations(&mut p, spec);
     let port_names = ports::check_ports(&mut p, spec);
     let service_enabled = ports::service_enabled(&mut p, spec, !port_names.is_empty());
     let readiness = probes::check_probes(&mut p, spec, &port_names);
-    let resources =
-        resources::check_resources(&mut p, "spec.resources", spec.resources.as_ref(), policy);
     let shutdown = shutdown::check_shutdown(&mut p, spec, policy);
     let (replicas, autoscaling) = scaling::check_scaling(&mut p, spec);
 
-    let security = security::check_security(&mut p, spec, &name, policy);
-    volumes::check_volumes(&mut p, spec, security.profile, policy);
-    guardrails::check_guardrails(&mut p, app, policy);
+    security::check_probes(&mut p, spec, pod.security_profile);
+    guardrails::check_service_type(&mut p, spec, policy);
     let config_refs = config::check_config(&mut p, spec);
     let traffic = traffic::check_traffic(&mut p, spec, service_enabled);
 
@@ -183,20 +177,13 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
         return Err(p.0);
     }
     Ok(ValidatedApp {
-        name,
-        namespace: app.metadata.namespace.clone(),
-        uid: app.metadata.uid.clone(),
+        pod,
         spec: spec.clone(),
-        version,
         replicas,
         autoscaling,
         pre_stop_sleep_seconds: shutdown.pre_stop_sleep_seconds,
         pre_stop_mode: shutdown.pre_stop_mode,
         termination_grace_period_seconds: shutdown.termination_grace_period_seconds,
-        security_profile: security.profile,
-        run_as_user: security.run_as_user,
-        run_as_group: security.run_as_group,
-        resources,
         // check_probes only returns None after recording a problem.
         readiness: readiness.unwrap_or(ReadinessSource::Tcp {
             port: IntOrString::Int(0),

@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::{
 
 use super::Problems;
 use crate::api::SafeAppSpec;
+use crate::api::pod::PodFields;
 use crate::api::v1alpha1::SecurityProfile;
 use crate::policy::Policy;
 
@@ -74,7 +75,7 @@ pub(super) struct ResolvedSecurity {
 /// container's probes and every init container.
 pub(super) fn check_security(
     p: &mut Problems,
-    spec: &SafeAppSpec,
+    spec: &PodFields,
     app_name: &str,
     policy: &Policy,
 ) -> ResolvedSecurity {
@@ -108,6 +109,18 @@ pub(super) fn check_security(
             "0 is root; the restricted profile runs as a non-root user (10000 or more is advised)",
         );
     }
+    if let Some(init) = &spec.init_containers {
+        super::containers::check_init_containers(p, init, app_name, profile, policy);
+    }
+    ResolvedSecurity {
+        profile,
+        run_as_user,
+        run_as_group,
+    }
+}
+
+/// The app container's probes may not reach another host under a profile.
+pub(super) fn check_probes(p: &mut Problems, spec: &SafeAppSpec, profile: SecurityProfile) {
     if profile != SecurityProfile::None
         && let Some(probes) = &spec.probes
     {
@@ -120,14 +133,6 @@ pub(super) fn check_security(
                 check_probe_host(p, &format!("spec.probes.{field}"), probe, profile);
             }
         }
-    }
-    if let Some(init) = &spec.init_containers {
-        super::containers::check_init_containers(p, init, app_name, profile, policy);
-    }
-    ResolvedSecurity {
-        profile,
-        run_as_user,
-        run_as_group,
     }
 }
 

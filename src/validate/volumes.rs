@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 
 use super::{Problems, RESTRICTED_VOLUME_TYPES, TMP_VOLUME};
-use crate::api::SafeAppSpec;
+use crate::api::pod::PodFields;
 use crate::api::v1alpha1::SecurityProfile;
 use crate::names;
 use crate::policy::Policy;
@@ -23,7 +23,7 @@ pub fn volume_type(v: &Volume) -> String {
 
 pub(super) fn check_volumes(
     p: &mut Problems,
-    spec: &SafeAppSpec,
+    spec: &PodFields,
     profile: SecurityProfile,
     policy: &Policy,
 ) {
