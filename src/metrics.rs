@@ -25,7 +25,11 @@ pub const CHILD_KINDS: &[&str] = &[
     "HTTPRoute",
     "LimitRange",
     "ResourceQuota",
+    "CronJob",
+    "Job",
 ];
+/// The status writes, counted with the children's.
+pub const STATUS_KINDS: &[&str] = &["SafeAppStatus", "SafeJobStatus"];
 /// Every value of the `reason` label of reconcile errors (`controller::Error::metric_reason`).
 pub const ERROR_REASONS: &[&str] = &[
     "malformed",
@@ -279,18 +283,11 @@ impl Metrics {
 
     /// How many writes were counted, all kinds together.
     pub fn write_count(&self) -> u64 {
-        [
-            "Deployment",
-            "Service",
-            "PodDisruptionBudget",
-            "HorizontalPodAutoscaler",
-            "LimitRange",
-            "ResourceQuota",
-            "SafeAppStatus",
-        ]
-        .iter()
-        .map(|k| self.writes.get_or_create(&[("kind", *k)]).get())
-        .sum()
+        CHILD_KINDS
+            .iter()
+            .chain(STATUS_KINDS)
+            .map(|k| self.writes.get_or_create(&[("kind", *k)]).get())
+            .sum()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Reflector caches of every kind the operator writes, so a reconcile reads its children
 //! from memory and a resync where nothing changed sends no request at all.
 //!
-//! - **What is cached**: Deployments, Services, PDBs, HPAs, and the shared LimitRanges and
+//! - **What is cached**: Deployments, Services, PDBs, HPAs, NetworkPolicies, Ingresses,
+//!   CronJobs and Jobs (a SafeJob's runs included), and the shared LimitRanges and
 //!   ResourceQuotas, all by the `app.kubernetes.io/managed-by=safeapp-operator` label, as
 //!   [`Compact`] objects: typed metadata without `managedFields` (most of an object's
 //!   size, only needed to name the writer of a drift) and the rest as JSON text. A
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -133,6 +135,9 @@ pub struct Caches {
     pub quotas: KindCache<ResourceQuota>,
     pub network_policies: KindCache<NetworkPolicy>,
     pub ingresses: KindCache<Ingress>,
+    pub cron_jobs: KindCache<CronJob>,
+    /// One-off Jobs and the runs of CronJobs (their template carries the labels).
+    pub jobs: KindCache<Job>,
 }
 
 /// A kind the operator writes, and its cache in [`Caches`] if it has one. HTTPRoutes
@@ -167,6 +172,8 @@ cached!(
     ResourceQuota => quotas,
     NetworkPolicy => network_policies,
     Ingress => ingresses,
+    CronJob => cron_jobs,
+    Job => jobs,
 );
 
 impl<K> KindCache<K>
@@ -230,6 +237,24 @@ impl Caches {
         K::cache(self).is_some_and(|c| c.names.get(&ObjectRef::new(name).within(ns)).is_some())
     }
 
+    /// The cached Jobs of `ns` labelled `app.kubernetes.io/instance=instance`, as JSON.
+    pub fn jobs_labelled(&self, ns: &str, instance: &str) -> Vec<Value> {
+        self.jobs
+            .objects
+            .state()
+            .iter()
+            .filter(|j| {
+                j.metadata.namespace.as_deref() == Some(ns)
+                    && j.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(crate::render::labels::INSTANCE))
+                        .is_some_and(|v| v == instance)
+            })
+            .map(|j| j.to_value())
+            .collect()
+    }
+
     /// Resolves once every cache has listed.
     pub async fn wait_until_ready(&self) {
         async fn both<K: Cached>(c: &KindCache<K>) {
@@ -244,6 +269,8 @@ impl Caches {
             both(&self.quotas),
             both(&self.network_policies),
             both(&self.ingresses),
+            both(&self.cron_jobs),
+            both(&self.jobs),
         );
     }
 }

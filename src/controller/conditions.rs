@@ -43,6 +43,40 @@ pub const REASON_BLOCKED_BY_NETWORK_POLICY: &str = "BlockedByNetworkPolicy";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
 
+// SafeJob: what its CronJob or Job is doing.
+/// A scheduled SafeJob's CronJob is in place.
+pub const REASON_SCHEDULED: &str = "Scheduled";
+/// A scheduled SafeJob with `suspend: true`: no new runs.
+pub const REASON_SUSPENDED: &str = "Suspended";
+/// A run is going on.
+pub const REASON_RUNNING: &str = "Running";
+/// No run is going on.
+pub const REASON_IDLE: &str = "Idle";
+/// The one-off Job (or the last run) succeeded.
+pub const REASON_SUCCEEDED: &str = "Succeeded";
+/// A run failed: its Job's Failed reason, when it is one of Kubernetes' own.
+pub const REASON_BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
+pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
+pub const REASON_MAX_FAILED_INDEXES_EXCEEDED: &str = "MaxFailedIndexesExceeded";
+pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
+/// A run failed for a reason not listed above.
+pub const REASON_JOB_FAILED: &str = "JobFailed";
+
+/// The condition reason for a Job's Failed reason (a fixed set: reasons are constants).
+pub fn job_failure_reason(reason: &str) -> &'static str {
+    [
+        REASON_BACKOFF_LIMIT_EXCEEDED,
+        REASON_DEADLINE_EXCEEDED,
+        REASON_POD_FAILURE_POLICY,
+        REASON_MAX_FAILED_INDEXES_EXCEEDED,
+        REASON_FAILED_INDEXES,
+    ]
+    .into_iter()
+    .find(|r| *r == reason)
+    .unwrap_or(REASON_JOB_FAILED)
+}
+
 // A child could not be read or written: the reason names the kind of failure.
 pub const REASON_FORBIDDEN: &str = "Forbidden";
 pub const REASON_INVALID: &str = "Invalid";

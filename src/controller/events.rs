@@ -21,8 +21,6 @@ use kube::{Client, Resource};
 use serde_json::json;
 use tracing::warn;
 
-use crate::api::SafeApp;
-
 pub const CREATED: &str = "Created";
 pub const DRIFT_CORRECTED: &str = "DriftCorrected";
 pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -214,10 +212,10 @@ impl Recorder {
     }
 }
 
-/// Publishes one Event about `app`.
+/// Publishes one Event about `app` (a SafeApp or a SafeJob).
 pub async fn publish(
     recorder: &Recorder,
-    app: &SafeApp,
+    app: &impl Resource<DynamicType = ()>,
     type_: EventType,
     reason: &str,
     note: String,

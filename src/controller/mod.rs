@@ -17,7 +17,9 @@ pub mod config;
 pub mod drift;
 pub mod events;
 pub mod namespace;
+pub mod outcome;
 pub mod reconcile;
+pub mod safejob;
 pub mod status;
 pub mod traffic;
 pub mod upgrade;
@@ -28,9 +30,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -43,8 +46,8 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::SafeApp;
 use crate::api::gateway::HTTPRoute;
+use crate::api::{SafeApp, SafeJob};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 
@@ -71,6 +74,8 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     // The controller's watch and cache.
     ("safeapp.dev", "safeapps", &["get", "list", "watch"]),
     ("safeapp.dev", "safeapps/status", &["patch"]),
+    ("safeapp.dev", "safejobs", &["get", "list", "watch"]),
+    ("safeapp.dev", "safejobs/status", &["patch"]),
     // Children: watched, read before each apply, applied, pruned. A server-side apply
     // of an object that does not exist yet is authorized as `create` too (§7b).
     ("apps", "deployments", CHILD_VERBS),
@@ -87,6 +92,9 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("networking.k8s.io", "networkpolicies", CHILD_VERBS),
     ("networking.k8s.io", "ingresses", CHILD_VERBS),
     ("gateway.networking.k8s.io", "httproutes", CHILD_VERBS),
+    // SafeJob: a CronJob or a one-off Job; the runs of a CronJob are listed for status.
+    ("batch", "cronjobs", CHILD_VERBS),
+    ("batch", "jobs", CHILD_VERBS),
 ];
 
 /// With `--watch-secrets` only (kustomize component `config/components/secret-rollout`):
@@ -130,7 +138,7 @@ pub enum Error {
         name: String,
         source: kube::Error,
     },
-    #[error("cannot patch the SafeApp's status: {source}")]
+    #[error("cannot patch the status: {source}")]
     PatchStatus { source: kube::Error },
     #[error("cannot list the SafeApps of the namespace: {source}")]
     ListSafeApps { source: kube::Error },
@@ -180,7 +188,7 @@ impl Error {
                 format!("cannot delete {kind} {name}: {m}")
             }
             (Self::PatchStatus { .. }, Some(m)) => {
-                format!("cannot patch the SafeApp's status: {m}")
+                format!("cannot patch the status: {m}")
             }
             _ => self.to_string(),
         }
@@ -411,6 +419,24 @@ impl Context {
         delay
     }
 
+    /// Counts a reconcile that starts.
+    fn reconcile_started(&self) -> Instant {
+        self.metrics.reconciles.inc();
+        self.metrics.in_flight.inc();
+        Instant::now()
+    }
+
+    /// Counts a reconcile that ended; a success forgets the failures of `key`.
+    fn reconcile_finished(&self, started: Instant, key: &str, ok: bool) {
+        self.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.in_flight.dec();
+        if ok {
+            self.reset_backoff(key);
+        }
+    }
+
     /// Forget the failures of `key` after a success.
     pub fn reset_backoff(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -418,58 +444,76 @@ impl Context {
     }
 }
 
-fn key_of(meta: &impl ResourceExt) -> String {
+/// The backoff key of an object: kind, namespace and name (a SafeApp and a SafeJob may
+/// share a name).
+fn key_of<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(
-        "{}/{}",
-        meta.namespace().unwrap_or_default(),
-        meta.name_any()
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
     )
 }
 
-/// The reconciler the Controller calls: a malformed object gets a Warning Event; a
-/// well-formed one is reconciled.
+/// The reconciler the SafeApp Controller calls: a malformed object gets a Warning Event;
+/// a well-formed one is reconciled.
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<SafeApp>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    ctx.metrics.reconciles.inc();
-    ctx.metrics.in_flight.inc();
-    let started = Instant::now();
+    let started = ctx.reconcile_started();
     let result = match &guard.0 {
         Ok(app) => reconcile::reconcile_app(app, &ctx).await,
-        Err(invalid) => {
-            warn!(name = ?invalid.metadata.name, error = %invalid.error, "Malformed SafeApp");
-            let reference = ObjectReference {
-                api_version: Some("safeapp.dev/v1alpha1".into()),
-                kind: Some("SafeApp".into()),
-                name: invalid.metadata.name.clone(),
-                namespace: invalid.metadata.namespace.clone(),
-                uid: invalid.metadata.uid.clone(),
-                ..ObjectReference::default()
-            };
-            let note = format!(
-                "the object does not match the SafeApp schema: {}",
-                invalid.error
-            );
-            ctx.recorder
-                .publish(
-                    &reference,
-                    events::EventType::Warning,
-                    events::INVALID_SPEC,
-                    note,
-                )
-                .await;
-            Ok(Action::await_change())
-        }
+        Err(invalid) => malformed(&ctx, crate::api::WorkloadKind::SafeApp, invalid).await,
     };
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    ctx.metrics.in_flight.dec();
-    if result.is_ok() {
-        ctx.reset_backoff(&key_of(guard.as_ref()));
-    }
+    ctx.reconcile_finished(started, &key_of(guard.as_ref()), result.is_ok());
     result
+}
+
+/// The reconciler the SafeJob Controller calls, as [`reconcile`] for SafeApps.
+pub async fn reconcile_safejob(
+    guard: Arc<DeserializeGuard<SafeJob>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = ctx.reconcile_started();
+    let result = match &guard.0 {
+        Ok(job) => safejob::reconcile_job(job, &ctx).await,
+        Err(invalid) => malformed(&ctx, crate::api::WorkloadKind::SafeJob, invalid).await,
+    };
+    ctx.reconcile_finished(started, &key_of(guard.as_ref()), result.is_ok());
+    result
+}
+
+/// A Warning Event about an object that does not match its kind's schema; it waits for
+/// a change.
+async fn malformed(
+    ctx: &Context,
+    kind: crate::api::WorkloadKind,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) -> Result<Action, Error> {
+    warn!(kind = kind.as_str(), name = ?invalid.metadata.name, error = %invalid.error, "Malformed object");
+    let reference = ObjectReference {
+        api_version: Some(kind.api_version().into()),
+        kind: Some(kind.as_str().into()),
+        name: invalid.metadata.name.clone(),
+        namespace: invalid.metadata.namespace.clone(),
+        uid: invalid.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let note = format!(
+        "the object does not match the {} schema: {}",
+        kind.as_str(),
+        invalid.error
+    );
+    ctx.recorder
+        .publish(
+            &reference,
+            events::EventType::Warning,
+            events::INVALID_SPEC,
+            note,
+        )
+        .await;
+    Ok(Action::await_change())
 }
 
 /// A drift correction within this long of the last one on the same object is a fight.
@@ -508,9 +552,9 @@ async fn fleet_gauges(store: Store<DeserializeGuard<SafeApp>>, metrics: Arc<Metr
     }
 }
 
-/// What to do after a failed reconcile.
-pub fn error_policy(
-    guard: Arc<DeserializeGuard<SafeApp>>,
+/// What to do after a failed reconcile (of a SafeApp or a SafeJob).
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    guard: Arc<K>,
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
@@ -579,7 +623,10 @@ pub async fn run(
             }
         }
     };
-    let abort = futures::future::select(Box::pin(abort), Box::pin(overdue));
+    // Both controllers stop on it.
+    let abort = futures::future::select(Box::pin(abort), Box::pin(overdue))
+        .map(|_| ())
+        .shared();
     let ns = config.namespace.as_deref();
     let mut app_watch = watcher::Config::default().any_semantic();
     if let Some(selector) = &config.selector {
@@ -588,16 +635,19 @@ pub async fn run(
     // SafeApps: a change of spec, labels or annotations reconciles; a status-only update
     // (the operator's own status patch among them) only refreshes the cache.
     let (store, writer) = reflector::store();
-    let app_events = watcher(api::<DeserializeGuard<SafeApp>>(&client, ns), app_watch)
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::labels)
-                .combine(predicates::annotations),
-            PredicateConfig::default(),
-        );
+    let app_events = watcher(
+        api::<DeserializeGuard<SafeApp>>(&client, ns),
+        app_watch.clone(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation
+            .combine(predicates::labels)
+            .combine(predicates::annotations),
+        PredicateConfig::default(),
+    );
     let controller = Controller::for_stream(app_events, store.clone());
     let sync_store = store.clone();
     let sync_ready = ready.clone();
@@ -638,7 +688,15 @@ pub async fn run(
     // An Ingress's status (its load balancer address) is not reported: spec only.
     let (ingresses, ing_changes, ing_names) =
         cache::KindCache::<Ingress>::watch(&client, ns, managed(), false);
+    // A CronJob's status (last schedule, active runs) and a Job's (its outcome) drive the
+    // SafeJob's status: both count.
+    let (cron_jobs, cj_changes, cj_names) =
+        cache::KindCache::<CronJob>::watch(&client, ns, managed(), true);
+    let (jobs, job_changes, job_names) =
+        cache::KindCache::<Job>::watch(&client, ns, managed(), true);
     let caches = cache::Caches {
+        cron_jobs,
+        jobs,
         deployments,
         services,
         pdbs,
@@ -657,6 +715,8 @@ pub async fn run(
         rq_names.boxed(),
         np_names.boxed(),
         ing_names.boxed(),
+        cj_names.boxed(),
+        job_names.boxed(),
     ])
     .for_each(|()| async {});
     // Every SafeApp the cache holds; with --selector that is this shard's only, which the
@@ -706,9 +766,9 @@ pub async fn run(
                 .concurrency(config.concurrency)
                 .debounce(DEBOUNCE),
         )
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .take_until(abort)
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile, error_policy, ctx.clone())
+        .take_until(abort.clone())
         .for_each(|result| {
             metrics
                 .managed
@@ -720,12 +780,44 @@ pub async fn run(
                 }
             }
         });
+    // SafeJobs: their own Controller on the same Context, caches and concurrency setting;
+    // a CronJob or a one-off Job is an owned child. The runs of a CronJob are owned by
+    // it, not by the SafeJob: the CronJob's status change on each start and end brings
+    // the SafeJob's reconcile.
+    let (job_store, job_writer) = reflector::store();
+    let job_events = watcher(api::<DeserializeGuard<SafeJob>>(&client, ns), app_watch)
+        .default_backoff()
+        .reflect(job_writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::labels)
+                .combine(predicates::annotations),
+            PredicateConfig::default(),
+        );
+    let safejobs = Controller::for_stream(job_events, job_store)
+        .owns_stream(cj_changes.map(Ok))
+        .owns_stream(job_changes.map(Ok))
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(config.concurrency)
+                .debounce(DEBOUNCE),
+        )
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile_safejob, error_policy, ctx.clone())
+        .take_until(abort)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(name = %obj.name, "Reconciled SafeJob"),
+                Err(e) => tracing::debug!(error = %e, "Reconcile error"),
+            }
+        });
     metrics.concurrency.set(i64::from(config.concurrency));
     let gauges = fleet_gauges(store.clone(), metrics.clone());
     // The namespace reconciler, the name caches and the fleet gauges run beside the app
     // controller and stop with it.
     tokio::select! {
-        () = apps => {}
+        ((), ()) = futures::future::join(apps, safejobs) => {}
         () = shared_objects => {}
         () = names => {}
         () = gauges => {}

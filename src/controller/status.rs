@@ -3,8 +3,13 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Error;
@@ -179,7 +184,7 @@ fn degraded(failure: Option<(&'static str, String)>, out_of_range: &[String]) ->
     }
 }
 
-/// Conditions for a SafeApp that cannot be applied at all (invalid spec, conflict).
+/// Conditions for a SafeApp or SafeJob that cannot be applied at all (invalid spec, conflict).
 pub fn blocked_conditions(reason: &'static str, message: &str) -> Vec<Cond> {
     vec![
         Cond::new(c::READY, false, reason, message),
@@ -224,37 +229,57 @@ pub async fn write(
     now: &Time,
     metrics: &Metrics,
 ) -> Result<bool, Error> {
-    patch_if_changed(client, app, build(app, base, wanted, now), metrics).await
+    let status = build(app, base, wanted, now);
+    patch_if_changed(
+        client,
+        app,
+        app.status.as_ref(),
+        &status,
+        "SafeAppStatus",
+        metrics,
+    )
+    .await
 }
 
-/// Patches the status subresource, only when it differs from what is stored.
-async fn patch_if_changed(
+/// Patches the status subresource of `obj` (a SafeApp or a SafeJob) to `status`, only
+/// when it differs from `old`, the status `obj` was read with. `label` names the write
+/// in the metrics.
+pub async fn patch_if_changed<K, S>(
     client: &Client,
-    app: &SafeApp,
-    status: SafeAppStatus,
+    obj: &K,
+    old: Option<&S>,
+    status: &S,
+    label: &'static str,
     metrics: &Metrics,
-) -> Result<bool, Error> {
-    if app.status.as_ref() == Some(&status) {
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    S: Serialize + PartialEq,
+{
+    if old == Some(status) {
         return Ok(false);
     }
 
-    let ns = app.namespace().unwrap_or_default();
-    let api: Api<SafeApp> = Api::namespaced(client.clone(), &ns);
-    let mut patch = serde_json::to_value(&status).map_err(|source| Error::Serialize {
-        kind: "SafeAppStatus",
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    let mut patch = serde_json::to_value(status).map_err(|source| Error::Serialize {
+        kind: label,
         source,
     })?;
-    if let Some(old) = &app.status {
+    if let Some(old) = old {
         clear_dropped(&mut patch, &serde_json::to_value(old).unwrap_or_default());
     }
     api.patch_status(
-        &app.name_any(),
+        &obj.name_any(),
         &PatchParams::default(),
         &Patch::Merge(json!({ "status": patch })),
     )
     .await
     .map_err(|source| Error::PatchStatus { source })?;
-    metrics.write("SafeAppStatus");
+    metrics.write(label);
     Ok(true)
 }
 

@@ -1,0 +1,519 @@
+//! One reconcile of one SafeJob: namespace allowed? → paused? → validate → render →
+//! sync its CronJob or Job → events → status. The same machinery as a SafeApp's
+//! (`apply` to compare, write, prune and refuse foreign objects; `outcome` for reports
+//! and Events; `status` for the patch): only the workload and the status differ.
+//!
+//! - **Scheduled** (a CronJob): updated in place and drift-repaired like any child.
+//! - **One-off** (a Job): created once, then only read. Its pod template is immutable
+//!   and the SafeJob's spec is too (CEL), so there is nothing to re-apply; a Job removed
+//!   by `ttlSecondsAfterFinished` (or by hand) is not created again: `status.jobName`
+//!   records that it was created, and a re-run is a new SafeJob.
+//! - **Status**: the last schedule and success times and the active runs come from the
+//!   CronJob's status or the Job's; the last failed run's reason from the Failed
+//!   condition of the newest failed Job. Ready, Progressing and Degraded mean what they
+//!   mean on a SafeApp: in place and working, something going on, something failed.
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+use tracing::{info, instrument};
+
+use super::apply::{self, Change, Ownership, SyncCtx};
+use super::conditions::{self as c, Cond};
+use super::outcome::{FAILURE_MESSAGE_LIMIT, Outcome, announce, announce_blocked};
+use super::reconcile::with_jitter;
+use super::{Context, Error, events, status};
+use crate::api::safejob::JobFailure;
+use crate::api::v1alpha1::ManagedObject;
+use crate::api::{SafeJob, SafeJobStatus};
+use crate::render::{self, JobResources};
+use crate::validate::{self, ValidatedJob};
+
+const BATCH: &str = "batch/v1";
+
+/// Reconciles one SafeJob. Invalid and paused ones write nothing but their status and
+/// wait for a change; the others requeue after the resync period. A failure reaches the
+/// status, then fails the reconcile so that it is retried with backoff.
+#[instrument(skip_all, fields(name = %job.name_any(), namespace = job.namespace().unwrap_or_default()))]
+pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error> {
+    let ns = job.namespace().ok_or(Error::MissingNamespace)?;
+    let name = job.name_any();
+    if job.meta().deletion_timestamp.is_some() {
+        // Its CronJob or Job (and their pods) go with it through their ownerReferences.
+        return Ok(Action::await_change());
+    }
+    let uid = job.uid().ok_or(Error::MissingUid)?;
+    let now = Time(Timestamp::now());
+    let previous = job.status.clone().unwrap_or_default();
+
+    if ctx.policy.guardrails.denies_namespace(&ns) {
+        let message = format!(
+            "the operator does not act in namespace {ns} (policy guardrails.deniedNamespaces); nothing is created or changed here"
+        );
+        info!("Namespace not allowed");
+        let conds = status::blocked_conditions(c::REASON_NAMESPACE_NOT_ALLOWED, &message);
+        write(ctx, job, previous, &conds, &now).await?;
+        return Ok(Action::await_change());
+    }
+    if job.spec.paused == Some(true) {
+        let conds = [
+            Cond::new(
+                c::READY,
+                false,
+                c::REASON_PAUSED,
+                "spec.paused is true: the operator changes nothing",
+            ),
+            Cond::new(
+                c::PROGRESSING,
+                false,
+                c::REASON_PAUSED,
+                "spec.paused is true",
+            ),
+            Cond::new(c::DEGRADED, false, c::REASON_PAUSED, ""),
+        ];
+        write(ctx, job, previous, &conds, &now).await?;
+        return Ok(Action::await_change());
+    }
+    let validated = match validate::validate_job(job, &ctx.policy) {
+        Ok(v) => v,
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let message = events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT);
+            announce_blocked(
+                job,
+                ctx,
+                c::REASON_INVALID_SPEC,
+                events::INVALID_SPEC,
+                &message,
+            )
+            .await;
+            info!(problems = problems.len(), "Invalid spec");
+            let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
+            write(ctx, job, previous, &conds, &now).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    let caches = ctx.ready_caches().await;
+    let previously: Vec<String> = previous
+        .managed_objects
+        .iter()
+        .flatten()
+        .map(|m| format!("{}/{}", m.kind, m.name))
+        .collect();
+    let sync = SyncCtx {
+        client: &ctx.client,
+        namespace: &ns,
+        spec_changed: previous.observed_generation != job.metadata.generation,
+        previously_managed: &previously,
+        metrics: &ctx.metrics,
+        caches,
+    };
+    let own = Ownership::Controller { uid: &uid };
+    let JobResources {
+        cron_job,
+        job: one_off,
+    } = render::render_job(&validated, &ctx.policy);
+    let mut outcome = Outcome::default();
+
+    let synced = apply::sync::<CronJob>(&sync, "CronJob", &name, cron_job.as_ref(), own).await;
+    let live_cron = outcome
+        .settle(BATCH, "CronJob", &name, synced)
+        .and_then(|s| s.live())
+        .filter(|_| cron_job.is_some());
+    let live_job = sync_one_off(&sync, &mut outcome, &name, one_off.as_ref(), own, &previous)
+        .await
+        .filter(|_| one_off.is_some());
+
+    let drift = announce(job, ctx, &outcome.reports, &now).await;
+    let conflicts: Vec<String> = outcome
+        .reports
+        .iter()
+        .filter_map(|r| match &r.change {
+            Change::Conflict { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    // The runs of a CronJob (one-off Jobs are their own run).
+    let runs = match &live_cron {
+        Some(cron) => match runs_of(ctx, &sync, &validated, cron).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                outcome.fail(BATCH, "Job", &name, e);
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    };
+    let mut base = SafeJobStatus {
+        managed_objects: Some(managed(&outcome)),
+        last_drift_correction: drift.or(previous.last_drift_correction.clone()),
+        ..previous.clone()
+    };
+    let out_of_range = render::out_of_range(&validated.pod, &ctx.policy);
+    let conds = if !outcome.failures.is_empty() {
+        let reason = c::failure_reason(&outcome.failures[0]);
+        let message = outcome.failure_message();
+        announce_blocked(job, ctx, reason, events::APPLY_FAILED, &message).await;
+        status::blocked_conditions(reason, &message)
+    } else if !conflicts.is_empty() {
+        let message = conflicts.join("; ");
+        announce_blocked(
+            job,
+            ctx,
+            c::REASON_NAME_CONFLICT,
+            events::NAME_CONFLICT,
+            &message,
+        )
+        .await;
+        status::blocked_conditions(c::REASON_NAME_CONFLICT, &message)
+    } else if let Some(cron) = &live_cron {
+        base = scheduled_status(base, cron, &runs);
+        scheduled_conditions(&validated, &base, &out_of_range)
+    } else if let Some(run) = &live_job {
+        base = one_off_status(base, run);
+        one_off_conditions(run, &out_of_range)
+    } else if previous.job_name.as_deref() == Some(name.as_str()) {
+        // The Job ran and is gone (ttlSecondsAfterFinished): its outcome stays as the
+        // status last saw it.
+        kept_conditions(&previous)
+    } else {
+        vec![
+            Cond::new(c::READY, false, c::REASON_RUNNING, "creating the Job"),
+            Cond::new(c::PROGRESSING, true, c::REASON_RUNNING, "creating the Job"),
+            Cond::new(c::DEGRADED, false, c::REASON_AS_EXPECTED, ""),
+        ]
+    };
+    write(ctx, job, base, &conds, &now).await?;
+    match outcome.failures.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
+    }
+}
+
+/// A one-off Job is created once and never re-applied: its template is immutable. It is
+/// not created again once `status.jobName` says it was (it ran, and was removed). With
+/// no one-off Job wanted (a scheduled SafeJob), one left over is pruned. Returns the
+/// live Job.
+async fn sync_one_off(
+    sync: &SyncCtx<'_>,
+    outcome: &mut Outcome,
+    name: &str,
+    desired: Option<&Job>,
+    own: Ownership<'_>,
+    previous: &SafeJobStatus,
+) -> Option<Job> {
+    let existing = match apply::read::<Job>(sync, "Job", name).await {
+        Ok(existing) => existing,
+        Err(e) => {
+            outcome.fail(BATCH, "Job", name, e);
+            return None;
+        }
+    };
+    match (&existing, desired) {
+        (Some(live), Some(_)) if apply::raw_owned(live, own) => {
+            outcome.record(BATCH, "Job", name, Change::Unchanged);
+            serde_json::from_value(live.clone()).ok()
+        }
+        (None, Some(_)) if previous.job_name.as_deref() == Some(name) => None,
+        _ => {
+            let synced = apply::converge::<Job>(sync, "Job", name, desired, own, existing).await;
+            outcome
+                .settle(BATCH, "Job", name, synced)
+                .and_then(|s| s.live())
+        }
+    }
+}
+
+/// The runs of a SafeJob's CronJob: the Jobs labelled with its instance and controlled
+/// by the CronJob, from the cache (or the API when there is none).
+async fn runs_of(
+    ctx: &Context,
+    sync: &SyncCtx<'_>,
+    job: &ValidatedJob,
+    cron: &CronJob,
+) -> Result<Vec<Job>, Error> {
+    let instance = job.pod.instance();
+    let raw: Vec<Value> = match sync.caches {
+        Some(caches) => caches.jobs_labelled(sync.namespace, &instance),
+        None => {
+            let api: Api<Job> = Api::namespaced(ctx.client.clone(), sync.namespace);
+            let selector = format!("{}={instance}", crate::render::labels::INSTANCE);
+            api.list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|source| Error::GetChild {
+                    kind: "Job",
+                    name: format!("{instance} (runs)"),
+                    source,
+                })?
+                .items
+                .into_iter()
+                .filter_map(|j| serde_json::to_value(j).ok())
+                .collect()
+        }
+    };
+    let cron_uid = cron.metadata.uid.as_deref().unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .filter(|j| apply::raw_owned(j, Ownership::Controller { uid: cron_uid }))
+        .filter_map(|j| serde_json::from_value(j).ok())
+        .collect())
+}
+
+fn managed(outcome: &Outcome) -> Vec<ManagedObject> {
+    outcome
+        .reports
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.change,
+                Change::Absent | Change::Pruned | Change::Conflict { .. } | Change::Failed
+            )
+        })
+        .map(|r| ManagedObject {
+            api_version: r.api_version.into(),
+            kind: r.kind.into(),
+            name: r.name.clone(),
+        })
+        .collect()
+}
+
+/// Whether a Job has condition `type_` True; its transition time if so.
+fn finished(job: &Job, type_: &str) -> Option<Option<Time>> {
+    job.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| c.last_transition_time.clone())
+}
+
+/// How a Job failed, from its Failed condition; None while it has not.
+pub fn run_failure(job: &Job) -> Option<JobFailure> {
+    let cond = job
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True")?;
+    Some(JobFailure {
+        job_name: job.name_any(),
+        reason: cond.reason.clone().unwrap_or_default(),
+        message: events::bounded(cond.message.clone().unwrap_or_default(), 1024),
+        time: cond.last_transition_time.clone(),
+    })
+}
+
+/// When a Job succeeded; None while it has not.
+fn run_success(job: &Job) -> Option<Time> {
+    let st = job.status.as_ref()?;
+    let time = finished(job, "Complete")?;
+    st.completion_time.clone().or(time)
+}
+
+/// Status of a scheduled SafeJob from its CronJob and runs. A failure the history no
+/// longer holds stays as recorded.
+pub fn scheduled_status(mut base: SafeJobStatus, cron: &CronJob, runs: &[Job]) -> SafeJobStatus {
+    let st = cron.status.clone().unwrap_or_default();
+    base.last_schedule_time = st.last_schedule_time.or(base.last_schedule_time);
+    base.last_successful_time = st.last_successful_time.or(base.last_successful_time);
+    base.active = Some(i32::try_from(st.active.iter().flatten().count()).unwrap_or(i32::MAX));
+    let newest_failure = runs
+        .iter()
+        .filter_map(run_failure)
+        .max_by(|a, b| time_key(a.time.as_ref()).cmp(&time_key(b.time.as_ref())));
+    if newest_failure.is_some() {
+        base.last_failure = newest_failure;
+    }
+    base.job_name = None;
+    base
+}
+
+/// Status of a one-off SafeJob from its Job.
+pub fn one_off_status(mut base: SafeJobStatus, job: &Job) -> SafeJobStatus {
+    let st = job.status.clone().unwrap_or_default();
+    base.last_schedule_time = st
+        .start_time
+        .or(job.metadata.creation_timestamp.clone())
+        .or(base.last_schedule_time);
+    base.last_successful_time = run_success(job).or(base.last_successful_time);
+    base.active = Some(st.active.unwrap_or(0));
+    base.last_failure = run_failure(job).or(base.last_failure);
+    base.job_name = Some(job.name_any());
+    base
+}
+
+fn time_key(t: Option<&Time>) -> i64 {
+    t.map_or(i64::MIN, |t| t.0.as_second())
+}
+
+/// Ready (the CronJob is in place: scheduled or suspended), Progressing (a run is
+/// going on), Degraded (the newest finished run failed, or the resources are out of the
+/// namespace's range).
+pub fn scheduled_conditions(
+    job: &ValidatedJob,
+    status: &SafeJobStatus,
+    out_of_range: &[String],
+) -> Vec<Cond> {
+    let schedule = job.spec.schedule.as_deref().unwrap_or_default();
+    let zone = job.spec.time_zone.as_deref().unwrap_or_default();
+    let ready = if job.spec.suspend == Some(true) {
+        Cond::new(
+            c::READY,
+            true,
+            c::REASON_SUSPENDED,
+            format!("suspended: no new runs of {schedule:?} ({zone})"),
+        )
+    } else {
+        Cond::new(
+            c::READY,
+            true,
+            c::REASON_SCHEDULED,
+            format!("runs on {schedule:?} ({zone})"),
+        )
+    };
+    let active = status.active.unwrap_or(0);
+    let progressing = if active > 0 {
+        Cond::new(
+            c::PROGRESSING,
+            true,
+            c::REASON_RUNNING,
+            format!("{active} run(s) going on"),
+        )
+    } else {
+        Cond::new(c::PROGRESSING, false, c::REASON_IDLE, "no run is going on")
+    };
+    // The newest finished run decides: a success after a failure clears Degraded.
+    let failed_last = status
+        .last_failure
+        .as_ref()
+        .filter(|f| time_key(f.time.as_ref()) >= time_key(status.last_successful_time.as_ref()));
+    let degraded = match failed_last {
+        Some(f) => Cond::new(
+            c::DEGRADED,
+            true,
+            c::job_failure_reason(&f.reason),
+            format!("run {} failed: {}", f.job_name, f.message),
+        ),
+        None => degraded_by_range(out_of_range),
+    };
+    vec![ready, progressing, degraded]
+}
+
+/// Ready when the Job succeeded; Progressing while it runs; Degraded when it failed.
+pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
+    if let Some(f) = run_failure(job) {
+        let reason = c::job_failure_reason(&f.reason);
+        let message = format!("Job {} failed: {}", f.job_name, f.message);
+        return vec![
+            Cond::new(c::READY, false, reason, message.clone()),
+            Cond::new(c::PROGRESSING, false, reason, message.clone()),
+            Cond::new(c::DEGRADED, true, reason, message),
+        ];
+    }
+    if run_success(job).is_some() {
+        let message = format!("Job {} succeeded", job.name_any());
+        return vec![
+            Cond::new(c::READY, true, c::REASON_SUCCEEDED, message.clone()),
+            Cond::new(c::PROGRESSING, false, c::REASON_SUCCEEDED, message),
+            degraded_by_range(&[]),
+        ];
+    }
+    let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
+    let message = format!("Job {} is running ({active} pod(s) active)", job.name_any());
+    vec![
+        Cond::new(c::READY, false, c::REASON_RUNNING, message.clone()),
+        Cond::new(c::PROGRESSING, true, c::REASON_RUNNING, message),
+        degraded_by_range(out_of_range),
+    ]
+}
+
+fn degraded_by_range(out_of_range: &[String]) -> Cond {
+    if out_of_range.is_empty() {
+        Cond::new(c::DEGRADED, false, c::REASON_AS_EXPECTED, "")
+    } else {
+        Cond::new(
+            c::DEGRADED,
+            true,
+            c::REASON_RESOURCES_OUT_OF_RANGE,
+            format!(
+                "admission will refuse the pods: {}",
+                out_of_range.join("; ")
+            ),
+        )
+    }
+}
+
+/// The conditions as they are (a one-off Job that ran and was removed), mapped back to
+/// the known reasons.
+fn kept_conditions(previous: &SafeJobStatus) -> Vec<Cond> {
+    const KNOWN: &[&str] = &[
+        c::REASON_SUCCEEDED,
+        c::REASON_RUNNING,
+        c::REASON_AS_EXPECTED,
+        c::REASON_RESOURCES_OUT_OF_RANGE,
+        c::REASON_BACKOFF_LIMIT_EXCEEDED,
+        c::REASON_DEADLINE_EXCEEDED,
+        c::REASON_POD_FAILURE_POLICY,
+        c::REASON_MAX_FAILED_INDEXES_EXCEEDED,
+        c::REASON_FAILED_INDEXES,
+    ];
+    [c::READY, c::PROGRESSING, c::DEGRADED]
+        .into_iter()
+        .map(|type_| {
+            let old = previous
+                .conditions
+                .iter()
+                .flatten()
+                .find(|x| x.type_ == type_);
+            let reason = old
+                .and_then(|o| KNOWN.iter().find(|k| **k == o.reason))
+                .copied()
+                .unwrap_or(c::REASON_JOB_FAILED);
+            let status = old.is_some_and(|o| o.status == "True");
+            let message = old.map(|o| o.message.clone()).unwrap_or_default();
+            // A run that is gone is not going on.
+            if type_ == c::PROGRESSING {
+                return Cond::new(type_, false, reason, message);
+            }
+            Cond::new(type_, status, reason, message)
+        })
+        .collect()
+}
+
+/// Builds the new status from `base` and `wanted`, and patches it when it changed.
+async fn write(
+    ctx: &Context,
+    job: &SafeJob,
+    base: SafeJobStatus,
+    wanted: &[Cond],
+    now: &Time,
+) -> Result<bool, Error> {
+    let generation = job.metadata.generation;
+    let old = job.status.as_ref();
+    let status = SafeJobStatus {
+        observed_generation: generation,
+        conditions: Some(c::merge(
+            old.and_then(|s| s.conditions.as_deref()),
+            wanted,
+            generation,
+            now,
+        )),
+        ..base
+    };
+    status::patch_if_changed(
+        &ctx.client,
+        job,
+        old,
+        &status,
+        "SafeJobStatus",
+        &ctx.metrics,
+    )
+    .await
+}
