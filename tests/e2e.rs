@@ -48,24 +48,23 @@ async fn setup(test: &str) -> Option<Cluster> {
         .await
         .expect("connect with KUBECONFIG");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "safeapps.safeapp.dev",
-        &PatchParams::apply("safeapp-e2e").force(),
-        &Patch::Apply(safeapp::crd::safeapp_crd()),
-    )
-    .await
-    .expect("install the CRD");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(
-            crds,
-            "safeapps.safeapp.dev",
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .expect("CRD established in 30 s")
-    .expect("watch the CRD");
+    for crd in safeapp::crd::crds() {
+        let name = crd.name_any();
+        crds.patch(
+            &name,
+            &PatchParams::apply("safeapp-e2e").force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .expect("install the CRD");
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in 30 s")
+        .expect("watch the CRD");
+    }
 
     let ns = format!(
         "safeapp-e2e-{}-{}",
@@ -678,6 +677,85 @@ async fn scale_subresource() {
             (d.spec?.replicas == Some(3)).then_some(())
         },
     )
+    .await;
+    c.teardown().await;
+}
+
+fn safejob_value(ns: &str, name: &str, spec: Value) -> safeapp::api::SafeJob {
+    serde_json::from_value(json!({
+        "apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeJob",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec,
+    }))
+    .expect("SafeJob")
+}
+
+fn short_job() -> Value {
+    json!({"image": "registry.k8s.io/e2e-test-images/busybox:1.36.1-1",
+           "command": ["sh", "-c", "echo done"], "activeDeadlineSeconds": 600})
+}
+
+// A scheduled SafeJob runs on a real cluster: its CronJob (every minute) starts a run
+// whose pod is admitted with the restricted profile, the SafeJob's status shows the
+// schedule time, and the one-off immutability rule is enforced by the API server.
+#[tokio::test]
+async fn safejob_runs_and_one_off_is_immutable() {
+    use k8s_openapi::api::batch::v1::{CronJob, Job};
+    use safeapp::api::SafeJob;
+    let Some(c) = setup("safejob_runs_and_one_off_is_immutable").await else {
+        return;
+    };
+    let mut every_minute = short_job();
+    every_minute["schedule"] = json!("* * * * *");
+    every_minute["timeZone"] = json!("Etc/UTC");
+    c.api::<SafeJob>()
+        .create(&PostParams::default(), &safejob_value(&c.ns, "tick", every_minute))
+        .await
+        .expect("create the scheduled SafeJob");
+    let cron: CronJob = within(Duration::from_secs(30), "the CronJob", || async {
+        c.api::<CronJob>().get_opt("tick").await.ok().flatten()
+    })
+    .await;
+    assert_eq!(
+        cron.spec.as_ref().unwrap().concurrency_policy.as_deref(),
+        Some("Forbid")
+    );
+    within(Duration::from_secs(150), "a run in the SafeJob's status", || async {
+        let job = c.api::<SafeJob>().get("tick").await.ok()?;
+        job.status?.last_schedule_time.map(|_| ())
+    })
+    .await;
+
+    let one_off = short_job();
+    c.api::<SafeJob>()
+        .create(&PostParams::default(), &safejob_value(&c.ns, "migrate", one_off))
+        .await
+        .expect("create the one-off SafeJob");
+    within(Duration::from_secs(30), "the Job", || async {
+        c.api::<Job>().get_opt("migrate").await.ok().flatten()
+    })
+    .await;
+    let refused = c
+        .api::<SafeJob>()
+        .patch(
+            "migrate",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"command": ["sh", "-c", "echo again"]}})),
+        )
+        .await
+        .expect_err("a one-off SafeJob's spec is immutable");
+    assert!(
+        refused.to_string().contains("cannot change once created"),
+        "{refused}"
+    );
+    within(Duration::from_secs(120), "the one-off run's outcome", || async {
+        let job = c.api::<SafeJob>().get("migrate").await.ok()?;
+        let ready = job
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|x| x.type_ == "Ready")?;
+        (ready.reason == "Succeeded").then_some(())
+    })
     .await;
     c.teardown().await;
 }

@@ -724,3 +724,56 @@ async fn a_peer_rule_change_updates_the_other_side() {
     .await;
     running.stop().await;
 }
+
+// SafeJobs run through their own Controller in the same operator: a SafeJob gets its
+// CronJob from the watch alone; the CronJob's status (a run started) reaches the
+// SafeJob's status; a deleted CronJob comes back; at steady state, no requests.
+#[tokio::test]
+async fn safejobs_are_reconciled_by_the_running_operator() {
+    let fake = FakeApi::as_operator();
+    let safejobs = collection("safeapp.dev/v1alpha1", "shop", "safejobs");
+    let cronjobs = collection("batch/v1", "shop", "cronjobs");
+    fake.insert(
+        &safejobs,
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeJob",
+               "metadata": {"name": "report", "namespace": "shop"},
+               "spec": {"image": "registry.example.com/report:2.1.0", "schedule": "30 2 * * *",
+                        "timeZone": "Etc/UTC", "activeDeadlineSeconds": 3600}}),
+    );
+    let running = start_controller(&fake, Duration::from_secs(1));
+    eventually("the CronJob", || fake.get(&cronjobs, "report").is_some()).await;
+    let ready = |reason: &str| {
+        fake.get(&safejobs, "report").is_some_and(|j| {
+            j["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x["type"] == "Ready" && x["reason"] == reason))
+        })
+    };
+    eventually("Ready=Scheduled", || ready("Scheduled")).await;
+
+    fake.edit(&cronjobs, "report", "kube-controller-manager", json!({}), |c| {
+        c["status"] = json!({"lastScheduleTime": "2026-11-30T02:30:00Z",
+                             "active": [{"kind": "Job", "name": "report-1", "namespace": "shop"}]});
+    });
+    eventually("the run in the SafeJob's status", || {
+        fake.get(&safejobs, "report").is_some_and(|j| {
+            j["status"]["lastScheduleTime"] == "2026-11-30T02:30:00Z" && j["status"]["active"] == 1
+        })
+    })
+    .await;
+
+    fake.remove(&cronjobs, "report");
+    eventually("the CronJob recreated", || fake.get(&cronjobs, "report").is_some()).await;
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    fake.clear_calls();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let requests: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| !c.path.ends_with("?watch"))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert!(requests.is_empty(), "{requests:?}");
+    running.stop().await;
+}
