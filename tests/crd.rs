@@ -8,7 +8,16 @@ use safeapp::crd::safeapp_crd;
 use serde_json::{Value, json};
 
 fn schema() -> Value {
-    let crd = safeapp_crd();
+    schema_of(safeapp_crd())
+}
+
+fn job_schema() -> Value {
+    schema_of(safeapp::crd::safejob_crd())
+}
+
+fn schema_of(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
     let version = &crd.spec.versions[0];
     serde_json::to_value(
         version
@@ -76,6 +85,77 @@ fn checked_in_crd_is_current() {
             assert!(generated == checked_in, "{path} is stale: run `make crds`");
         }
     }
+}
+
+// SafeJob: namespaced, short name sjob, a status subresource (no scale), and the
+// columns schedule, last run, last success, status.
+#[test]
+fn safejob_crd_shape() {
+    let crd = safeapp::crd::safejob_crd();
+    assert_eq!(crd.metadata.name.as_deref(), Some("safejobs.safeapp.dev"));
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.kind, "SafeJob");
+    assert_eq!(crd.spec.names.short_names, Some(vec!["sjob".to_string()]));
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    let sub = v.subresources.as_ref().expect("subresources");
+    assert!(sub.status.is_some());
+    assert!(sub.scale.is_none());
+    let cols: Vec<_> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            ("Schedule", ".spec.schedule"),
+            ("Last Run", ".status.lastScheduleTime"),
+            ("Last Success", ".status.lastSuccessfulTime"),
+            ("Status", ".status.conditions[?(@.type==\"Ready\")].reason"),
+            ("Age", ".metadata.creationTimestamp"),
+        ]
+    );
+    // The pod fields are SafeApp's, property for property (one Rust type).
+    let app = schema();
+    let job = job_schema();
+    for field in [
+        "image",
+        "command",
+        "args",
+        "env",
+        "envFrom",
+        "resources",
+        "securityProfile",
+        "volumes",
+        "volumeMounts",
+        "initContainers",
+        "imagePullSecrets",
+        "labels",
+        "annotations",
+        "owner",
+        "tier",
+        "environment",
+        "track",
+        "tenant",
+        "shard",
+        "serviceAccountName",
+        "priorityClassName",
+        "runAsUser",
+        "runAsGroup",
+    ] {
+        assert_eq!(
+            app["properties"]["spec"]["properties"][field],
+            job["properties"]["spec"]["properties"][field],
+            "{field}"
+        );
+    }
+    assert_eq!(
+        job["properties"]["spec"]["required"],
+        json!(["image"]),
+        "only the image is required"
+    );
 }
 
 // Names, short name, subresources and printer columns are the contract's.
@@ -291,9 +371,15 @@ fn walk<'a>(node: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
 // maxLength, or the API server refuses the whole CRD ("estimated rule cost exceeds budget").
 #[test]
 fn every_rule_is_bounded() {
-    let schema = schema();
+    rules_are_bounded(&schema(), 9);
+    // SafeJob: its own rules (schedule, zone, parallelism, one-off immutability with
+    // `self == oldSelf` over the whole spec) and the shared image rules.
+    rules_are_bounded(&job_schema(), 8);
+}
+
+fn rules_are_bounded(schema: &Value, at_least: usize) {
     let mut nodes = Vec::new();
-    walk(&schema, String::new(), &mut nodes);
+    walk(schema, String::new(), &mut nodes);
     let mut rules = 0;
     for (path, node) in nodes {
         let Some(list) = node
@@ -339,7 +425,10 @@ fn every_rule_is_bounded() {
             }
         }
     }
-    assert!(rules >= 9, "expected the contract's rules, found {rules}");
+    assert!(
+        rules >= at_least,
+        "expected the contract's rules, found {rules}"
+    );
 }
 
 // The contract's CRD facts: list-map ports (per-port ownership under server-side apply),
@@ -394,6 +483,8 @@ fn first_unbounded(schema: &Value) -> Option<(String, &'static str)> {
 fn every_list_string_and_map_is_bounded() {
     let schema = schema();
     assert_eq!(first_unbounded(&schema), None);
+    // The SafeJob schema (the shared pod fields and its own) is bounded the same way.
+    assert_eq!(first_unbounded(&job_schema()), None);
     // The walk really covers the embedded core types, not just our own fields.
     let mut nodes = Vec::new();
     walk(&schema, String::new(), &mut nodes);
