@@ -708,7 +708,10 @@ async fn safejob_runs_and_one_off_is_immutable() {
     every_minute["schedule"] = json!("* * * * *");
     every_minute["timeZone"] = json!("Etc/UTC");
     c.api::<SafeJob>()
-        .create(&PostParams::default(), &safejob_value(&c.ns, "tick", every_minute))
+        .create(
+            &PostParams::default(),
+            &safejob_value(&c.ns, "tick", every_minute),
+        )
         .await
         .expect("create the scheduled SafeJob");
     let cron: CronJob = within(Duration::from_secs(30), "the CronJob", || async {
@@ -719,15 +722,22 @@ async fn safejob_runs_and_one_off_is_immutable() {
         cron.spec.as_ref().unwrap().concurrency_policy.as_deref(),
         Some("Forbid")
     );
-    within(Duration::from_secs(150), "a run in the SafeJob's status", || async {
-        let job = c.api::<SafeJob>().get("tick").await.ok()?;
-        job.status?.last_schedule_time.map(|_| ())
-    })
+    within(
+        Duration::from_secs(150),
+        "a run in the SafeJob's status",
+        || async {
+            let job = c.api::<SafeJob>().get("tick").await.ok()?;
+            job.status?.last_schedule_time.map(|_| ())
+        },
+    )
     .await;
 
     let one_off = short_job();
     c.api::<SafeJob>()
-        .create(&PostParams::default(), &safejob_value(&c.ns, "migrate", one_off))
+        .create(
+            &PostParams::default(),
+            &safejob_value(&c.ns, "migrate", one_off),
+        )
         .await
         .expect("create the one-off SafeJob");
     within(Duration::from_secs(30), "the Job", || async {
@@ -747,15 +757,19 @@ async fn safejob_runs_and_one_off_is_immutable() {
         refused.to_string().contains("cannot change once created"),
         "{refused}"
     );
-    within(Duration::from_secs(120), "the one-off run's outcome", || async {
-        let job = c.api::<SafeJob>().get("migrate").await.ok()?;
-        let ready = job
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|x| x.type_ == "Ready")?;
-        (ready.reason == "Succeeded").then_some(())
-    })
+    within(
+        Duration::from_secs(120),
+        "the one-off run's outcome",
+        || async {
+            let job = c.api::<SafeJob>().get("migrate").await.ok()?;
+            let ready = job
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|x| x.type_ == "Ready")?;
+            (ready.reason == "Succeeded").then_some(())
+        },
+    )
     .await;
     c.teardown().await;
 }

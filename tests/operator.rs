@@ -744,17 +744,24 @@ async fn safejobs_are_reconciled_by_the_running_operator() {
     eventually("the CronJob", || fake.get(&cronjobs, "report").is_some()).await;
     let ready = |reason: &str| {
         fake.get(&safejobs, "report").is_some_and(|j| {
-            j["status"]["conditions"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|x| x["type"] == "Ready" && x["reason"] == reason))
+            j["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|x| x["type"] == "Ready" && x["reason"] == reason)
+            })
         })
     };
     eventually("Ready=Scheduled", || ready("Scheduled")).await;
 
-    fake.edit(&cronjobs, "report", "kube-controller-manager", json!({}), |c| {
-        c["status"] = json!({"lastScheduleTime": "2026-11-30T02:30:00Z",
+    fake.edit(
+        &cronjobs,
+        "report",
+        "kube-controller-manager",
+        json!({}),
+        |c| {
+            c["status"] = json!({"lastScheduleTime": "2026-11-30T02:30:00Z",
                              "active": [{"kind": "Job", "name": "report-1", "namespace": "shop"}]});
-    });
+        },
+    );
     eventually("the run in the SafeJob's status", || {
         fake.get(&safejobs, "report").is_some_and(|j| {
             j["status"]["lastScheduleTime"] == "2026-11-30T02:30:00Z" && j["status"]["active"] == 1
@@ -763,7 +770,10 @@ async fn safejobs_are_reconciled_by_the_running_operator() {
     .await;
 
     fake.remove(&cronjobs, "report");
-    eventually("the CronJob recreated", || fake.get(&cronjobs, "report").is_some()).await;
+    eventually("the CronJob recreated", || {
+        fake.get(&cronjobs, "report").is_some()
+    })
+    .await;
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     fake.clear_calls();

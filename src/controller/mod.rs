@@ -1,5 +1,7 @@
-//! The controller: watches SafeApps and every kind they own, and reconciles each one
-//! (`reconcile.rs`) with the pure validation and rendering of the library.
+//! The controller: watches SafeApps and SafeJobs and every kind they own, and reconciles
+//! each one (`reconcile.rs`, `safejob.rs`) with the pure validation and rendering of the
+//! library. Both kinds share one Context: the caches, the apply step, the reporting
+//! (`outcome.rs`), the Event recorder, the backoff and the metrics.
 //!
 //! - SafeApps are watched through `DeserializeGuard`, so one malformed object cannot wedge
 //!   the watch for the others (it gets a Warning Event instead).
@@ -110,9 +112,9 @@ pub const LEASE_PERMISSIONS: &[(&str, &str, &[&str])] =
 /// Why a reconcile failed. Variants name the action that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the SafeApp has no namespace")]
+    #[error("the object has no namespace")]
     MissingNamespace,
-    #[error("the SafeApp has no uid")]
+    #[error("the object has no uid")]
     MissingUid,
     #[error("cannot read {kind} {name}: {source}")]
     GetChild {

@@ -11,6 +11,12 @@
 //!   filled in (`protocol: TCP`, `terminationMessagePath`, `dnsPolicy`, `schedulerName`,
 //!   probe thresholds, Service `sessionAffinity`, `ipFamilies`...), and quantities are
 //!   canonicalised (`0.5` → `500m`). Custom resources (SafeApp) are stored as sent.
+//! - **Registry strategies and validation** ([`prepare_for_create`],
+//!   [`prepare_for_update`], [`validate`]): `batch/v1` Jobs and CronJobs get their
+//!   generated selector on create, keep their status on a spec write (and their spec on a
+//!   status write), and a refused write is the server's 422 `Invalid` (an immutable Job
+//!   template, a status transition the job controller would not make...); see
+//!   `batch.rs`.
 
 use serde_json::{Map, Value, json};
 
@@ -112,9 +118,15 @@ impl Rbac {
             Some((p, s)) => (p, Some(s)),
             None => (a.resource.as_str(), None),
         };
+        // The resource qualified by its group, as the server names it: `jobs.batch`.
+        let qualified = if a.group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{}", a.group)
+        };
         let what = match &a.name {
-            Some(n) => format!("{plural} \"{n}\" is forbidden"),
-            None => format!("{plural} is forbidden"),
+            Some(n) => format!("{qualified} \"{n}\" is forbidden"),
+            None => format!("{qualified} is forbidden"),
         };
         let resource = match sub {
             Some(s) => format!("resource \"{plural}/{s}\""),
@@ -129,6 +141,28 @@ impl Rbac {
             self.user, a.verb, a.group
         ))
     }
+}
+
+/// The registry's create-time preparation of an object of `plural` that already has its
+/// name and uid (see [`super::batch::prepare_for_create`]: a Job's generated selector).
+pub fn prepare_for_create(plural: &str, obj: &mut Value) {
+    super::batch::prepare_for_create(plural, obj);
+}
+
+/// The registry's update-time preparation of `new` (the stored object: `old`; `sub`: the
+/// subresource written): what the write may not change is put back.
+pub fn prepare_for_update(plural: &str, sub: Option<&str>, new: &mut Value, old: &Value) {
+    super::batch::prepare_for_update(plural, sub, new, old);
+}
+
+/// The server's validation of a write (after [`store`]): the 422 Status when refused.
+pub fn validate(
+    plural: &str,
+    sub: Option<&str>,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Option<Value> {
+    super::batch::validate(plural, sub, obj, old)
 }
 
 /// Transforms an object of the built-in kind `plural` as the API server would between
@@ -180,7 +214,11 @@ fn drop_omitempty(v: &mut Value) {
                     drop_omitempty(child);
                 }
             }
-            map.retain(|k, child| !safeapp::apiserver::dropped_when_zero(k, child));
+            map.retain(|k, child| {
+                !safeapp::apiserver::dropped_when_zero(k, child)
+                    || (super::batch::KEPT_ZERO_FIELDS.contains(&k.as_str())
+                        && (child.is_boolean() || child.is_number()))
+            });
         }
         Value::Array(items) => items.iter_mut().for_each(drop_omitempty),
         _ => {}
@@ -256,6 +294,23 @@ fn default_pod_spec(spec: &mut Value) {
 }
 
 fn default_fields(plural: &str, obj: &mut Value) {
+    match plural {
+        "jobs" => {
+            super::batch::default_job(obj);
+            if obj["spec"]["template"]["spec"].is_object() {
+                default_pod_spec(&mut obj["spec"]["template"]["spec"]);
+            }
+            return;
+        }
+        "cronjobs" => {
+            super::batch::default_cron_job(obj);
+            if obj["spec"]["jobTemplate"]["spec"]["template"]["spec"].is_object() {
+                default_pod_spec(&mut obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]);
+            }
+            return;
+        }
+        _ => {}
+    }
     let Some(spec) = obj.get_mut("spec") else {
         return;
     };
@@ -434,6 +489,15 @@ impl Address {
             name: rest.get(1).map(|s| s.to_string()),
             sub: rest.get(2).map(|s| s.to_string()),
         })
+    }
+
+    /// The resource as the server names it in messages: `jobs.batch`, `services`.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
 
     /// The collection path of one namespace.

@@ -37,6 +37,15 @@ pub fn limit_ranges() -> String {
 pub fn quotas() -> String {
     collection("v1", NS, "resourcequotas")
 }
+pub fn safejobs() -> String {
+    collection("safeapp.dev/v1alpha1", NS, "safejobs")
+}
+pub fn jobs() -> String {
+    collection("batch/v1", NS, "jobs")
+}
+pub fn cronjobs() -> String {
+    collection("batch/v1", NS, "cronjobs")
+}
 
 pub struct Env {
     pub fake: FakeApi,

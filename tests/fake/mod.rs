@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod batch;
 pub mod harness;
 
 use std::collections::BTreeMap;
@@ -605,7 +606,9 @@ impl FakeApi {
             }
         }
         let plural = address.plural.clone();
+        let qualified = address.qualified();
         let sub = address.sub.clone();
+        let dry_run = query_param(query, "dryRun") == Some("All");
 
         match (method.clone(), key) {
             (Method::GET, None) => {
@@ -627,7 +630,11 @@ impl FakeApi {
                 Some(v) => (200, v.clone()),
                 None => (
                     404,
-                    status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                    status(
+                        404,
+                        "NotFound",
+                        &format!("{qualified} \"{name}\" not found"),
+                    ),
                 ),
             },
             (Method::DELETE, Some((coll, name))) => {
@@ -640,7 +647,11 @@ impl FakeApi {
                     }
                     None => (
                         404,
-                        status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                        status(
+                            404,
+                            "NotFound",
+                            &format!("{qualified} \"{name}\" not found"),
+                        ),
                     ),
                 }
             }
@@ -652,19 +663,36 @@ impl FakeApi {
                     );
                 };
                 let mut obj = body;
+                let name = obj["metadata"]["name"].as_str().map(str::to_string);
+                if batch::is_batch(&plural)
+                    && let Some(name) = &name
+                    && st.objects.contains_key(&(coll.clone(), name.clone()))
+                {
+                    return (
+                        409,
+                        status(
+                            409,
+                            "AlreadyExists",
+                            &format!("{qualified} \"{name}\" already exists"),
+                        ),
+                    );
+                }
                 st.resource_version += 1;
                 st.uids += 1;
                 let (rv, uid) = (st.resource_version, st.uids);
                 let meta = apiserver::meta_mut(&mut obj);
-                let name = meta
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("generated-{uid}"));
+                let name = name.unwrap_or_else(|| format!("generated-{uid}"));
                 meta.insert("name".into(), json!(name));
                 meta.insert("uid".into(), json!(format!("uid-{uid}")));
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
+                apiserver::prepare_for_create(&plural, &mut obj);
                 apiserver::store(&plural, &mut obj);
+                if let Some(invalid) = apiserver::validate(&plural, None, &obj, None) {
+                    return (422, invalid);
+                }
+                if dry_run {
+                    return (201, obj);
+                }
                 self.notify(&coll, "ADDED", &obj);
                 st.objects.insert((coll, name), obj.clone());
                 (201, obj)
@@ -676,6 +704,16 @@ impl FakeApi {
                         .unwrap_or("unknown")
                         .to_string();
                     let existing = st.objects.get(&key).cloned();
+                    if sub.is_some() && existing.is_none() {
+                        return (
+                            404,
+                            status(
+                                404,
+                                "NotFound",
+                                &format!("{qualified} \"{name}\" not found"),
+                            ),
+                        );
+                    }
                     let previous = st
                         .applied
                         .get(&(coll.clone(), name.clone(), manager.clone()))
@@ -695,12 +733,34 @@ impl FakeApi {
                         remove_dropped(&mut obj, &prev_spec_only, &body, &others);
                     }
                     apply_merge(&mut obj, &body);
+                    match &existing {
+                        None => {
+                            // A create: the object gets its uid first (a Job's generated
+                            // selector is made of it).
+                            let uid = if dry_run {
+                                "dry-run-uid".to_string()
+                            } else {
+                                st.uids += 1;
+                                format!("uid-{}", st.uids)
+                            };
+                            let meta = apiserver::meta_mut(&mut obj);
+                            meta.entry("name").or_insert(json!(name));
+                            meta.insert("uid".into(), json!(uid));
+                            apiserver::prepare_for_create(&plural, &mut obj);
+                        }
+                        Some(old) => {
+                            apiserver::prepare_for_update(&plural, sub.as_deref(), &mut obj, old)
+                        }
+                    }
                     apiserver::store(&plural, &mut obj);
-                    if query_param(query, "dryRun") == Some("All") {
+                    if let Some(invalid) =
+                        apiserver::validate(&plural, sub.as_deref(), &obj, existing.as_ref())
+                    {
+                        return (422, invalid);
+                    }
+                    if dry_run {
                         // What would be stored, as the API server answers a dry run:
                         // nothing is kept, nobody is notified.
-                        let meta = apiserver::meta_mut(&mut obj);
-                        meta.entry("uid").or_insert(json!("dry-run-uid"));
                         return (if existing.is_some() { 200 } else { 201 }, obj);
                     }
                     st.applied
@@ -722,8 +782,6 @@ impl FakeApi {
                         let meta = apiserver::meta_mut(&mut obj);
                         meta.insert("resourceVersion".into(), json!(rv));
                         if existing.is_none() {
-                            st.uids += 1;
-                            meta.insert("uid".into(), json!(format!("uid-{}", st.uids)));
                             meta.insert("generation".into(), json!(1));
                             meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
                         } else if existing.as_ref().and_then(|e| e.get("spec")) != obj.get("spec") {
@@ -750,27 +808,50 @@ impl FakeApi {
                     st.objects.insert(key, obj.clone());
                     (if existing.is_some() { 200 } else { 201 }, obj)
                 } else {
-                    let Some(obj) = st.objects.get_mut(&key) else {
+                    let Some(old) = st.objects.get(&key).cloned() else {
                         return (
                             404,
-                            status(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                            status(
+                                404,
+                                "NotFound",
+                                &format!("{qualified} \"{name}\" not found"),
+                            ),
                         );
                     };
+                    let mut obj = old.clone();
                     if sub.as_deref() == Some("status") {
                         let mut patch = body.clone();
                         if let Some(m) = patch.as_object_mut() {
                             m.retain(|k, _| k == "status");
                         }
-                        merge(obj, &patch);
+                        merge(&mut obj, &patch);
+                        if batch::is_batch(&plural) {
+                            apiserver::prepare_for_update(&plural, sub.as_deref(), &mut obj, &old);
+                            apiserver::store(&plural, &mut obj);
+                        }
                     } else {
-                        merge(obj, &body);
-                        apiserver::store(&plural, obj);
+                        merge(&mut obj, &body);
+                        apiserver::prepare_for_update(&plural, sub.as_deref(), &mut obj, &old);
+                        apiserver::store(&plural, &mut obj);
+                        // Any change of the spec is a new generation (the fake does this
+                        // for the batch kinds only so far).
+                        if batch::is_batch(&plural) && obj.get("spec") != old.get("spec") {
+                            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
+                            obj["metadata"]["generation"] = json!(g + 1);
+                        }
+                    }
+                    if let Some(invalid) =
+                        apiserver::validate(&plural, sub.as_deref(), &obj, Some(&old))
+                    {
+                        return (422, invalid);
+                    }
+                    if dry_run {
+                        return (200, obj);
                     }
                     st.resource_version += 1;
                     let rv = st.resource_version.to_string();
-                    let obj = st.objects.get_mut(&key).expect("object");
                     obj["metadata"]["resourceVersion"] = json!(rv);
-                    let obj = obj.clone();
+                    st.objects.insert(key, obj.clone());
                     self.notify(&coll, "MODIFIED", &obj);
                     (200, obj)
                 }
