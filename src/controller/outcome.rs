@@ -8,10 +8,10 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::apply::{Change, Synced};
-use super::conditions as c;
+use super::conditions::{self as c, Cond};
 use super::events::{self, EventType};
-use super::{Context, Error};
-use crate::api::v1alpha1::DriftCorrection;
+use super::{Context, Error, status};
+use crate::api::v1alpha1::{DriftCorrection, ManagedObject};
 use crate::api::{SafeApp, SafeJob};
 
 /// The object a reconcile is about, as reporting sees it.
@@ -110,10 +110,120 @@ impl Outcome {
             .map(|r| &r.change)
     }
 
-    pub fn failure_message(&self) -> String {
+    /// The objects in place after the sync, for `status.managedObjects`.
+    pub fn managed_objects(&self) -> Vec<ManagedObject> {
+        self.reports
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.change,
+                    Change::Absent | Change::Pruned | Change::Conflict { .. } | Change::Failed
+                )
+            })
+            .map(|r| ManagedObject {
+                api_version: r.api_version.into(),
+                kind: r.kind.into(),
+                name: r.name.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether every child was synced and none is another owner's object.
+    pub fn clean(&self) -> bool {
+        self.failures.is_empty()
+            && !self
+                .reports
+                .iter()
+                .any(|r| matches!(r.change, Change::Conflict { .. }))
+    }
+
+    /// The conditions of a sync that failed or met a foreign object, announced (a
+    /// Warning Event on a new problem); None when every child is in place.
+    pub async fn blocked(&self, obj: &impl Owner, ctx: &Context) -> Option<Vec<Cond>> {
+        if let Some(first) = self.failures.first() {
+            let reason = c::failure_reason(first);
+            let message = self.failure_message();
+            announce_blocked(obj, ctx, reason, events::APPLY_FAILED, &message).await;
+            return Some(status::blocked_conditions(reason, &message));
+        }
+        let conflicts: Vec<String> = self
+            .reports
+            .iter()
+            .filter_map(|r| match &r.change {
+                Change::Conflict { reason } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        if conflicts.is_empty() {
+            return None;
+        }
+        let message = conflicts.join("; ");
+        announce_blocked(
+            obj,
+            ctx,
+            c::REASON_NAME_CONFLICT,
+            events::NAME_CONFLICT,
+            &message,
+        )
+        .await;
+        Some(status::blocked_conditions(c::REASON_NAME_CONFLICT, &message))
+    }
+
+    fn failure_message(&self) -> String {
         let lines: Vec<String> = self.failures.iter().map(Error::summary).collect();
         events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT)
     }
+}
+
+/// The conditions of an object whose spec is refused, announced: every problem on one
+/// bounded line (a Warning Event on a new refusal).
+pub async fn invalid_spec(
+    obj: &impl Owner,
+    ctx: &Context,
+    problems: &[crate::validate::FieldError],
+) -> Vec<Cond> {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let message = events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT);
+    announce_blocked(
+        obj,
+        ctx,
+        c::REASON_INVALID_SPEC,
+        events::INVALID_SPEC,
+        &message,
+    )
+    .await;
+    info!(problems = problems.len(), "Invalid spec");
+    status::blocked_conditions(c::REASON_INVALID_SPEC, &message)
+}
+
+/// The conditions of an object in a namespace the policy keeps the operator out of:
+/// nothing is read or written there but its status (no Event either).
+pub fn namespace_denied(ns: &str) -> Vec<Cond> {
+    let message = format!(
+        "the operator does not act in namespace {ns} (policy guardrails.deniedNamespaces); nothing is created or changed here"
+    );
+    info!("Namespace not allowed");
+    status::blocked_conditions(c::REASON_NAMESPACE_NOT_ALLOWED, &message)
+}
+
+/// The conditions of an object with `spec.paused: true`; `ready` is whether what runs
+/// is ready.
+pub fn paused(ready: bool) -> Vec<Cond> {
+    vec![
+        Cond::new(
+            c::READY,
+            ready,
+            c::REASON_PAUSED,
+            "spec.paused is true: the operator changes nothing",
+        ),
+        Cond::new(
+            c::PROGRESSING,
+            false,
+            c::REASON_PAUSED,
+            "spec.paused is true",
+        ),
+        Cond::new(c::DEGRADED, false, c::REASON_PAUSED, ""),
+    ]
 }
 
 /// A Warning Event when the object becomes blocked, or blocked for another reason:

@@ -15,11 +15,11 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, instrument};
 
 use super::apply::{self, Change, Ownership, SyncCtx};
-use super::conditions::{self as c, Cond};
-use super::outcome::{FAILURE_MESSAGE_LIMIT, Outcome, announce, announce_blocked};
-use super::{Context, Error, config, drift, events, status, traffic, upgrade};
+use super::conditions as c;
+use super::outcome::{self, Outcome, announce};
+use super::{Context, Error, config, drift, status, traffic, upgrade};
 use crate::api::gateway::HTTPRoute;
-use crate::api::v1alpha1::{ManagedObject, TemplateRecord};
+use crate::api::v1alpha1::TemplateRecord;
 use crate::api::{SafeApp, SafeAppStatus};
 use crate::render::{self, Resources};
 use crate::validate;
@@ -47,12 +47,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let previous = app.status.clone().unwrap_or_default();
 
     if ctx.policy.guardrails.denies_namespace(&ns) {
-        // Nothing is read or written there but this status: no children, no Event.
-        let message = format!(
-            "the operator does not act in namespace {ns} (policy guardrails.deniedNamespaces); nothing is created or changed here"
-        );
-        info!("Namespace not allowed");
-        let conds = status::blocked_conditions(c::REASON_NAMESPACE_NOT_ALLOWED, &message);
+        let conds = outcome::namespace_denied(&ns);
         status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
         ctx.upgrades.release(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
@@ -79,22 +74,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         let live: Option<Deployment> = apply::read::<Deployment>(&sync, "Deployment", &name)
             .await?
             .and_then(|v| serde_json::from_value(v).ok());
-        let ready = rollout_ready(live.as_ref());
-        let conds = [
-            Cond::new(
-                c::READY,
-                ready,
-                c::REASON_PAUSED,
-                "spec.paused is true: the operator changes nothing",
-            ),
-            Cond::new(
-                c::PROGRESSING,
-                false,
-                c::REASON_PAUSED,
-                "spec.paused is true",
-            ),
-            Cond::new(c::DEGRADED, false, c::REASON_PAUSED, ""),
-        ];
+        let conds = outcome::paused(rollout_ready(live.as_ref()));
         let base = status::with_deployment(previous, live.as_ref(), selector(&name));
         status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
         // A paused or invalid app cannot finish an upgrade: its slot goes to the next.
@@ -105,18 +85,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let validated = match validate::validate(app, &ctx.policy) {
         Ok(v) => v,
         Err(problems) => {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            let message = events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT);
-            announce_blocked(
-                app,
-                ctx,
-                c::REASON_INVALID_SPEC,
-                events::INVALID_SPEC,
-                &message,
-            )
-            .await;
-            info!(problems = problems.len(), "Invalid spec");
-            let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
+            let conds = outcome::invalid_spec(app, ctx, &problems).await;
             status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
             ctx.upgrades.release(&format!("{ns}/{name}"));
             // Nothing changes until the SafeApp does.
@@ -283,51 +252,15 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     }
 
     let drift = announce(app, ctx, &outcome.reports, &now).await;
-    let conflicts: Vec<String> = outcome
-        .reports
-        .iter()
-        .filter_map(|r| match &r.change {
-            Change::Conflict { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
-    let conds = if let Some(first) = outcome.failures.first() {
-        let reason = c::failure_reason(first);
-        let message = outcome.failure_message();
-        announce_blocked(app, ctx, reason, events::APPLY_FAILED, &message).await;
-        status::blocked_conditions(reason, &message)
-    } else if !conflicts.is_empty() {
-        let message = conflicts.join("; ");
-        announce_blocked(
-            app,
-            ctx,
-            c::REASON_NAME_CONFLICT,
-            events::NAME_CONFLICT,
-            &message,
-        )
-        .await;
-        status::blocked_conditions(c::REASON_NAME_CONFLICT, &message)
-    } else {
-        status::rollout_conditions(
+    let clean = outcome.clean();
+    let conds = match outcome.blocked(app, ctx).await {
+        Some(blocked) => blocked,
+        None => status::rollout_conditions(
             typed_dep.as_ref(),
             &render::out_of_range(&validated.pod, &ctx.policy),
-        )
+        ),
     };
-    let managed: Vec<ManagedObject> = outcome
-        .reports
-        .iter()
-        .filter(|r| {
-            !matches!(
-                r.change,
-                Change::Absent | Change::Pruned | Change::Conflict { .. } | Change::Failed
-            )
-        })
-        .map(|r| ManagedObject {
-            api_version: r.api_version.into(),
-            kind: r.kind.into(),
-            name: r.name.clone(),
-        })
-        .collect();
+    let managed = outcome.managed_objects();
     let mut conds = conds;
     let mut record = previous.template.clone();
     let mut waiting = false;
@@ -354,7 +287,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 info!("Upgrade slot freed");
             }
         }
-        if outcome.failures.is_empty() && conflicts.is_empty() {
+        if clean {
             let user_paused = plan.held.is_none()
                 && typed_dep
                     .as_ref()
@@ -369,7 +302,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         Ok(cond) => (cond, None),
         Err(e) => (None, Some(e)),
     };
-    if outcome.failures.is_empty() && conflicts.is_empty() {
+    if clean {
         conds.extend(access);
         conds.extend(exposed.clone());
     }

@@ -20,15 +20,14 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
-use tracing::{info, instrument};
+use tracing::instrument;
 
 use super::apply::{self, Change, Ownership, SyncCtx};
 use super::conditions::{self as c, Cond};
-use super::outcome::{FAILURE_MESSAGE_LIMIT, Outcome, announce, announce_blocked};
+use super::outcome::{self, Outcome, announce};
 use super::reconcile::with_jitter;
 use super::{Context, Error, events, status};
 use crate::api::safejob::JobFailure;
-use crate::api::v1alpha1::ManagedObject;
 use crate::api::{SafeJob, SafeJobStatus};
 use crate::render::{self, JobResources};
 use crate::validate::{self, ValidatedJob};
@@ -51,48 +50,20 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     let previous = job.status.clone().unwrap_or_default();
 
     if ctx.policy.guardrails.denies_namespace(&ns) {
-        let message = format!(
-            "the operator does not act in namespace {ns} (policy guardrails.deniedNamespaces); nothing is created or changed here"
-        );
-        info!("Namespace not allowed");
-        let conds = status::blocked_conditions(c::REASON_NAMESPACE_NOT_ALLOWED, &message);
+        let conds = outcome::namespace_denied(&ns);
         write(ctx, job, previous, &conds, &now).await?;
         return Ok(Action::await_change());
     }
     if job.spec.paused == Some(true) {
-        let conds = [
-            Cond::new(
-                c::READY,
-                false,
-                c::REASON_PAUSED,
-                "spec.paused is true: the operator changes nothing",
-            ),
-            Cond::new(
-                c::PROGRESSING,
-                false,
-                c::REASON_PAUSED,
-                "spec.paused is true",
-            ),
-            Cond::new(c::DEGRADED, false, c::REASON_PAUSED, ""),
-        ];
+        // Whether a run is ready is not known without reading it: not claimed.
+        let conds = outcome::paused(false);
         write(ctx, job, previous, &conds, &now).await?;
         return Ok(Action::await_change());
     }
     let validated = match validate::validate_job(job, &ctx.policy) {
         Ok(v) => v,
         Err(problems) => {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            let message = events::bounded_list(&lines, FAILURE_MESSAGE_LIMIT);
-            announce_blocked(
-                job,
-                ctx,
-                c::REASON_INVALID_SPEC,
-                events::INVALID_SPEC,
-                &message,
-            )
-            .await;
-            info!(problems = problems.len(), "Invalid spec");
-            let conds = status::blocked_conditions(c::REASON_INVALID_SPEC, &message);
+            let conds = outcome::invalid_spec(job, ctx, &problems).await;
             write(ctx, job, previous, &conds, &now).await?;
             return Ok(Action::await_change());
         }
@@ -130,14 +101,6 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         .filter(|_| one_off.is_some());
 
     let drift = announce(job, ctx, &outcome.reports, &now).await;
-    let conflicts: Vec<String> = outcome
-        .reports
-        .iter()
-        .filter_map(|r| match &r.change {
-            Change::Conflict { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
     // The runs of a CronJob (one-off Jobs are their own run).
     let runs = match &live_cron {
         Some(cron) => match runs_of(ctx, &sync, &validated, cron).await {
@@ -150,27 +113,13 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         None => Vec::new(),
     };
     let mut base = SafeJobStatus {
-        managed_objects: Some(managed(&outcome)),
+        managed_objects: Some(outcome.managed_objects()),
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
         ..previous.clone()
     };
     let out_of_range = render::out_of_range(&validated.pod, &ctx.policy);
-    let conds = if !outcome.failures.is_empty() {
-        let reason = c::failure_reason(&outcome.failures[0]);
-        let message = outcome.failure_message();
-        announce_blocked(job, ctx, reason, events::APPLY_FAILED, &message).await;
-        status::blocked_conditions(reason, &message)
-    } else if !conflicts.is_empty() {
-        let message = conflicts.join("; ");
-        announce_blocked(
-            job,
-            ctx,
-            c::REASON_NAME_CONFLICT,
-            events::NAME_CONFLICT,
-            &message,
-        )
-        .await;
-        status::blocked_conditions(c::REASON_NAME_CONFLICT, &message)
+    let conds = if let Some(blocked) = outcome.blocked(job, ctx).await {
+        blocked
     } else if let Some(cron) = &live_cron {
         base = scheduled_status(base, cron, &runs);
         scheduled_conditions(&validated, &base, &out_of_range)
@@ -262,24 +211,6 @@ async fn runs_of(
         .filter(|j| apply::raw_owned(j, Ownership::Controller { uid: cron_uid }))
         .filter_map(|j| serde_json::from_value(j).ok())
         .collect())
-}
-
-fn managed(outcome: &Outcome) -> Vec<ManagedObject> {
-    outcome
-        .reports
-        .iter()
-        .filter(|r| {
-            !matches!(
-                r.change,
-                Change::Absent | Change::Pruned | Change::Conflict { .. } | Change::Failed
-            )
-        })
-        .map(|r| ManagedObject {
-            api_version: r.api_version.into(),
-            kind: r.kind.into(),
-            name: r.name.clone(),
-        })
-        .collect()
 }
 
 /// Whether a Job has condition `type_` True; its transition time if so.
@@ -401,7 +332,7 @@ pub fn scheduled_conditions(
             c::job_failure_reason(&f.reason),
             format!("run {} failed: {}", f.job_name, f.message),
         ),
-        None => degraded_by_range(out_of_range),
+        None => status::degraded(None, out_of_range),
     };
     vec![ready, progressing, degraded]
 }
@@ -422,7 +353,7 @@ pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
         return vec![
             Cond::new(c::READY, true, c::REASON_SUCCEEDED, message.clone()),
             Cond::new(c::PROGRESSING, false, c::REASON_SUCCEEDED, message),
-            degraded_by_range(&[]),
+            status::degraded(None, &[]),
         ];
     }
     let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
@@ -430,24 +361,8 @@ pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
     vec![
         Cond::new(c::READY, false, c::REASON_RUNNING, message.clone()),
         Cond::new(c::PROGRESSING, true, c::REASON_RUNNING, message),
-        degraded_by_range(out_of_range),
+        status::degraded(None, out_of_range),
     ]
-}
-
-fn degraded_by_range(out_of_range: &[String]) -> Cond {
-    if out_of_range.is_empty() {
-        Cond::new(c::DEGRADED, false, c::REASON_AS_EXPECTED, "")
-    } else {
-        Cond::new(
-            c::DEGRADED,
-            true,
-            c::REASON_RESOURCES_OUT_OF_RANGE,
-            format!(
-                "admission will refuse the pods: {}",
-                out_of_range.join("; ")
-            ),
-        )
-    }
 }
 
 /// The conditions as they are (a one-off Job that ran and was removed), mapped back to

@@ -168,7 +168,8 @@ pub fn upgrade_conditions(
     conds.push(pending);
 }
 
-fn degraded(failure: Option<(&'static str, String)>, out_of_range: &[String]) -> Cond {
+/// Degraded: a failure, else resources outside the namespace's range, else as expected.
+pub fn degraded(failure: Option<(&'static str, String)>, out_of_range: &[String]) -> Cond {
     match failure {
         Some((reason, msg)) => Cond::new(c::DEGRADED, true, reason, msg),
         None if !out_of_range.is_empty() => Cond::new(
