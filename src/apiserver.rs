@@ -70,6 +70,10 @@ pub const KEPT_ZERO_FIELDS: &[&str] = &[
     "startingDeadlineSeconds",
     "successfulJobsHistoryLimit",
     "failedJobsHistoryLimit",
+    "manualSelector",
+    // batch/v1 JobStatus
+    "ready",
+    "terminating",
 ];
 
 /// Whether `value` is a zero value that Go's `omitempty` would drop for a field named

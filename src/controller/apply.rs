@@ -286,6 +286,10 @@ pub async fn converge<K: Cached>(
     if let Some(live) = &existing
         && !raw_owned(live, ownership)
     {
+        // Not wanted and not ours: nothing to prune, and nothing to report.
+        if desired.is_none() {
+            return Ok(done(Change::Absent, None));
+        }
         let reason = match ownership {
             Ownership::Controller { .. } => {
                 format!("{kind} {name} exists and is not controlled by this SafeApp")

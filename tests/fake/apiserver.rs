@@ -214,22 +214,21 @@ fn drop_omitempty(v: &mut Value) {
                     drop_omitempty(child);
                 }
             }
-            map.retain(|k, child| {
-                !safeapp::apiserver::dropped_when_zero(k, child)
-                    || (super::batch::KEPT_ZERO_FIELDS.contains(&k.as_str())
-                        && (child.is_boolean() || child.is_number()))
-            });
+            map.retain(|k, child| !safeapp::apiserver::dropped_when_zero(k, child));
         }
         Value::Array(items) => items.iter_mut().for_each(drop_omitempty),
         _ => {}
     }
 }
 
+/// Go's defaulting of a field: a value field is defaulted when zero, a pointer field
+/// (`replicas`, `terminationGracePeriodSeconds`...) only when unset: its zero is a value.
 fn set_default(obj: &mut Value, key: &str, value: Value) {
     if let Some(map) = obj.as_object_mut() {
-        let absent = map
-            .get(key)
-            .is_none_or(|v| v.is_null() || v == &json!("") || v == &json!(0) || v == &json!([]));
+        let pointer = safeapp::apiserver::KEPT_ZERO_FIELDS.contains(&key);
+        let absent = map.get(key).is_none_or(|v| {
+            v.is_null() || v == &json!("") || (v == &json!(0) && !pointer) || v == &json!([])
+        });
         if absent {
             map.insert(key.into(), value);
         }

@@ -8,7 +8,10 @@
 //! It follows the real API server's rules where they matter (see `apiserver.rs`):
 //! RBAC when [`FakeApi::with_rbac`] is used (apply of a missing object needs `create`),
 //! `omitempty` drops, defaulting and canonical quantities on every write of a built-in
-//! kind.
+//! kind, and for `batch/v1` Jobs and CronJobs (`batch.rs`) the generated Job selector,
+//! the spec/status split, a 409 for a second POST of a name, and the server's 422 for
+//! an invalid write (an immutable Job template, a status transition the job controller
+//! would not make). `dryRun=All` never stores.
 //!
 //! kube-fake-client 0.3 is built on kube 4, which would put a second kube major in the
 //! tree, so the project keeps this fake instead.
