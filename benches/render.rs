@@ -18,7 +18,7 @@ use safeapp::api::SafeApp;
 use safeapp::manifest;
 use safeapp::policy::Policy;
 use safeapp::render;
-use safeapp::validate::{self, ValidatedApp};
+use safeapp::validate::{self, ValidatedApp, ValidatedJob};
 
 const BATCH: usize = 10_000;
 const NAMESPACES: usize = 50;
@@ -92,20 +92,30 @@ fn bench_samples(c: &mut Criterion) {
     group.finish();
 }
 
-/// Each sample already parsed: validate + render + YAML, the per-SafeApp work the
-/// 50 µs target is about (parsing the input YAML is measured in `sample/*`).
+/// Each sample already parsed: validate + render + YAML, the per-SafeApp (or SafeJob)
+/// work the 50 µs target is about (parsing the input YAML is measured in `sample/*`).
 fn bench_sample_render(c: &mut Criterion) {
     let policy = Policy::default();
     let mut group = c.benchmark_group("sample_render");
     for (name, text) in samples() {
-        let apps = manifest::parse(&text).expect("sample parses");
+        let (mut apps, mut jobs) = (Vec::new(), Vec::new());
+        for doc in manifest::parse_documents(&text).expect("sample parses") {
+            match doc {
+                manifest::Document::App(app) => apps.push(*app),
+                manifest::Document::Job(job) => jobs.push(*job),
+            }
+        }
         group.bench_function(&name, |b| {
             b.iter(|| {
                 let validated: Vec<ValidatedApp> = black_box(&apps)
                     .iter()
                     .map(|a| validate::validate(a, black_box(&policy)).expect("valid"))
                     .collect();
-                let objects = render::render_all(&validated, &policy);
+                let validated_jobs: Vec<ValidatedJob> = black_box(&jobs)
+                    .iter()
+                    .map(|j| validate::validate_job(j, black_box(&policy)).expect("valid"))
+                    .collect();
+                let objects = render::render_stream(&validated, &validated_jobs, &policy);
                 render::to_yaml(&objects).expect("sample serializes")
             })
         });

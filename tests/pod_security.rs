@@ -1,6 +1,6 @@
-//! Pod Security Standards: every pod a SafeApp renders complies with the level it
-//! promises, as judged by an independent checker (tests/common/pss.rs), which is itself
-//! tested here rule by rule so that it can fail.
+//! Pod Security Standards: every pod a SafeApp or SafeJob renders complies with the
+//! level it promises, as judged by an independent checker (tests/common/pss.rs), which
+//! is itself tested here rule by rule so that it can fail.
 
 #[allow(dead_code)] // this crate uses only `common::pss`
 mod common;
@@ -10,12 +10,12 @@ use std::path::Path;
 
 use common::pss::{Level, path_of, violations};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use safeapp::api::SafeApp;
 use safeapp::api::v1alpha1::SecurityProfile;
-use safeapp::manifest;
+use safeapp::api::{SafeApp, SafeJob};
+use safeapp::manifest::{self, Document};
 use safeapp::policy::Policy;
-use safeapp::render;
-use safeapp::validate::{ValidatedApp, validate};
+use safeapp::render::{self, JobResources};
+use safeapp::validate::{validate, validate_job};
 use serde_json::Value;
 
 // --- the checker's own tests ------------------------------------------------------
@@ -863,9 +863,65 @@ fn checker_reports_one_entry_per_field() {
 
 // --- the samples ------------------------------------------------------------------
 
-/// Every SafeApp in config/samples/*.yaml (kustomization.yaml aside; a file may hold
-/// several documents), with the file it came from.
-fn samples() -> Vec<(String, SafeApp)> {
+/// One sample document: the pods of both kinds are checked.
+enum Sample {
+    App(Box<SafeApp>),
+    Job(Box<SafeJob>),
+}
+
+impl Sample {
+    fn set_profile(&mut self, profile: SecurityProfile) {
+        match self {
+            Self::App(app) => app.spec.pod.security_profile = Some(profile),
+            Self::Job(job) => job.spec.pod.security_profile = Some(profile),
+        }
+    }
+
+    /// Validates and renders the sample; its pod template and resolved profile. A
+    /// SafeJob's pod is the CronJob's `jobTemplate.spec.template` or the Job's
+    /// `spec.template`.
+    fn rendered(&self, label: &str, policy: &Policy) -> (PodTemplateSpec, SecurityProfile) {
+        match self {
+            Self::App(app) => {
+                let v = validate(app, policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
+                let template = render::render(&v, policy)
+                    .deployment
+                    .spec
+                    .unwrap_or_else(|| panic!("{label}: a Deployment without a spec"))
+                    .template;
+                (template, v.pod.security_profile)
+            }
+            Self::Job(job) => {
+                let v = validate_job(job, policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
+                let template = match render::render_job(&v, policy) {
+                    JobResources {
+                        cron_job: Some(cron),
+                        job: None,
+                    } => {
+                        cron.spec
+                            .and_then(|s| s.job_template.spec)
+                            .unwrap_or_else(|| panic!("{label}: a CronJob without a job spec"))
+                            .template
+                    }
+                    JobResources {
+                        cron_job: None,
+                        job: Some(job),
+                    } => {
+                        job.spec
+                            .unwrap_or_else(|| panic!("{label}: a Job without a spec"))
+                            .template
+                    }
+                    other => panic!("{label}: expected one CronJob or one Job, got {other:#?}"),
+                };
+                (template, v.pod.security_profile)
+            }
+        }
+    }
+}
+
+/// Every SafeApp and SafeJob in config/samples/*.yaml (kustomization.yaml aside; a file
+/// may hold several documents), with the file it came from.
+fn samples() -> Vec<(String, Sample)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("config/samples")
@@ -874,50 +930,46 @@ fn samples() -> Vec<(String, SafeApp)> {
         .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
         .collect();
     files.sort();
-    let mut apps = Vec::new();
+    let mut out = Vec::new();
+    let (mut apps, mut jobs) = (0, 0);
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&file).expect("sample");
-        let parsed = manifest::parse(&text).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
-        assert!(!parsed.is_empty(), "{name}: no SafeApp");
-        for app in parsed {
-            let label = format!("{name} ({})", app.metadata.name.as_deref().unwrap_or("?"));
-            apps.push((label, app));
+        let parsed = manifest::parse_documents(&text).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
+        assert!(!parsed.is_empty(), "{name}: no SafeApp or SafeJob");
+        for doc in parsed {
+            let (meta, sample) = match doc {
+                Document::App(app) => {
+                    apps += 1;
+                    (app.metadata.clone(), Sample::App(app))
+                }
+                Document::Job(job) => {
+                    jobs += 1;
+                    (job.metadata.clone(), Sample::Job(job))
+                }
+            };
+            let label = format!("{name} ({})", meta.name.as_deref().unwrap_or("?"));
+            out.push((label, sample));
         }
     }
     assert!(
-        apps.len() >= 5,
-        "expected the five samples, found {}",
-        apps.len()
+        apps >= 5 && jobs >= 2,
+        "expected the five SafeApp and two SafeJob samples, found {apps} and {jobs}"
     );
-    apps
+    out
 }
 
-fn rendered_template(label: &str, validated: &ValidatedApp, policy: &Policy) -> PodTemplateSpec {
-    render::render(validated, policy)
-        .deployment
-        .spec
-        .unwrap_or_else(|| panic!("{label}: a Deployment without a spec"))
-        .template
-}
-
-// Every sample, rendered with the default policy (profile restricted), passes the
-// Restricted standard: what the README promises, checked by a second reading.
+// Every sample, SafeApps and SafeJobs, rendered with the default policy (profile
+// restricted), passes the Restricted standard: what the README promises, checked by a
+// second reading.
 #[test]
 fn samples_render_restricted_pods() {
     let policy = Policy::default();
     let mut failures = Vec::new();
-    for (label, app) in samples() {
-        let validated = validate(&app, &policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
-        assert_eq!(
-            validated.pod.security_profile,
-            SecurityProfile::Restricted,
-            "{label}"
-        );
-        let found = violations(
-            &rendered_template(&label, &validated, &policy),
-            Level::Restricted,
-        );
+    for (label, sample) in samples() {
+        let (template, profile) = sample.rendered(&label, &policy);
+        assert_eq!(profile, SecurityProfile::Restricted, "{label}");
+        let found = violations(&template, Level::Restricted);
         failures.extend(found.into_iter().map(|v| format!("{label}: {v}")));
     }
     assert!(
@@ -941,18 +993,11 @@ fn policy_allowing_baseline() -> Policy {
 fn samples_with_baseline_profile_render_baseline_pods() {
     let policy = policy_allowing_baseline();
     let mut failures = Vec::new();
-    for (label, mut app) in samples() {
-        app.spec.pod.security_profile = Some(SecurityProfile::Baseline);
-        let validated = validate(&app, &policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
-        assert_eq!(
-            validated.pod.security_profile,
-            SecurityProfile::Baseline,
-            "{label}"
-        );
-        let found = violations(
-            &rendered_template(&label, &validated, &policy),
-            Level::Baseline,
-        );
+    for (label, mut sample) in samples() {
+        sample.set_profile(SecurityProfile::Baseline);
+        let (template, profile) = sample.rendered(&label, &policy);
+        assert_eq!(profile, SecurityProfile::Baseline, "{label}");
+        let found = violations(&template, Level::Baseline);
         failures.extend(found.into_iter().map(|v| format!("{label}: {v}")));
     }
     assert!(

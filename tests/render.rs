@@ -17,6 +17,9 @@ const SAMPLES: &[&str] = &[
     "autoscaled-api",
     "queue-worker",
     "canary-app",
+    // SafeJobs: a scheduled one (a CronJob) and a one-off one (a Job).
+    "nightly-report",
+    "db-migration",
 ];
 
 fn sample_text(name: &str) -> String {

@@ -338,7 +338,7 @@ fn resources_filled_from_policy() {
     assert_eq!(lim["cpu"].0, "500m");
 }
 
-// hostPath volumes are refused: a SafeApp may not touch the node's disk.
+// hostPath volumes are refused: a SafeApp's pods may not touch the node's disk.
 #[test]
 fn host_path_volume() {
     assert_problem(

@@ -165,7 +165,8 @@ pub struct SafeJobSpec {
     #[schemars(length(max = 32))]
     pub fail_on_exit_codes: Option<Vec<i32>>,
 
-    /// Grace period of the pods on stop, in seconds. Default 30.
+    /// Grace period of the pods on stop, in seconds. Default: the operator policy's
+    /// (30 built in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub termination_grace_period_seconds: Option<i64>,

@@ -166,7 +166,10 @@ impl Outcome {
             &message,
         )
         .await;
-        Some(status::blocked_conditions(c::REASON_NAME_CONFLICT, &message))
+        Some(status::blocked_conditions(
+            c::REASON_NAME_CONFLICT,
+            &message,
+        ))
     }
 
     fn failure_message(&self) -> String {

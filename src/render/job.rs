@@ -29,8 +29,6 @@ pub const DEFAULT_TTL_SECONDS_AFTER_FINISHED: i32 = 86_400;
 /// Scheduled runs kept: enough to compare the last few, of each outcome.
 pub const DEFAULT_SUCCESSFUL_JOBS_HISTORY_LIMIT: i32 = 3;
 pub const DEFAULT_FAILED_JOBS_HISTORY_LIMIT: i32 = 3;
-/// Kubernetes' own default, stated so the template is complete.
-pub const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 /// The pod condition Kubernetes sets on a pod it disrupts (drain, preemption, eviction).
 pub const DISRUPTION_TARGET: &str = "DisruptionTarget";
 
@@ -103,8 +101,9 @@ fn job_spec(job: &ValidatedJob, policy: &Policy) -> JobSpec {
     if let Some(pod) = template.spec.as_mut() {
         pod.restart_policy = Some(restart.as_str().into());
         pod.termination_grace_period_seconds = Some(
+            // The policy's default, as for a SafeApp (stated: the template is complete).
             spec.termination_grace_period_seconds
-                .unwrap_or(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS),
+                .unwrap_or(policy.defaults.termination_grace_period_seconds),
         );
     }
     JobSpec {

@@ -67,9 +67,12 @@ const FIELDS: [Field; 5] = [
 
 /// Checks a cron schedule; the error says which field is wrong and why.
 pub fn check_schedule(schedule: &str) -> Result<(), String> {
-    let schedule = schedule.trim();
+    // As strict as the CRD's CEL rule: `render` must not pass what `kubectl apply` refuses.
+    if schedule.trim() != schedule {
+        return Err(format!("{schedule:?} starts or ends with a space"));
+    }
     if schedule.starts_with('@') {
-        return if DESCRIPTORS.contains(&schedule.to_ascii_lowercase().as_str()) {
+        return if DESCRIPTORS.contains(&schedule) {
             Ok(())
         } else {
             Err(format!(
@@ -185,7 +188,7 @@ mod tests {
             "0 0 1 JAN *",
             "5/10 * * * ?",
             "@daily",
-            "@Hourly",
+            "@hourly",
         ] {
             assert_eq!(check_schedule(ok), Ok(()), "{ok}");
         }
@@ -200,6 +203,9 @@ mod tests {
             ("*/0 * * * *", "step of 0"),
             ("0 5-2 * * *", "runs backwards"),
             ("@every 5m", "not a descriptor"),
+            ("@Hourly", "not a descriptor"),
+            (" @daily", "starts or ends with a space"),
+            ("0 2 * * * ", "starts or ends with a space"),
             ("CRON_TZ=UTC 0 2 * * *", "spec.timeZone"),
         ] {
             let err = check_schedule(bad).expect_err(bad);

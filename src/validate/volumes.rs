@@ -48,7 +48,7 @@ pub(super) fn check_volumes(
         if kind == "hostPath" {
             p.add(
                 format!("{path}.hostPath"),
-                "hostPath volumes are not allowed: a SafeApp may not touch the node's disk",
+                "hostPath volumes are not allowed: a SafeApp's or SafeJob's pods may not touch the node's disk",
             );
         } else if !allowed.contains(&kind) {
             p.add(
