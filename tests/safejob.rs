@@ -247,12 +247,17 @@ fn one_off_job_defaults() {
     assert_eq!(job_run(&j).ttl_seconds_after_finished, Some(86400));
 }
 
-// ttlSecondsAfterFinished of a one-off SafeJob is passed on, 0 (delete at once) included.
+// ttlSecondsAfterFinished of a one-off SafeJob is passed on, from 60 s: below that the
+// Job could go before the operator saw how it ended.
 #[test]
 fn one_off_ttl_is_overridable() {
-    for ttl in [0, 600, 604_800] {
+    for ttl in [60, 600, 604_800] {
         let j = one_off(&format!("{{ttlSecondsAfterFinished: {ttl}}}"));
         assert_eq!(job_run(&j).ttl_seconds_after_finished, Some(ttl));
+    }
+    for ttl in [0, 59] {
+        let errs = errors(ONE_OFF, &format!("{{ttlSecondsAfterFinished: {ttl}}}"));
+        assert_problem(&errs, "spec.ttlSecondsAfterFinished", "at least 60");
     }
 }
 
@@ -1326,18 +1331,30 @@ fn cel_parallelism_not_above_completions() {
 // only, is accepted.
 #[test]
 fn cel_one_off_is_immutable() {
-    let old = job_json(ONE_OFF, "");
+    // Created: the operator recorded its Job (status.jobName) before creating it.
+    let created = |mut v: Value| {
+        v["status"] = json!({"jobName": v["metadata"]["name"].clone()});
+        v
+    };
+    let old = created(job_json(ONE_OFF, ""));
     for change in [
         "{image: 'registry.example.com/shop/report:1.3.0'}",
         "{backoffLimit: 5}",
         "{tier: batch}",
         "{schedule: '0 3 * * *', timeZone: Etc/UTC}",
     ] {
-        let new = job_json(ONE_OFF, change);
+        let new = created(job_json(ONE_OFF, change));
         let errs = cel_update_errors(&new, &old);
         assert!(
             errs.iter().any(|e| e == IMMUTABLE_MESSAGE),
             "{change}: expected the immutability message, got {errs:?}"
+        );
+        // Before its Job was created (a spec the operator refused, say), it can be fixed.
+        let before = job_json(ONE_OFF, "");
+        assert_eq!(
+            cel_update_errors(&job_json(ONE_OFF, change), &before),
+            Vec::<String>::new(),
+            "{change}: a SafeJob whose Job does not exist yet may change"
         );
     }
     assert_eq!(cel_update_errors(&old, &old), Vec::<String>::new());
@@ -1374,8 +1391,18 @@ fn cel_scheduled_may_change() {
 // the shipped CRD: both refuse changing a one-off SafeJob and accept the same spec.
 #[test]
 fn cel_update_through_the_derived_crd() {
-    let old = job_with(ONE_OFF, "");
-    let new = job_with(ONE_OFF, "{image: 'registry.example.com/shop/report:1.3.0'}");
+    let created = |mut j: SafeJob| {
+        j.status = Some(safeapp::api::SafeJobStatus {
+            job_name: j.metadata.name.clone(),
+            ..Default::default()
+        });
+        j
+    };
+    let old = created(job_with(ONE_OFF, ""));
+    let new = created(job_with(
+        ONE_OFF,
+        "{image: 'registry.example.com/shop/report:1.3.0'}",
+    ));
     let errs = messages(kube::core::cel::validate_cel_update(&new, &old));
     assert!(errs.iter().any(|e| e == IMMUTABLE_MESSAGE), "{errs:?}");
     assert_eq!(

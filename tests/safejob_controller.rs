@@ -426,3 +426,69 @@ async fn safeapp_and_safejob_may_share_a_name() {
     assert!(!matches, "{selector} must not select {pod_labels}");
     assert_eq!(condition(&env, "shop", "Ready")["reason"], "Scheduled");
 }
+
+// Once its Job exists, a one-off SafeJob is only observed: a policy that would now
+// refuse its spec does not turn it into InvalidSpec, and nothing is applied.
+#[tokio::test]
+async fn created_one_off_is_observed_not_revalidated() {
+    let mut policy = Policy::default();
+    policy.defaults.job_active_deadline_seconds = Some(900);
+    let env = fake::harness::env_with(policy);
+    let mut spec = migration();
+    spec.as_object_mut()
+        .unwrap()
+        .remove("activeDeadlineSeconds");
+    env.fake.insert(&safejobs(), safejob("migrate", spec));
+    reconcile(&env, "migrate").await.expect("reconcile");
+    assert!(env.fake.get(&jobs(), "migrate").is_some());
+
+    // The platform team drops the default: the spec alone would now be refused.
+    let env = env.reconfigure(Policy::default());
+    env.fake.clear_calls();
+    reconcile(&env, "migrate").await.expect("reconcile");
+    assert_eq!(condition(&env, "migrate", "Ready")["reason"], "Running");
+    assert!(
+        env.child_writes().iter().all(|w| !w.contains("/jobs")),
+        "{:?}",
+        env.child_writes()
+    );
+}
+
+// A Job deleted while it ran is not created again; the SafeJob says it was removed
+// before its outcome was seen.
+#[tokio::test]
+async fn one_off_removed_before_its_outcome_is_not_rerun() {
+    let env = env();
+    env.fake
+        .insert(&safejobs(), safejob("migrate", migration()));
+    reconcile(&env, "migrate").await.expect("reconcile");
+    env.fake.remove(&jobs(), "migrate");
+    reconcile(&env, "migrate").await.expect("reconcile");
+    assert!(env.fake.get(&jobs(), "migrate").is_none(), "never re-run");
+    let ready = condition(&env, "migrate", "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "JobRemoved");
+    assert_eq!(condition(&env, "migrate", "Degraded")["status"], "True");
+    assert_eq!(status(&env, "migrate")["managedObjects"], json!([]));
+}
+
+// The Job is recorded (status.jobName) even when another part of the sync failed, so a
+// later reconcile never creates it a second time.
+#[tokio::test]
+async fn job_name_recorded_even_when_the_sync_fails() {
+    let env = env();
+    env.fake
+        .insert(&safejobs(), safejob("migrate", migration()));
+    // The CronJob check (a one-off SafeJob wants none) fails; the Job is created.
+    env.fake
+        .fail(http::Method::GET, "/cronjobs/migrate", 500, 1);
+    let result = reconcile(&env, "migrate").await;
+    assert!(result.is_err(), "the failure is returned for a retry");
+    assert!(env.fake.get(&jobs(), "migrate").is_some());
+    assert_eq!(status(&env, "migrate")["jobName"], "migrate");
+    assert_eq!(condition(&env, "migrate", "Ready")["status"], "False");
+
+    env.fake.remove(&jobs(), "migrate");
+    reconcile(&env, "migrate").await.expect("reconcile");
+    assert!(env.fake.get(&jobs(), "migrate").is_none(), "never re-run");
+}

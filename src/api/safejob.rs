@@ -3,10 +3,12 @@
 //! so both kinds share one schema for them, one validation and one pod builder; this
 //! file holds only what a run needs: schedule, retries, deadlines, history, parallelism.
 //!
-//! A one-off SafeJob (no `schedule`) is immutable once created: its Job's pod template
-//! cannot change, and re-running a migration because a label was edited would be worse
-//! than refusing. The CEL rule on the spec says so at `kubectl apply` time; a re-run is a
-//! new SafeJob (a new name, e.g. `migrate-v43`), or a delete and create.
+//! A one-off SafeJob (no `schedule`) is immutable once its Job was created: the Job's pod
+//! template cannot change, and re-running a migration because a label was edited would
+//! be worse than refusing. The CEL rule on the object says so at `kubectl apply` time
+//! (`status.jobName`, which the operator writes before it creates the Job, marks the
+//! moment; until then a refused spec can still be fixed); a re-run is a new SafeJob (a
+//! new name, e.g. `migrate-v43`), or a delete and create.
 
 // kube's printcolumn(...) entries repeat `type_ = ...` by design; clippy reads that as
 // a duplicated attribute.
@@ -21,7 +23,11 @@ use super::pod::PodFields;
 use super::v1alpha1::{DriftCorrection, ManagedObject};
 
 /// The CEL message of the one-off immutability rule (also used by the tests).
-pub const IMMUTABLE_MESSAGE: &str = "spec: a one-off SafeJob (no spec.schedule) cannot change once created: its Job already ran or runs, and its pod template is immutable. To run again, create a SafeJob under a new name (e.g. migrate-v43), or delete this one and create it again";
+pub const IMMUTABLE_MESSAGE: &str = "spec: a one-off SafeJob (no spec.schedule) cannot change once its Job was created (status.jobName): the Job ran or runs, and its pod template is immutable. To run again, create a SafeJob under a new name (e.g. migrate-v43), or delete this one and create it again";
+
+/// The one-off immutability rule, on the whole object: the status (which a spec update
+/// cannot change) says whether the Job was created.
+pub const IMMUTABLE_RULE: &str = "has(oldSelf.spec.schedule) || !has(oldSelf.status) || !has(oldSelf.status.jobName) || self.spec == oldSelf.spec";
 
 /// Desired state of a SafeJob: one batch workload, rendered into a `batch/v1` CronJob
 /// when it has a `schedule`, or into one Job when it has none.
@@ -37,6 +43,7 @@ pub const IMMUTABLE_MESSAGE: &str = "spec: a one-off SafeJob (no spec.schedule) 
     derive = "PartialEq",
     derive = "Default",
     doc = "A SafeJob is batch or scheduled work run the way the best-run jobs are.",
+    validation = Rule::new(IMMUTABLE_RULE).message(IMMUTABLE_MESSAGE),
     printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
     printcolumn(
         name = "Last Run",
@@ -65,8 +72,6 @@ pub const IMMUTABLE_MESSAGE: &str = "spec: a one-off SafeJob (no spec.schedule) 
     .message("spec.timeZone: only means something with spec.schedule"))]
 #[x_kube(validation = Rule::new("!has(self.parallelism) || !has(self.completions) || self.parallelism <= self.completions")
     .message("spec.parallelism: must not be greater than spec.completions"))]
-#[x_kube(validation = Rule::new("has(oldSelf.schedule) || self == oldSelf")
-    .message(IMMUTABLE_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct SafeJobSpec {
     /// The container and pod fields SafeJob shares with SafeApp (flattened: they sit
@@ -126,9 +131,10 @@ pub struct SafeJobSpec {
     pub active_deadline_seconds: Option<i64>,
 
     /// Seconds a finished one-off Job (and its pods' logs) is kept before it is deleted.
-    /// Default 86400 (a day). Scheduled runs are kept by the history limits instead.
+    /// Default 86400 (a day); at least 60, so the operator sees the outcome before the
+    /// Job goes. Scheduled runs are kept by the history limits instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 60))]
     pub ttl_seconds_after_finished: Option<i32>,
 
     /// Successful pods needed to finish (fixed-count work). Default: unset with

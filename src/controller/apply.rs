@@ -302,7 +302,9 @@ pub async fn converge<K: Cached>(
         if existing.is_none() {
             return Ok(done(Change::Absent, None));
         }
-        match api.delete(name, &DeleteParams::default()).await {
+        // Background: the object's own dependents go too (a batch/v1 Job's default is
+        // to orphan its pods).
+        match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
             // Already gone (a cache a moment behind).
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(done(Change::Absent, None)),

@@ -255,23 +255,30 @@ impl Caches {
             .collect()
     }
 
-    /// Resolves once every cache has listed.
-    pub async fn wait_until_ready(&self) {
+    /// Resolves once every cache `kind`'s reconciler reads has listed: a SafeApp's
+    /// children and the shared objects, or a SafeJob's CronJobs and Jobs. One kind's
+    /// caches that cannot list (a permission missing) do not hold the other kind back.
+    pub async fn wait_until_ready(&self, kind: crate::api::WorkloadKind) {
         async fn both<K: Cached>(c: &KindCache<K>) {
             let _ = futures::join!(c.objects.wait_until_ready(), c.names.wait_until_ready());
         }
-        futures::join!(
-            both(&self.deployments),
-            both(&self.services),
-            both(&self.pdbs),
-            both(&self.hpas),
-            both(&self.limit_ranges),
-            both(&self.quotas),
-            both(&self.network_policies),
-            both(&self.ingresses),
-            both(&self.cron_jobs),
-            both(&self.jobs),
-        );
+        match kind {
+            crate::api::WorkloadKind::SafeApp => {
+                futures::join!(
+                    both(&self.deployments),
+                    both(&self.services),
+                    both(&self.pdbs),
+                    both(&self.hpas),
+                    both(&self.limit_ranges),
+                    both(&self.quotas),
+                    both(&self.network_policies),
+                    both(&self.ingresses),
+                );
+            }
+            crate::api::WorkloadKind::SafeJob => {
+                futures::join!(both(&self.cron_jobs), both(&self.jobs));
+            }
+        }
     }
 }
 

@@ -60,6 +60,8 @@ pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
 pub const REASON_MAX_FAILED_INDEXES_EXCEEDED: &str = "MaxFailedIndexesExceeded";
 pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
+/// A one-off Job was removed before its outcome was seen.
+pub const REASON_JOB_REMOVED: &str = "JobRemoved";
 /// A run failed for a reason not listed above.
 pub const REASON_JOB_FAILED: &str = "JobFailed";
 

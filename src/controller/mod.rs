@@ -384,12 +384,13 @@ impl Context {
         self
     }
 
-    /// The caches, once they have listed; None without caches, or when they have not
-    /// listed within [`CACHE_WAIT`] (a list refused by RBAC, an unreachable API): the
-    /// reconcile then reads from the API, whose errors reach the status.
-    pub async fn ready_caches(&self) -> Option<&cache::Caches> {
+    /// The caches, once those `kind`'s reconciler reads have listed; None without
+    /// caches, or when they have not listed within [`CACHE_WAIT`] (a list refused by
+    /// RBAC, an unreachable API): the reconcile then reads from the API, whose errors
+    /// reach the status.
+    pub async fn ready_caches(&self, kind: crate::api::WorkloadKind) -> Option<&cache::Caches> {
         let caches = self.caches.as_ref()?;
-        match tokio::time::timeout(CACHE_WAIT, caches.wait_until_ready()).await {
+        match tokio::time::timeout(CACHE_WAIT, caches.wait_until_ready(kind)).await {
             Ok(()) => Some(caches),
             Err(_) => {
                 warn!("Caches have not listed yet: reading from the API");

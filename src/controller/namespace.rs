@@ -228,7 +228,7 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         spec_changed: false,
         previously_managed: &[],
         metrics: &ctx.metrics,
-        caches: ctx.ready_caches().await,
+        caches: ctx.ready_caches(crate::api::WorkloadKind::SafeApp).await,
     };
     let (limit_range, quota) = render::namespace_objects(ns, &ctx.policy);
 

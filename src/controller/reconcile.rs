@@ -54,7 +54,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     }
 
     // Reconciles read the children's caches once they have listed.
-    let caches = ctx.ready_caches().await;
+    let caches = ctx.ready_caches(crate::api::WorkloadKind::SafeApp).await;
     let previously: Vec<String> = previous
         .managed_objects
         .iter()

@@ -4,10 +4,15 @@
 //! and Events; `status` for the patch): only the workload and the status differ.
 //!
 //! - **Scheduled** (a CronJob): updated in place and drift-repaired like any child.
-//! - **One-off** (a Job): created once, then only read. Its pod template is immutable
-//!   and the SafeJob's spec is too (CEL), so there is nothing to re-apply; a Job removed
-//!   by `ttlSecondsAfterFinished` (or by hand) is not created again: `status.jobName`
-//!   records that it was created, and a re-run is a new SafeJob.
+//! - **One-off** (a Job): created once, then only read. `status.jobName` records the
+//!   create in the same status write as everything else, whatever else failed; from then
+//!   on the spec is immutable (CEL) and the SafeJob is only observed: not validated again
+//!   (a policy rule added later does not turn a finished migration into InvalidSpec),
+//!   not applied, and a Job that is gone (`ttlSecondsAfterFinished`, at least 60 s, or
+//!   deleted by hand) is not created again. A re-run is a new SafeJob. The name is not
+//!   recorded *before* the create on purpose: a create the API server refuses must leave
+//!   the spec fixable. What is left: a status write that fails after the create *and* the
+//!   Job deleted by hand before the retry (seconds later) would run it again.
 //! - **Status**: the last schedule and success times and the active runs come from the
 //!   CronJob's status or the Job's; the last failed run's reason from the Failed
 //!   condition of the newest failed Job. Ready, Progressing and Degraded mean what they
@@ -28,7 +33,8 @@ use super::outcome::{self, Outcome, announce};
 use super::reconcile::with_jitter;
 use super::{Context, Error, events, status};
 use crate::api::safejob::JobFailure;
-use crate::api::{SafeJob, SafeJobStatus};
+use crate::api::v1alpha1::ManagedObject;
+use crate::api::{SafeJob, SafeJobStatus, WorkloadKind};
 use crate::render::{self, JobResources};
 use crate::validate::{self, ValidatedJob};
 
@@ -54,6 +60,9 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         write(ctx, job, previous, &conds, &now).await?;
         return Ok(Action::await_change());
     }
+    if job.spec.schedule.is_none() && previous.job_name.as_deref() == Some(name.as_str()) {
+        return observe_one_off(job, ctx, &ns, &name, &uid, previous, &now).await;
+    }
     if job.spec.paused == Some(true) {
         // Whether a run is ready is not known without reading it: not claimed.
         let conds = outcome::paused(false);
@@ -69,7 +78,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         }
     };
 
-    let caches = ctx.ready_caches().await;
+    let caches = ctx.ready_caches(WorkloadKind::SafeJob).await;
     let previously: Vec<String> = previous
         .managed_objects
         .iter()
@@ -96,7 +105,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         .settle(BATCH, "CronJob", &name, synced)
         .and_then(|s| s.live())
         .filter(|_| cron_job.is_some());
-    let live_job = sync_one_off(&sync, &mut outcome, &name, one_off.as_ref(), own, &previous)
+    let live_job = sync_one_off(&sync, &mut outcome, &name, one_off.as_ref(), own)
         .await
         .filter(|_| one_off.is_some());
 
@@ -117,6 +126,11 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
         ..previous.clone()
     };
+    // The Job this SafeJob made is recorded (status.jobName) even when something else
+    // failed: it is never made again.
+    if let Some(run) = &live_job {
+        base = one_off_status(base, run);
+    }
     let out_of_range = render::out_of_range(&validated.pod, &ctx.policy);
     let conds = if let Some(blocked) = outcome.blocked(job, ctx).await {
         blocked
@@ -124,12 +138,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         base = scheduled_status(base, cron, &runs);
         scheduled_conditions(&validated, &base, &out_of_range)
     } else if let Some(run) = &live_job {
-        base = one_off_status(base, run);
         one_off_conditions(run, &out_of_range)
-    } else if previous.job_name.as_deref() == Some(name.as_str()) {
-        // The Job ran and is gone (ttlSecondsAfterFinished): its outcome stays as the
-        // status last saw it.
-        kept_conditions(&previous)
     } else {
         vec![
             Cond::new(c::READY, false, c::REASON_RUNNING, "creating the Job"),
@@ -144,17 +153,16 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     }
 }
 
-/// A one-off Job is created once and never re-applied: its template is immutable. It is
-/// not created again once `status.jobName` says it was (it ran, and was removed). With
-/// no one-off Job wanted (a scheduled SafeJob), one left over is pruned. Returns the
-/// live Job.
+/// The one-off Job, before `status.jobName` recorded it (afterwards the SafeJob is only
+/// observed, `observe_one_off`): created, or one already there (made by this SafeJob)
+/// taken as it is, never re-applied. With no one-off Job wanted (a scheduled SafeJob),
+/// one left over is pruned. Returns the live Job.
 async fn sync_one_off(
     sync: &SyncCtx<'_>,
     outcome: &mut Outcome,
     name: &str,
     desired: Option<&Job>,
     own: Ownership<'_>,
-    previous: &SafeJobStatus,
 ) -> Option<Job> {
     let existing = match apply::read::<Job>(sync, "Job", name).await {
         Ok(existing) => existing,
@@ -163,19 +171,67 @@ async fn sync_one_off(
             return None;
         }
     };
-    match (&existing, desired) {
-        (Some(live), Some(_)) if apply::raw_owned(live, own) => {
-            outcome.record(BATCH, "Job", name, Change::Unchanged);
-            serde_json::from_value(live.clone()).ok()
-        }
-        (None, Some(_)) if previous.job_name.as_deref() == Some(name) => None,
-        _ => {
-            let synced = apply::converge::<Job>(sync, "Job", name, desired, own, existing).await;
-            outcome
-                .settle(BATCH, "Job", name, synced)
-                .and_then(|s| s.live())
-        }
+    if let (Some(live), Some(_)) = (&existing, desired)
+        && apply::raw_owned(live, own)
+    {
+        outcome.record(BATCH, "Job", name, Change::Unchanged);
+        return serde_json::from_value(live.clone()).ok();
     }
+    let synced = apply::converge::<Job>(sync, "Job", name, desired, own, existing).await;
+    outcome
+        .settle(BATCH, "Job", name, synced)
+        .and_then(|s| s.live())
+}
+
+/// A one-off SafeJob whose Job was created: nothing to validate or apply (the spec is
+/// immutable, the Job too), only the Job's outcome to report, whatever the policy says
+/// now. A Job that is gone (its TTL) leaves the outcome the status recorded.
+async fn observe_one_off(
+    job: &SafeJob,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    previous: SafeJobStatus,
+    now: &Time,
+) -> Result<Action, Error> {
+    let sync = SyncCtx {
+        client: &ctx.client,
+        namespace: ns,
+        spec_changed: false,
+        previously_managed: &[],
+        metrics: &ctx.metrics,
+        caches: ctx.ready_caches(WorkloadKind::SafeJob).await,
+    };
+    let live: Option<Job> = apply::read::<Job>(&sync, "Job", name)
+        .await?
+        .filter(|l| apply::raw_owned(l, Ownership::Controller { uid }))
+        .and_then(|l| serde_json::from_value(l).ok());
+    let (base, conds) = match &live {
+        Some(run) => {
+            let managed = ManagedObject {
+                api_version: BATCH.into(),
+                kind: "Job".into(),
+                name: name.into(),
+            };
+            let base = SafeJobStatus {
+                managed_objects: Some(vec![managed]),
+                ..one_off_status(previous, run)
+            };
+            (base, one_off_conditions(run, &[]))
+        }
+        None => {
+            let conds = finished_conditions(&previous);
+            let base = SafeJobStatus {
+                managed_objects: Some(Vec::new()),
+                active: Some(0),
+                ..previous
+            };
+            (base, conds)
+        }
+    };
+    write(ctx, job, base, &conds, now).await?;
+    Ok(Action::requeue(with_jitter(ctx.resync, uid)))
 }
 
 /// The runs of a SafeJob's CronJob: the Jobs labelled with its instance and controlled
@@ -340,21 +396,10 @@ pub fn scheduled_conditions(
 /// Ready when the Job succeeded; Progressing while it runs; Degraded when it failed.
 pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
     if let Some(f) = run_failure(job) {
-        let reason = c::job_failure_reason(&f.reason);
-        let message = format!("Job {} failed: {}", f.job_name, f.message);
-        return vec![
-            Cond::new(c::READY, false, reason, message.clone()),
-            Cond::new(c::PROGRESSING, false, reason, message.clone()),
-            Cond::new(c::DEGRADED, true, reason, message),
-        ];
+        return failed_conditions(&f);
     }
     if run_success(job).is_some() {
-        let message = format!("Job {} succeeded", job.name_any());
-        return vec![
-            Cond::new(c::READY, true, c::REASON_SUCCEEDED, message.clone()),
-            Cond::new(c::PROGRESSING, false, c::REASON_SUCCEEDED, message),
-            status::degraded(None, &[]),
-        ];
+        return succeeded_conditions(&job.name_any());
     }
     let active = job.status.as_ref().and_then(|s| s.active).unwrap_or(0);
     let message = format!("Job {} is running ({active} pod(s) active)", job.name_any());
@@ -365,41 +410,50 @@ pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
     ]
 }
 
-/// The conditions as they are (a one-off Job that ran and was removed), mapped back to
-/// the known reasons.
-fn kept_conditions(previous: &SafeJobStatus) -> Vec<Cond> {
-    const KNOWN: &[&str] = &[
-        c::REASON_SUCCEEDED,
-        c::REASON_RUNNING,
-        c::REASON_AS_EXPECTED,
-        c::REASON_RESOURCES_OUT_OF_RANGE,
-        c::REASON_BACKOFF_LIMIT_EXCEEDED,
-        c::REASON_DEADLINE_EXCEEDED,
-        c::REASON_POD_FAILURE_POLICY,
-        c::REASON_MAX_FAILED_INDEXES_EXCEEDED,
-        c::REASON_FAILED_INDEXES,
-    ];
-    [c::READY, c::PROGRESSING, c::DEGRADED]
-        .into_iter()
-        .map(|type_| {
-            let old = previous
-                .conditions
-                .iter()
-                .flatten()
-                .find(|x| x.type_ == type_);
-            let reason = old
-                .and_then(|o| KNOWN.iter().find(|k| **k == o.reason))
-                .copied()
-                .unwrap_or(c::REASON_JOB_FAILED);
-            let status = old.is_some_and(|o| o.status == "True");
-            let message = old.map(|o| o.message.clone()).unwrap_or_default();
-            // A run that is gone is not going on.
-            if type_ == c::PROGRESSING {
-                return Cond::new(type_, false, reason, message);
-            }
-            Cond::new(type_, status, reason, message)
-        })
-        .collect()
+fn failed_conditions(f: &JobFailure) -> Vec<Cond> {
+    let reason = c::job_failure_reason(&f.reason);
+    let message = format!("Job {} failed: {}", f.job_name, f.message);
+    vec![
+        Cond::new(c::READY, false, reason, message.clone()),
+        Cond::new(c::PROGRESSING, false, reason, message.clone()),
+        Cond::new(c::DEGRADED, true, reason, message),
+    ]
+}
+
+fn succeeded_conditions(job_name: &str) -> Vec<Cond> {
+    let message = format!("Job {job_name} succeeded");
+    vec![
+        Cond::new(c::READY, true, c::REASON_SUCCEEDED, message.clone()),
+        Cond::new(c::PROGRESSING, false, c::REASON_SUCCEEDED, message),
+        status::degraded(None, &[]),
+    ]
+}
+
+/// The outcome of a one-off Job that is gone, from what the status recorded: the newer
+/// of its success and its failure, or `JobRemoved` when the operator never saw either
+/// (the Job was deleted while it ran).
+pub fn finished_conditions(status: &SafeJobStatus) -> Vec<Cond> {
+    let name = status.job_name.clone().unwrap_or_default();
+    let success = status.last_successful_time.as_ref();
+    match &status.last_failure {
+        Some(f) if time_key(f.time.as_ref()) >= time_key(success) => failed_conditions(f),
+        _ if success.is_some() => succeeded_conditions(&name),
+        _ => {
+            let message = format!(
+                "Job {name} was removed before the operator saw how it ended; it is not run again (create a SafeJob under a new name to run it)"
+            );
+            vec![
+                Cond::new(c::READY, false, c::REASON_JOB_REMOVED, message.clone()),
+                Cond::new(
+                    c::PROGRESSING,
+                    false,
+                    c::REASON_JOB_REMOVED,
+                    message.clone(),
+                ),
+                Cond::new(c::DEGRADED, true, c::REASON_JOB_REMOVED, message),
+            ]
+        }
+    }
 }
 
 /// Builds the new status from `base` and `wanted`, and patches it when it changed.

@@ -130,10 +130,11 @@ fn check_run(p: &mut Problems, spec: &SafeJobSpec, policy: &Policy) -> i64 {
             spec.failed_jobs_history_limit,
             0,
         ),
+        // The operator must see the outcome before the Job goes.
         (
             "spec.ttlSecondsAfterFinished",
             spec.ttl_seconds_after_finished,
-            0,
+            60,
         ),
     ] {
         if value.is_some_and(|v| v < min) {
