@@ -744,6 +744,11 @@ async fn safejob_runs_and_one_off_is_immutable() {
         c.api::<Job>().get_opt("migrate").await.ok().flatten()
     })
     .await;
+    // Immutable from the moment the status records the Job.
+    within(Duration::from_secs(30), "status.jobName", || async {
+        c.api::<SafeJob>().get("migrate").await.ok()?.status?.job_name
+    })
+    .await;
     let refused = c
         .api::<SafeJob>()
         .patch(
