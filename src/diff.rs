@@ -334,8 +334,10 @@ async fn diff_app(
             .unwrap_or_default()
             .to_string();
         let live = get(client, &resource, &ns, &obj_name).await?;
-        let members: Vec<(String, String)> =
-            uid.iter().map(|u| (name.clone(), u.clone())).collect();
+        let members: Vec<namespace::Member> = uid
+            .iter()
+            .map(|u| (crate::api::WorkloadKind::SafeApp, name.clone(), u.clone()))
+            .collect();
         let owners = namespace::shared_owners(live.as_ref(), &members);
         desired["metadata"]["ownerReferences"] =
             serde_json::to_value(&owners).unwrap_or(Value::Null);

@@ -770,7 +770,9 @@ async fn shared_owners_are_capped() {
             .as_str()
             .unwrap()
             .to_string();
-        env.ctx.namespaces.observe(NS, &name, &uid);
+        env.ctx
+            .namespaces
+            .observe(NS, safeapp::api::WorkloadKind::SafeApp, &name, &uid);
     }
     env.sync_namespaces().await;
     let lr = env.fake.get(&limit_ranges(), "safeapp-limits").unwrap();

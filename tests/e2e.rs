@@ -746,7 +746,12 @@ async fn safejob_runs_and_one_off_is_immutable() {
     .await;
     // Immutable from the moment the status records the Job.
     within(Duration::from_secs(30), "status.jobName", || async {
-        c.api::<SafeJob>().get("migrate").await.ok()?.status?.job_name
+        c.api::<SafeJob>()
+            .get("migrate")
+            .await
+            .ok()?
+            .status?
+            .job_name
     })
     .await;
     let refused = c

@@ -556,14 +556,14 @@ fn restricted_security_and_tmp_volume() {
     }
 }
 
-// A SafeJob renders only its CronJob or Job: no Service, PodDisruptionBudget, HPA or
-// anything else a served app gets.
+// A SafeJob renders only its CronJob or Job (and its namespace's shared LimitRange):
+// no Service, PodDisruptionBudget, HPA or anything else a served app gets.
 #[test]
 fn a_safejob_renders_only_its_workload() {
     for (base, kind) in [(SCHEDULED, "CronJob"), (ONE_OFF, "Job")] {
         let text = serde_yaml_ng::to_string(&merged(base, "")).expect("yaml");
         let out = manifest::render_manifest(&text, &Policy::default()).expect("renders");
-        assert_eq!(kinds(&out.objects), [kind]);
+        assert_eq!(kinds(&out.objects), ["LimitRange", kind]);
         assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     }
 }

@@ -492,3 +492,36 @@ async fn job_name_recorded_even_when_the_sync_fails() {
     reconcile(&env, "migrate").await.expect("reconcile");
     assert!(env.fake.get(&jobs(), "migrate").is_none(), "never re-run");
 }
+
+// A SafeJob's namespace gets the shared LimitRange, owned (not controlled) by the
+// SafeJob, beside the SafeApps of the namespace.
+#[tokio::test]
+async fn safejob_namespace_gets_the_shared_limit_range() {
+    let env = env();
+    let created = env.fake.insert(&safejobs(), safejob("report", nightly()));
+    reconcile(&env, "report").await.expect("reconcile");
+    env.sync_namespaces().await;
+    let lr = env
+        .fake
+        .get(&fake::harness::limit_ranges(), "safeapp-limits")
+        .expect("limit range");
+    let owner = &lr["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "SafeJob");
+    assert_eq!(owner["uid"], created["metadata"]["uid"]);
+    assert_eq!(owner["controller"], false);
+
+    env.create("web", fake::harness::web_spec());
+    env.reconcile("web").await.expect("app");
+    let lr = env
+        .fake
+        .get(&fake::harness::limit_ranges(), "safeapp-limits")
+        .unwrap();
+    let mut kinds: Vec<&str> = lr["metadata"]["ownerReferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["SafeApp", "SafeJob"]);
+}

@@ -21,7 +21,7 @@ pub use v1alpha1::{SafeApp, SafeAppSpec, SafeAppStatus};
 
 /// The two kinds that run pods. What differs between them in the shared pod pipeline
 /// (validation, labels, ownerReferences) is asked of this.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WorkloadKind {
     SafeApp,
     SafeJob,

@@ -243,6 +243,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// The controller's SafeApp cache; None in tests that drive the reconcilers directly.
     safeapps: Option<Store<DeserializeGuard<SafeApp>>>,
+    /// The SafeJob controller's cache; None in tests that drive the reconcilers directly.
+    safejobs: Option<Store<DeserializeGuard<SafeJob>>>,
     /// The caches of the children; None in tests that drive the reconcilers directly.
     pub caches: Option<cache::Caches>,
     /// Referenced ConfigMaps/Secrets and their data digests (config-change rollout).
@@ -282,6 +284,7 @@ impl Context {
             namespaces: namespace::Namespaces::default(),
             failures: Mutex::new(HashMap::new()),
             safeapps: None,
+            safejobs: None,
             caches: None,
             config: Arc::default(),
             watch_secrets: false,
@@ -402,6 +405,12 @@ impl Context {
     /// Read children from these caches instead of the API.
     pub fn with_caches(mut self, caches: cache::Caches) -> Self {
         self.caches = Some(caches);
+        self
+    }
+
+    /// Use the SafeJob controller's cache to tell which known SafeJobs still exist.
+    pub fn with_job_store(mut self, store: Store<DeserializeGuard<SafeJob>>) -> Self {
+        self.safejobs = Some(store);
         self
     }
 
@@ -671,6 +680,7 @@ pub async fn run(
             }
         }
     });
+    let (job_store, job_writer) = reflector::store();
     let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
     // The children's caches: reconciles read them instead of the API. A Deployment's
     // status drives the SafeApp's conditions; the other children's status does not.
@@ -732,6 +742,7 @@ pub async fn run(
             config.resync,
         )
         .with_store(store.clone())
+        .with_job_store(job_store.clone())
         .with_caches(caches)
         .with_secrets(config.watch_secrets),
     );
@@ -787,7 +798,6 @@ pub async fn run(
     // a CronJob or a one-off Job is an owned child. The runs of a CronJob are owned by
     // it, not by the SafeJob: the CronJob's status change on each start and end brings
     // the SafeJob's reconcile.
-    let (job_store, job_writer) = reflector::store();
     let job_events = watcher(api::<DeserializeGuard<SafeJob>>(&client, ns), app_watch)
         .default_backoff()
         .reflect(job_writer)

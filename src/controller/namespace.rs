@@ -41,16 +41,19 @@ use super::apply::{self, Change, Ownership, SyncCtx};
 use super::cache::Cached;
 use super::events::{self, EventType};
 use super::{Context, Error};
-use crate::api::{LIMIT_RANGE_NAME, RESOURCE_QUOTA_NAME, SafeApp};
+use crate::api::{LIMIT_RANGE_NAME, RESOURCE_QUOTA_NAME, SafeApp, SafeJob, WorkloadKind};
 use crate::render;
 
-/// At most this many SafeApps are referenced as owners of a shared object.
+/// At most this many SafeApps and SafeJobs are referenced as owners of a shared object.
 pub const MAX_SHARED_OWNERS: usize = 100;
+
+/// A SafeApp or SafeJob of a namespace: kind, name, uid.
+pub type Member = (WorkloadKind, String, String);
 
 #[derive(Default)]
 struct Inner {
-    /// namespace → SafeApp name → uid, as the app reconciler saw them.
-    members: HashMap<String, BTreeMap<String, String>>,
+    /// namespace → (kind, name) → uid, as the app and job reconcilers saw them.
+    members: HashMap<String, BTreeMap<(WorkloadKind, String), String>>,
     /// Namespaces waiting for a sync.
     dirty: BTreeSet<String>,
     /// (namespace, kind) of foreign shared objects already reported.
@@ -71,13 +74,14 @@ impl Namespaces {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that SafeApp `name` (`uid`) lives in `ns`; a new member marks the
-    /// namespace for a sync.
-    pub fn observe(&self, ns: &str, name: &str, uid: &str) {
+    /// Records that the SafeApp or SafeJob `name` (`uid`) lives in `ns`; a new member
+    /// marks the namespace for a sync.
+    pub fn observe(&self, ns: &str, kind: WorkloadKind, name: &str, uid: &str) {
         let mut inner = self.lock();
         let members = inner.members.entry(ns.to_string()).or_default();
-        if members.get(name).map(String::as_str) != Some(uid) {
-            members.insert(name.to_string(), uid.to_string());
+        let key = (kind, name.to_string());
+        if members.get(&key).map(String::as_str) != Some(uid) {
+            members.insert(key, uid.to_string());
             inner.dirty.insert(ns.to_string());
             drop(inner);
             self.changed.notify_one();
@@ -109,17 +113,21 @@ impl Namespaces {
         self.changed.notified().await;
     }
 
-    fn members(&self, ns: &str) -> Vec<(String, String)> {
+    fn members(&self, ns: &str) -> Vec<Member> {
         self.lock()
             .members
             .get(ns)
-            .map(|m| m.iter().map(|(n, u)| (n.clone(), u.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|((k, n), u)| (*k, n.clone(), u.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    fn forget(&self, ns: &str, name: &str) {
+    fn forget(&self, ns: &str, kind: WorkloadKind, name: &str) {
         if let Some(m) = self.lock().members.get_mut(ns) {
-            m.remove(name);
+            m.remove(&(kind, name.to_string()));
         }
     }
 
@@ -143,34 +151,37 @@ impl Namespaces {
     }
 }
 
-/// The owners a shared object should carry: the SafeApps it references now (the garbage
-/// collector removes deleted ones) plus known members, up to [`MAX_SHARED_OWNERS`],
-/// sorted by name. Pure.
-pub fn shared_owners(live: Option<&Value>, members: &[(String, String)]) -> Vec<OwnerReference> {
-    let mut owners: BTreeMap<String, OwnerReference> = live
+/// The owners a shared object should carry: the SafeApps and SafeJobs it references now
+/// (the garbage collector removes deleted ones) plus known members, up to
+/// [`MAX_SHARED_OWNERS`], sorted by kind and name. Pure.
+pub fn shared_owners(live: Option<&Value>, members: &[Member]) -> Vec<OwnerReference> {
+    let mut owners: BTreeMap<(String, String), OwnerReference> = live
         .and_then(|l| l["metadata"]["ownerReferences"].as_array())
         .into_iter()
         .flatten()
-        .filter(|r| r["kind"] == "SafeApp" && r["apiVersion"] == "safeapp.dev/v1alpha1")
+        .filter(|r| {
+            (r["kind"] == "SafeApp" || r["kind"] == "SafeJob")
+                && r["apiVersion"] == "safeapp.dev/v1alpha1"
+        })
         .filter_map(|r| serde_json::from_value::<OwnerReference>(r.clone()).ok())
-        .map(|r| (r.name.clone(), r))
+        .map(|r| ((r.kind.clone(), r.name.clone()), r))
         .collect();
-    for (name, uid) in members {
+    for (kind, name, uid) in members {
         if owners.len() >= MAX_SHARED_OWNERS {
             break;
         }
         owners
-            .entry(name.clone())
-            .or_insert_with(|| shared_owner(name, uid));
+            .entry((kind.as_str().to_string(), name.clone()))
+            .or_insert_with(|| shared_owner(*kind, name, uid));
     }
     owners.into_values().collect()
 }
 
-/// The non-controller ownerReference of a shared object to one SafeApp.
-pub fn shared_owner(name: &str, uid: &str) -> OwnerReference {
+/// The non-controller ownerReference of a shared object to one SafeApp or SafeJob.
+pub fn shared_owner(kind: WorkloadKind, name: &str, uid: &str) -> OwnerReference {
     OwnerReference {
-        api_version: "safeapp.dev/v1alpha1".into(),
-        kind: "SafeApp".into(),
+        api_version: kind.api_version().into(),
+        kind: kind.as_str().into(),
         name: name.into(),
         uid: uid.into(),
         controller: Some(false),
@@ -178,21 +189,31 @@ pub fn shared_owner(name: &str, uid: &str) -> OwnerReference {
     }
 }
 
-/// Members that still exist, according to the controller's SafeApp cache (all of them
-/// when there is no cache, as in tests that drive the reconcilers directly).
-fn live_members(ns: &str, ctx: &Context) -> Vec<(String, String)> {
-    let members = ctx.namespaces.members(ns);
-    let Some(store) = &ctx.safeapps else {
-        return members;
-    };
-    members
+/// Members that still exist, according to the controllers' SafeApp and SafeJob caches
+/// (all of them when there is none, as in tests that drive the reconcilers directly).
+fn live_members(ns: &str, ctx: &Context) -> Vec<Member> {
+    use kube::core::DeserializeGuard;
+    ctx.namespaces
+        .members(ns)
         .into_iter()
-        .filter(|(name, uid)| {
-            let exists = store
-                .get(&ObjectRef::<kube::core::DeserializeGuard<SafeApp>>::new(name).within(ns))
-                .is_some_and(|g| g.uid().as_deref() == Some(uid.as_str()));
+        .filter(|(kind, name, uid)| {
+            let uid_now = match kind {
+                WorkloadKind::SafeApp => match &ctx.safeapps {
+                    Some(store) => store
+                        .get(&ObjectRef::<DeserializeGuard<SafeApp>>::new(name).within(ns))
+                        .and_then(|g| g.uid()),
+                    None => return true,
+                },
+                WorkloadKind::SafeJob => match &ctx.safejobs {
+                    Some(store) => store
+                        .get(&ObjectRef::<DeserializeGuard<SafeJob>>::new(name).within(ns))
+                        .and_then(|g| g.uid()),
+                    None => return true,
+                },
+            };
+            let exists = uid_now.as_deref() == Some(uid.as_str());
             if !exists {
-                ctx.namespaces.forget(ns, name);
+                ctx.namespaces.forget(ns, *kind, name);
             }
             exists
         })
@@ -261,7 +282,7 @@ async fn sync_shared<K: Cached>(
     kind: &'static str,
     name: &str,
     mut desired: Option<K>,
-    members: &[(String, String)],
+    members: &[Member],
 ) -> Result<(), Error> {
     let live = apply::read::<K>(sync, kind, name).await?;
     if let Some(obj) = desired.as_mut() {

@@ -94,7 +94,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     };
     // The namespace reconciler keeps the shared LimitRange/ResourceQuota for the apps
     // that have children.
-    ctx.namespaces.observe(&ns, &name, &uid);
+    ctx.namespaces
+        .observe(&ns, crate::api::WorkloadKind::SafeApp, &name, &uid);
     let Resources {
         mut deployment,
         service,

@@ -78,6 +78,9 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
         }
     };
 
+    // Its pods get the namespace's LimitRange (and ResourceQuota) as a SafeApp's do.
+    ctx.namespaces
+        .observe(&ns, WorkloadKind::SafeJob, &name, &uid);
     let caches = ctx.ready_caches(WorkloadKind::SafeJob).await;
     let previously: Vec<String> = previous
         .managed_objects

@@ -154,11 +154,15 @@ pub fn render_all(apps: &[ValidatedApp], policy: &Policy) -> Vec<Object> {
 }
 
 /// [`render_all`] of the SafeApps, then each SafeJob's CronJob or Job, in input order:
-/// one stream for a manifest that holds both kinds. The shared LimitRange comes with the
-/// SafeApps of a namespace, as the controller makes it.
+/// one stream for a manifest that holds both kinds. Every namespace with a SafeApp or a
+/// SafeJob gets the shared LimitRange (and ResourceQuota), as the controller makes it.
 pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Policy) -> Vec<Object> {
-    let by_namespace: BTreeSet<Option<&str>> =
-        apps.iter().map(|a| a.pod.namespace.as_deref()).collect();
+    let by_namespace: BTreeSet<Option<&str>> = apps
+        .iter()
+        .map(|a| &a.pod)
+        .chain(jobs.iter().map(|j| &j.pod))
+        .map(|p| p.namespace.as_deref())
+        .collect();
     let mut out = Vec::new();
     for namespace in &by_namespace {
         out.push(Object::LimitRange(limits::limit_range(*namespace, policy)));
