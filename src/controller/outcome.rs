@@ -178,6 +178,16 @@ impl Outcome {
     }
 }
 
+/// `kind/name` of the objects a status lists as managed (what a sync compares a missing
+/// child against: recreated, or created).
+pub fn managed_keys(managed: Option<&[ManagedObject]>) -> Vec<String> {
+    managed
+        .into_iter()
+        .flatten()
+        .map(|m| format!("{}/{}", m.kind, m.name))
+        .collect()
+}
+
 /// The conditions of an object whose spec is refused, announced: every problem on one
 /// bounded line (a Warning Event on a new refusal).
 pub async fn invalid_spec(

@@ -55,12 +55,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
 
     // Reconciles read the children's caches once they have listed.
     let caches = ctx.ready_caches(crate::api::WorkloadKind::SafeApp).await;
-    let previously: Vec<String> = previous
-        .managed_objects
-        .iter()
-        .flatten()
-        .map(|m| format!("{}/{}", m.kind, m.name))
-        .collect();
+    let previously = outcome::managed_keys(previous.managed_objects.as_deref());
     let sync = SyncCtx {
         client: &ctx.client,
         namespace: &ns,

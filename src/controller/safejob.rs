@@ -82,12 +82,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     ctx.namespaces
         .observe(&ns, WorkloadKind::SafeJob, &name, &uid);
     let caches = ctx.ready_caches(WorkloadKind::SafeJob).await;
-    let previously: Vec<String> = previous
-        .managed_objects
-        .iter()
-        .flatten()
-        .map(|m| format!("{}/{}", m.kind, m.name))
-        .collect();
+    let previously = outcome::managed_keys(previous.managed_objects.as_deref());
     let sync = SyncCtx {
         client: &ctx.client,
         namespace: &ns,
