@@ -3,13 +3,14 @@
 //! immutability transition included), the pod it shares with SafeApp (same code, same
 //! answers), and `render` of manifests that hold both kinds.
 
-#[allow(dead_code)] // this crate uses only `common::permissive_policy`
+#[allow(dead_code)] // this crate uses only `permissive_policy` and `merged`
 mod common;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec, PodFailurePolicyRule};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::cel::Validator;
 use safeapp::api::safejob::IMMUTABLE_MESSAGE;
 use safeapp::api::v1alpha1::SecurityProfile;
@@ -59,19 +60,7 @@ spec:
 /// `base` with the YAML mapping `extra` merged into its spec (a null value removes the
 /// key), as JSON.
 fn merged(base: &str, extra: &str) -> Value {
-    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(base).expect("base manifest");
-    if !extra.trim().is_empty() {
-        let patch: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(extra).expect("patch mapping");
-        let spec = value["spec"].as_mapping_mut().expect("spec mapping");
-        for (k, v) in patch {
-            if v.is_null() {
-                spec.remove(&k);
-            } else {
-                spec.insert(k, v);
-            }
-        }
-    }
-    serde_json::to_value(&value).expect("json")
+    serde_json::to_value(common::merged(base, extra)).expect("json")
 }
 
 fn job_with(base: &str, extra: &str) -> SafeJob {
@@ -598,26 +587,8 @@ fn labels_of_every_object() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let c = cron(extra);
-    let j = one_off(extra);
-    let template_meta = c
-        .spec
-        .as_ref()
-        .unwrap()
-        .job_template
-        .metadata
-        .clone()
-        .unwrap();
-    for (what, labels) in [
-        ("CronJob", c.metadata.labels.clone()),
-        ("jobTemplate", template_meta.labels),
-        (
-            "CronJob pod",
-            cron_run(&c).template.metadata.unwrap().labels,
-        ),
-        ("Job", j.metadata.labels.clone()),
-        ("Job pod", job_run(&j).template.metadata.unwrap().labels),
-    ] {
+    for (what, meta) in every_meta(extra) {
+        let labels = meta.labels;
         assert_eq!(labels.as_ref(), Some(&expected), "{what}");
     }
 }
@@ -653,6 +624,25 @@ fn a_safejob_pod_never_matches_a_safeapp_selector() {
     }
 }
 
+/// The metadata of every object and pod template a SafeJob with `extra` makes, in
+/// both forms: the CronJob, its jobTemplate and pod, the Job and its pod.
+fn every_meta(extra: &str) -> Vec<(&'static str, ObjectMeta)> {
+    let c = cron(extra);
+    let j = one_off(extra);
+    let template_meta = c
+        .spec
+        .as_ref()
+        .and_then(|s| s.job_template.metadata.clone())
+        .expect("jobTemplate metadata");
+    vec![
+        ("CronJob", c.metadata.clone()),
+        ("jobTemplate", template_meta),
+        ("CronJob pod", cron_run(&c).template.metadata.expect("meta")),
+        ("Job", j.metadata.clone()),
+        ("Job pod", job_run(&j).template.metadata.expect("meta")),
+    ]
+}
+
 // owner and dependsOn become the safeapp.dev/* annotations, with spec.annotations, on
 // the workload, the jobTemplate and the pod.
 #[test]
@@ -669,29 +659,8 @@ fn owner_annotations() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let c = cron(extra);
-    let j = one_off(extra);
-    let template_meta = c
-        .spec
-        .as_ref()
-        .unwrap()
-        .job_template
-        .metadata
-        .clone()
-        .unwrap();
-    for (what, annotations) in [
-        ("CronJob", c.metadata.annotations.clone()),
-        ("jobTemplate", template_meta.annotations),
-        (
-            "CronJob pod",
-            cron_run(&c).template.metadata.unwrap().annotations,
-        ),
-        ("Job", j.metadata.annotations.clone()),
-        (
-            "Job pod",
-            job_run(&j).template.metadata.unwrap().annotations,
-        ),
-    ] {
+    for (what, meta) in every_meta(extra) {
+        let annotations = meta.annotations;
         assert_eq!(annotations.as_ref(), Some(&expected), "{what}");
     }
     // No owner, no annotations at all (not an empty map).

@@ -3,34 +3,16 @@
 //! for the status. Shared by both kinds' reconcilers (SafeApp and SafeJob): they differ
 //! in what they apply, not in how it is reported.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use tracing::{info, warn};
 
 use super::apply::{Change, Synced};
 use super::conditions::{self as c, Cond};
 use super::events::{self, EventType};
-use super::{Context, Error, status};
+use super::status::{self, Owner};
+use super::{Context, Error};
 use crate::api::v1alpha1::{DriftCorrection, ManagedObject};
-use crate::api::{SafeApp, SafeJob};
-
-/// The object a reconcile is about, as reporting sees it.
-pub trait Owner: Resource<DynamicType = ()> {
-    /// Its current conditions (from the status it was read with).
-    fn conditions(&self) -> Option<&[Condition]>;
-}
-
-impl Owner for SafeApp {
-    fn conditions(&self) -> Option<&[Condition]> {
-        self.status.as_ref()?.conditions.as_deref()
-    }
-}
-
-impl Owner for SafeJob {
-    fn conditions(&self) -> Option<&[Condition]> {
-        self.status.as_ref()?.conditions.as_deref()
-    }
-}
 
 /// One line per child, for events and status.
 pub struct Report {

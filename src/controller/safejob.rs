@@ -57,7 +57,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
 
     if ctx.policy.guardrails.denies_namespace(&ns) {
         let conds = outcome::namespace_denied(&ns);
-        write(ctx, job, previous, &conds, &now).await?;
+        status::write(&ctx.client, job, previous, &conds, &now, &ctx.metrics).await?;
         return Ok(Action::await_change());
     }
     if job.spec.schedule.is_none() && previous.job_name.as_deref() == Some(name.as_str()) {
@@ -66,14 +66,14 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     if job.spec.paused == Some(true) {
         // Whether a run is ready is not known without reading it: not claimed.
         let conds = outcome::paused(false);
-        write(ctx, job, previous, &conds, &now).await?;
+        status::write(&ctx.client, job, previous, &conds, &now, &ctx.metrics).await?;
         return Ok(Action::await_change());
     }
     let validated = match validate::validate_job(job, &ctx.policy) {
         Ok(v) => v,
         Err(problems) => {
             let conds = outcome::invalid_spec(job, ctx, &problems).await;
-            write(ctx, job, previous, &conds, &now).await?;
+            status::write(&ctx.client, job, previous, &conds, &now, &ctx.metrics).await?;
             return Ok(Action::await_change());
         }
     };
@@ -144,7 +144,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
             Cond::new(c::DEGRADED, false, c::REASON_AS_EXPECTED, ""),
         ]
     };
-    write(ctx, job, base, &conds, &now).await?;
+    status::write(&ctx.client, job, base, &conds, &now, &ctx.metrics).await?;
     match outcome.failures.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
@@ -228,7 +228,7 @@ async fn observe_one_off(
             (base, conds)
         }
     };
-    write(ctx, job, base, &conds, now).await?;
+    status::write(&ctx.client, job, base, &conds, now, &ctx.metrics).await?;
     Ok(Action::requeue(with_jitter(ctx.resync, uid)))
 }
 
@@ -452,35 +452,4 @@ pub fn finished_conditions(status: &SafeJobStatus) -> Vec<Cond> {
             ]
         }
     }
-}
-
-/// Builds the new status from `base` and `wanted`, and patches it when it changed.
-async fn write(
-    ctx: &Context,
-    job: &SafeJob,
-    base: SafeJobStatus,
-    wanted: &[Cond],
-    now: &Time,
-) -> Result<bool, Error> {
-    let generation = job.metadata.generation;
-    let old = job.status.as_ref();
-    let status = SafeJobStatus {
-        observed_generation: generation,
-        conditions: Some(c::merge(
-            old.and_then(|s| s.conditions.as_deref()),
-            wanted,
-            generation,
-            now,
-        )),
-        ..base
-    };
-    status::patch_if_changed(
-        &ctx.client,
-        job,
-        old,
-        &status,
-        "SafeJobStatus",
-        &ctx.metrics,
-    )
-    .await
 }

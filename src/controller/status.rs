@@ -1,8 +1,8 @@
 //! Status: conditions computed from the Deployment's own status and conditions, and the
-//! patch of `SafeApp.status`, made only when something changed.
+//! patch of a SafeApp's or SafeJob's status ([`Owner`]), made only when something changed.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::Error;
 use super::conditions::{self as c, Cond};
-use crate::api::{SafeApp, SafeAppStatus};
+use crate::api::{SafeApp, SafeAppStatus, SafeJob, SafeJobStatus};
 use crate::metrics::Metrics;
 
 /// Ready, Progressing and Degraded from the live Deployment. `out_of_range` lists
@@ -210,42 +210,86 @@ pub fn with_deployment(
     status
 }
 
-/// The new status: `base` with the conditions merged over the old ones.
-pub fn build(app: &SafeApp, base: SafeAppStatus, wanted: &[Cond], now: &Time) -> SafeAppStatus {
-    let old = app.status.as_ref().and_then(|s| s.conditions.as_deref());
-    let generation = app.metadata.generation;
-    SafeAppStatus {
-        observed_generation: generation,
-        conditions: Some(c::merge(old, wanted, generation, now)),
-        ..base
+/// A SafeApp or a SafeJob, as its status and its reports see it.
+pub trait Owner:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug
+{
+    type Status: Serialize + PartialEq;
+    /// Names its status writes in the metrics.
+    const STATUS_LABEL: &'static str;
+    /// The status it was read with.
+    fn status(&self) -> Option<&Self::Status>;
+    /// Its current conditions (from the status it was read with).
+    fn conditions(&self) -> Option<&[Condition]>;
+    /// `base` with `conditions`, describing `generation`.
+    fn observed(
+        base: Self::Status,
+        generation: Option<i64>,
+        conditions: Vec<Condition>,
+    ) -> Self::Status;
+}
+
+impl Owner for SafeApp {
+    type Status = SafeAppStatus;
+    const STATUS_LABEL: &'static str = "SafeAppStatus";
+    fn status(&self) -> Option<&SafeAppStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(&self) -> Option<&[Condition]> {
+        self.status.as_ref()?.conditions.as_deref()
+    }
+    fn observed(base: SafeAppStatus, generation: Option<i64>, c: Vec<Condition>) -> SafeAppStatus {
+        SafeAppStatus {
+            observed_generation: generation,
+            conditions: Some(c),
+            ..base
+        }
     }
 }
 
-/// Builds the new status from `base` and `wanted`, and patches it when it changed.
-pub async fn write(
+impl Owner for SafeJob {
+    type Status = SafeJobStatus;
+    const STATUS_LABEL: &'static str = "SafeJobStatus";
+    fn status(&self) -> Option<&SafeJobStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(&self) -> Option<&[Condition]> {
+        self.status.as_ref()?.conditions.as_deref()
+    }
+    fn observed(base: SafeJobStatus, generation: Option<i64>, c: Vec<Condition>) -> SafeJobStatus {
+        SafeJobStatus {
+            observed_generation: generation,
+            conditions: Some(c),
+            ..base
+        }
+    }
+}
+
+/// The new status: `base` with the conditions merged over the old ones.
+pub fn build<K: Owner>(obj: &K, base: K::Status, wanted: &[Cond], now: &Time) -> K::Status {
+    let generation = obj.meta().generation;
+    let conditions = c::merge(obj.conditions(), wanted, generation, now);
+    K::observed(base, generation, conditions)
+}
+
+/// Builds the new status of a SafeApp or SafeJob from `base` and `wanted`, and patches
+/// it when it changed.
+pub async fn write<K: Owner>(
     client: &Client,
-    app: &SafeApp,
-    base: SafeAppStatus,
+    obj: &K,
+    base: K::Status,
     wanted: &[Cond],
     now: &Time,
     metrics: &Metrics,
 ) -> Result<bool, Error> {
-    let status = build(app, base, wanted, now);
-    patch_if_changed(
-        client,
-        app,
-        app.status.as_ref(),
-        &status,
-        "SafeAppStatus",
-        metrics,
-    )
-    .await
+    let status = build(obj, base, wanted, now);
+    patch_if_changed(client, obj, obj.status(), &status, K::STATUS_LABEL, metrics).await
 }
 
 /// Patches the status subresource of `obj` (a SafeApp or a SafeJob) to `status`, only
 /// when it differs from `old`, the status `obj` was read with. `label` names the write
 /// in the metrics.
-pub async fn patch_if_changed<K, S>(
+async fn patch_if_changed<K, S>(
     client: &Client,
     obj: &K,
     old: Option<&S>,

@@ -6,6 +6,12 @@ use safeapp::api::SafeApp;
 /// Parses `base` (a SafeApp manifest) and merges the YAML mapping `extra` into its spec:
 /// keys with a null value are removed, the others replace the base's.
 pub fn app_with(base: &str, extra: &str) -> SafeApp {
+    serde_yaml_ng::from_value(merged(base, extra)).expect("a SafeApp")
+}
+
+/// `base` (a manifest of either kind) with the YAML mapping `extra` merged into its spec,
+/// as [`app_with`] does.
+pub fn merged(base: &str, extra: &str) -> serde_yaml_ng::Value {
     let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(base).expect("base manifest");
     if !extra.trim().is_empty() {
         let patch: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(extra).expect("patch mapping");
@@ -18,7 +24,7 @@ pub fn app_with(base: &str, extra: &str) -> SafeApp {
             }
         }
     }
-    serde_yaml_ng::from_value(value).expect("a SafeApp")
+    value
 }
 
 /// A policy with every guardrail relaxed (any profile, Service type, ServiceAccount,
