@@ -405,19 +405,21 @@ async fn status_follows_the_rollout() {
         json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}),
     );
     env.reconcile("web").await.expect("progressing");
-    assert_eq!(env.condition("web", "Progressing")["status"], "True");
+    assert_eq!(env.condition("web", "Reconciling")["status"], "True");
     assert_eq!(
-        env.condition("web", "Progressing")["reason"],
+        env.condition("web", "Reconciling")["reason"],
         "RolloutInProgress"
     );
     assert_eq!(env.condition("web", "Ready")["status"], "False");
-    // Mid-rollout at full capacity (maxUnavailable 0): ready, still progressing.
+    // Mid-rollout at full capacity (maxUnavailable 0): the old pods serve, but the spec's
+    // template is not out yet: not Ready (kstatus: InProgress), still reconciling.
     set_status(
         json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2, "readyReplicas": 2}),
     );
     env.reconcile("web").await.expect("progressing at capacity");
-    assert_eq!(env.condition("web", "Ready")["status"], "True");
-    assert_eq!(env.condition("web", "Progressing")["status"], "True");
+    assert_eq!(env.condition("web", "Ready")["status"], "False");
+    assert_eq!(env.condition("web", "Reconciling")["status"], "True");
+    assert_eq!(env.condition("web", "Stalled")["status"], "False");
 
     set_status(
         json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
@@ -425,7 +427,7 @@ async fn status_follows_the_rollout() {
     env.reconcile("web").await.expect("complete");
     assert_eq!(env.condition("web", "Ready")["status"], "True");
     assert_eq!(
-        env.condition("web", "Progressing")["reason"],
+        env.condition("web", "Reconciling")["reason"],
         "RolloutComplete"
     );
     assert_eq!(env.app("web")["status"]["readyReplicas"], 2);
@@ -455,9 +457,16 @@ async fn status_follows_the_rollout() {
             .contains("exceeded quota")
     );
     assert_eq!(
-        env.condition("web", "Progressing")["reason"],
+        env.condition("web", "Reconciling")["reason"],
         "ProgressDeadlineExceeded"
     );
+    // Past its deadline nothing changes by itself: Stalled, which Flux reads as Failed.
+    assert_eq!(env.condition("web", "Stalled")["status"], "True");
+    assert_eq!(
+        env.condition("web", "Stalled")["reason"],
+        "ProgressDeadlineExceeded"
+    );
+    assert_eq!(env.condition("web", "Reconciling")["status"], "False");
 }
 
 // The shared LimitRange carries one ownerReference per SafeApp of the namespace; a

@@ -326,7 +326,10 @@ async fn operator_upgrades_are_staged() {
             let pending = env.condition(n, "UpgradePending");
             assert_eq!(pending["status"], "True");
             assert_eq!(pending["reason"], "WaitingForSlot");
-            assert_eq!(env.condition(n, "Progressing")["reason"], "UpgradePending");
+            // kstatus reads it as in progress: it goes by itself when a slot frees.
+            let reconciling = env.condition(n, "Reconciling");
+            assert_eq!(reconciling["reason"], "WaitingForSlot");
+            assert_eq!(reconciling["status"], "True");
             assert_eq!(pre_stop(&env, n), 7, "the new template is applied, paused");
         }
         let in_flight = env.ctx.upgrades.in_use();
@@ -452,7 +455,7 @@ async fn rollout_restart_and_pause_keep_working() {
     env.reconcile("web").await.expect("after pause");
     assert_eq!(env.deployment_writes(), 0, "{:?}", env.child_writes());
     assert!(env.paused("web"), "the user's pause stays");
-    let progressing = env.condition("web", "Progressing");
+    let progressing = env.condition("web", "Reconciling");
     assert_eq!(progressing["status"], "False");
     assert_eq!(progressing["reason"], "DeploymentPaused");
     assert_eq!(env.condition("web", "UpgradePending")["status"], "False");

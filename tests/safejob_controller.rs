@@ -165,7 +165,7 @@ async fn one_off_job_is_created_once() {
     );
     assert_eq!(status(&env, "migrate")["jobName"], "migrate");
     assert_eq!(condition(&env, "migrate", "Ready")["reason"], "Running");
-    assert_eq!(condition(&env, "migrate", "Progressing")["status"], "True");
+    assert_eq!(condition(&env, "migrate", "Reconciling")["status"], "True");
 
     // The job controller runs it to success.
     set_status(
@@ -186,7 +186,7 @@ async fn one_off_job_is_created_once() {
     );
     assert_eq!(condition(&env, "migrate", "Ready")["status"], "True");
     assert_eq!(condition(&env, "migrate", "Ready")["reason"], "Succeeded");
-    assert_eq!(condition(&env, "migrate", "Progressing")["status"], "False");
+    assert_eq!(condition(&env, "migrate", "Reconciling")["status"], "False");
     let st = status(&env, "migrate");
     assert_eq!(st["lastSuccessfulTime"], "2026-11-30T02:03:00Z");
     assert_eq!(st["lastScheduleTime"], "2026-11-30T02:00:00Z");
@@ -304,7 +304,7 @@ async fn scheduled_status_follows_the_cronjob_and_its_runs() {
         "DeadlineExceeded"
     );
     assert_eq!(
-        condition(&env, "report", "Progressing")["reason"],
+        condition(&env, "report", "Reconciling")["reason"],
         "Running"
     );
     assert_eq!(condition(&env, "report", "Ready")["status"], "True");
@@ -319,7 +319,7 @@ async fn scheduled_status_follows_the_cronjob_and_its_runs() {
     );
     reconcile(&env, "report").await.expect("reconcile");
     assert_eq!(condition(&env, "report", "Degraded")["status"], "False");
-    assert_eq!(condition(&env, "report", "Progressing")["reason"], "Idle");
+    assert_eq!(condition(&env, "report", "Reconciling")["reason"], "Idle");
     assert_eq!(
         status(&env, "report")["lastFailure"]["reason"],
         "DeadlineExceeded"

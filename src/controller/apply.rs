@@ -305,7 +305,11 @@ pub async fn converge<K: Cached>(
         // Background: the object's own dependents go too (a batch/v1 Job's default is
         // to orphan its pods).
         match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
+            Ok(_) => {
+                if let (Some(caches), Some(gone)) = (ctx.caches_for::<K>(), &existing) {
+                    caches.deleted::<K>(gone);
+                }
+            }
             // Already gone (a cache a moment behind).
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(done(Change::Absent, None)),
             Err(source) => {
@@ -348,6 +352,9 @@ pub async fn converge<K: Cached>(
             source,
         })?;
     ctx.metrics.write(kind);
+    if let Some(caches) = ctx.caches_for::<K>() {
+        caches.wrote::<K>(&serde_json::to_value(&live).unwrap_or_default());
+    }
     info!(kind, name, change = ?change, "Applied");
     Ok(done(change, Some(Live::Typed(live))))
 }

@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -117,11 +117,58 @@ impl<K> Compact<K> {
     }
 }
 
-/// The caches of one kind: the operator's objects (compact), every object's name.
+/// The caches of one kind: the operator's objects (compact), every object's name, and
+/// the operator's own writes the watch has not brought back yet.
 #[derive(Clone)]
 pub struct KindCache<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub objects: Store<Compact<K>>,
     pub names: Store<PartialObjectMeta<K>>,
+    own: OwnWrites<K>,
+}
+
+/// The operator's own last write of an object, kept until its watch event arrives:
+/// read-your-writes over an eventually consistent cache (the "expectations" of
+/// Kubernetes' own controllers). A reconcile that runs between an apply and its watch
+/// event — the created children's events trigger one at once — would otherwise find the
+/// child missing (and create it again, reporting it deleted) or older than what was
+/// just written (and write it again).
+enum OwnWrite<K> {
+    /// Applied: the object as the API server returned it.
+    Applied(Box<Compact<K>>),
+    /// Deleted: the resourceVersion it had; cached copies up to it are gone.
+    Deleted(u64),
+}
+
+impl<K> OwnWrite<K> {
+    fn version(&self) -> u64 {
+        match self {
+            Self::Applied(o) => rv(&o.metadata).unwrap_or(0),
+            Self::Deleted(v) => *v,
+        }
+    }
+}
+
+type OwnWrites<K> = Arc<Mutex<HashMap<(String, String), OwnWrite<K>>>>;
+
+fn rv(meta: &ObjectMeta) -> Option<u64> {
+    meta.resource_version.as_deref()?.parse().ok()
+}
+
+fn key(meta: &ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Forgets own writes the watch has now seen (this version or a later one).
+fn caught_up<K>(own: &OwnWrites<K>, meta: &ObjectMeta, deleted: bool) {
+    let mut map = own.lock().unwrap_or_else(|p| p.into_inner());
+    let k = key(meta);
+    let seen = rv(meta).unwrap_or(u64::MAX);
+    if map.get(&k).is_some_and(|w| deleted || seen >= w.version()) {
+        map.remove(&k);
+    }
 }
 
 /// The caches of the kinds the operator writes.
@@ -205,7 +252,8 @@ where
                 Api::<PartialObjectMeta<K>>::all(client.clone()),
             ),
         };
-        let changes = watch(api, selector, writer, with_status);
+        let own: OwnWrites<K> = Arc::default();
+        let changes = watch(api, selector, writer, with_status, own.clone());
         let names_feed = watcher(names_api, watcher::Config::default())
             .default_backoff()
             // Only the name is needed: whether it is taken.
@@ -219,17 +267,57 @@ where
             })
             .reflect(names_writer)
             .map(|_| ());
-        (Self { objects, names }, changes, names_feed)
+        (
+            Self {
+                objects,
+                names,
+                own,
+            },
+            changes,
+            names_feed,
+        )
     }
 }
 
 impl Caches {
-    /// The cached object `ns/name` of kind K, as JSON; None when it is not there.
+    /// The cached object `ns/name` of kind K, as JSON; None when it is not there. The
+    /// operator's own later write wins over a cached copy older than it.
     pub fn get<K: Cached>(&self, ns: &str, name: &str) -> Option<Value> {
-        let obj = K::cache(self)?
-            .objects
-            .get(&ObjectRef::new(name).within(ns))?;
-        Some(obj.to_value())
+        let cache = K::cache(self)?;
+        let cached = cache.objects.get(&ObjectRef::new(name).within(ns));
+        let own = cache.own.lock().unwrap_or_else(|p| p.into_inner());
+        let older = |w: &OwnWrite<K>| {
+            cached
+                .as_ref()
+                .is_none_or(|c| rv(&c.metadata).is_some_and(|v| v < w.version()))
+        };
+        match own.get(&(ns.to_string(), name.to_string())) {
+            Some(w @ OwnWrite::Applied(o)) if older(w) => Some(o.to_value()),
+            Some(w @ OwnWrite::Deleted(_)) if older(w) => None,
+            _ => cached.map(|c| c.to_value()),
+        }
+    }
+
+    /// Records the operator's own write of `obj` (as the API server returned it).
+    pub fn wrote<K: Cached>(&self, obj: &Value) {
+        let Some(cache) = K::cache(self) else { return };
+        let Ok(compact) = serde_json::from_value::<Compact<K>>(obj.clone()) else {
+            return;
+        };
+        let k = key(&compact.metadata);
+        let mut own = cache.own.lock().unwrap_or_else(|p| p.into_inner());
+        own.insert(k, OwnWrite::Applied(Box::new(compact)));
+    }
+
+    /// Records the operator's own delete of `obj` (its last known state).
+    pub fn deleted<K: Cached>(&self, obj: &Value) {
+        let Some(cache) = K::cache(self) else { return };
+        let Ok(meta) = serde_json::from_value::<ObjectMeta>(obj["metadata"].clone()) else {
+            return;
+        };
+        let Some(version) = rv(&meta) else { return };
+        let mut own = cache.own.lock().unwrap_or_else(|p| p.into_inner());
+        own.insert(key(&meta), OwnWrite::Deleted(version));
     }
 
     /// Whether any object of kind K is called `ns/name` (someone else's included).
@@ -309,11 +397,12 @@ pub fn fingerprint<K>(obj: &Compact<K>, with_status: bool) -> u64 {
 /// A watch of `api` (objects matching `config`) that keeps `writer`'s cache, with
 /// managedFields stripped, and yields the objects whose [`fingerprint`] changed, and the
 /// deleted ones.
-pub fn watch<K>(
+fn watch<K>(
     api: Api<Compact<K>>,
     config: watcher::Config,
     writer: Writer<Compact<K>>,
     with_status: bool,
+    own: OwnWrites<K>,
 ) -> impl Stream<Item = Compact<K>> + Send
 where
     K: Child + Send + Sync + 'static,
@@ -325,10 +414,12 @@ where
         .filter_map(move |event| {
             let out = match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    caught_up(&own, &o.metadata, false);
                     let print = fingerprint(&o, with_status);
                     (seen.insert(ObjectRef::from_obj(&o), print) != Some(print)).then_some(o)
                 }
                 Ok(watcher::Event::Delete(o)) => {
+                    caught_up(&own, &o.metadata, true);
                     seen.remove(&ObjectRef::from_obj(&o));
                     Some(o)
                 }

@@ -1,10 +1,25 @@
-//! Condition types and reasons of `SafeApp.status.conditions`, and the one helper that
-//! sets a condition while keeping `lastTransitionTime` unless its status flips.
+//! Condition types and reasons of `SafeApp.status.conditions` (and SafeJob's), the kstatus
+//! rules that complete every condition list ([`kstatus`]), and the one helper that sets a
+//! condition while keeping `lastTransitionTime` unless its status flips.
+//!
+//! The three conditions GitOps tools read (kstatus: Flux, kpt, Config Sync; the Argo CD
+//! health checks in `config/argocd`) are on every status the operator writes:
+//! - `Ready` (normal-true): everything the spec asks for is applied and available.
+//! - `Reconciling` (abnormal-true): the operator, or the workload, is still working toward
+//!   the spec; its reason says on what.
+//! - `Stalled` (abnormal-true): nothing will change without a person ([`STALL_REASONS`]).
+//!
+//! Beside them, only conditions that say something these do not: `Degraded` (serving,
+//! but something is wrong: a refused replica, resources outside the namespace's range, a
+//! failed run of a schedule), `UpgradePending`, `AccessPoliciesMatched`, `Exposed`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub const READY: &str = "Ready";
-pub const PROGRESSING: &str = "Progressing";
+/// kstatus: still working toward the spec (abnormal-true).
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: stuck until a person acts (abnormal-true); the only condition Flux reads as Failed.
+pub const STALLED: &str = "Stalled";
 pub const DEGRADED: &str = "Degraded";
 /// Whether the apps named in `spec.accessPolicy` declare the other side (`access.rs`).
 pub const ACCESS_POLICIES_MATCHED: &str = "AccessPoliciesMatched";
@@ -42,6 +57,8 @@ pub const REASON_INGRESS_CREATED: &str = "IngressCreated";
 pub const REASON_BLOCKED_BY_NETWORK_POLICY: &str = "BlockedByNetworkPolicy";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
+/// A ConfigMap or Secret the pods reference does not exist (yet).
+pub const REASON_CONFIG_MISSING: &str = "ConfigMissing";
 
 // SafeJob: what its CronJob or Job is doing.
 /// A scheduled SafeJob's CronJob is in place.
@@ -102,6 +119,75 @@ pub fn failure_reason(error: &super::Error) -> &'static str {
         Some(_) => REASON_SERVER_ERROR,
         None => REASON_API_UNREACHABLE,
     }
+}
+
+/// Reasons that mean nothing will change without a person: a spec the operator refuses,
+/// an object in the way, a namespace it may not act in, a rollout past its deadline,
+/// pods admission will refuse, a child the API server refuses (RBAC, schema, admission),
+/// a one-off Job that failed or vanished. Transient failures (server errors, throttling,
+/// conflicts, an unreachable API) are retried: they are `Reconciling`, not `Stalled`.
+pub const STALL_REASONS: &[&str] = &[
+    REASON_INVALID_SPEC,
+    REASON_NAME_CONFLICT,
+    REASON_NAMESPACE_NOT_ALLOWED,
+    REASON_PROGRESS_DEADLINE_EXCEEDED,
+    REASON_RESOURCES_OUT_OF_RANGE,
+    REASON_FORBIDDEN,
+    REASON_INVALID,
+    REASON_BAD_REQUEST,
+    REASON_BACKOFF_LIMIT_EXCEEDED,
+    REASON_DEADLINE_EXCEEDED,
+    REASON_POD_FAILURE_POLICY,
+    REASON_MAX_FAILED_INDEXES_EXCEEDED,
+    REASON_FAILED_INDEXES,
+    REASON_JOB_FAILED,
+    REASON_JOB_REMOVED,
+];
+
+/// Completes a condition list by the kstatus rules, so that every status says the same
+/// thing in the same way: `Ready`, `Reconciling` and `Stalled` first, in that order, then
+/// the others as given. `Stalled` is True when `Ready` is False for a reason of
+/// [`STALL_REASONS`] (or `Reconciling` gave one up for such a reason); then `Reconciling`
+/// is False with the same reason, since nothing is in progress. Pure.
+pub fn kstatus(wanted: Vec<Cond>) -> Vec<Cond> {
+    let find = |t: &str| wanted.iter().find(|x| x.type_ == t);
+    let ready = find(READY)
+        .cloned()
+        .unwrap_or_else(|| Cond::new(READY, false, REASON_WAITING, ""));
+    let reconciling = find(RECONCILING).cloned();
+    let stall = if ready.status {
+        None
+    } else {
+        [Some(&ready), reconciling.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|x| STALL_REASONS.contains(&x.reason))
+            .map(|x| (x.reason, x.message.clone()))
+    };
+    let (reconciling, stalled) = match stall {
+        Some((reason, message)) => (
+            Cond::new(RECONCILING, false, reason, message.clone()),
+            Cond::new(STALLED, true, reason, message),
+        ),
+        None => (
+            reconciling.unwrap_or_else(|| {
+                Cond::new(
+                    RECONCILING,
+                    !ready.status,
+                    ready.reason,
+                    ready.message.clone(),
+                )
+            }),
+            Cond::new(STALLED, false, REASON_AS_EXPECTED, ""),
+        ),
+    };
+    let mut out = vec![ready, reconciling, stalled];
+    out.extend(
+        wanted
+            .into_iter()
+            .filter(|x| ![READY, RECONCILING, STALLED].contains(&x.type_)),
+    );
+    out
 }
 
 /// A condition without its transition time (filled in by [`merge`]).

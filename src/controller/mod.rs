@@ -257,6 +257,8 @@ pub struct Context {
     pub upgrade_retry: Duration,
     /// Each SafeApp's access rules as last seen, to re-check its peers on a change.
     pub access: access::AccessIndex,
+    /// The statuses last written, until the cache has them (`status::Written`).
+    pub statuses: status::Written,
     /// When each object (`namespace/kind/name`) last had its drift corrected.
     drift_seen: Mutex<HashMap<String, Instant>>,
     /// Reconciles asked for by other reconciles (peers of a changed access policy).
@@ -292,6 +294,7 @@ impl Context {
             upgrade_retry: upgrade::DEFAULT_RETRY,
             access: access::AccessIndex::default(),
             drift_seen: Mutex::new(HashMap::new()),
+            statuses: status::Written::default(),
             retrigger,
             retriggered: Mutex::new(Some(retriggered)),
         }

@@ -212,7 +212,7 @@ pub fn paused(ready: bool) -> Vec<Cond> {
             "spec.paused is true: the operator changes nothing",
         ),
         Cond::new(
-            c::PROGRESSING,
+            c::RECONCILING,
             false,
             c::REASON_PAUSED,
             "spec.paused is true",

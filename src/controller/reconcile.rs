@@ -35,6 +35,9 @@ fn selector(name: &str) -> String {
 /// fails so that it is retried with backoff.
 #[instrument(skip_all, fields(name = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
 pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error> {
+    // The status this operator last wrote, when the watch has not brought it back yet.
+    let fresh = ctx.statuses.fresher(app);
+    let app = fresh.as_ref().unwrap_or(app);
     let ns = app.namespace().ok_or(Error::MissingNamespace)?;
     let name = app.name_any();
     if app.meta().deletion_timestamp.is_some() {
@@ -48,7 +51,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
 
     if ctx.policy.guardrails.denies_namespace(&ns) {
         let conds = outcome::namespace_denied(&ns);
-        status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
+        status::write(ctx, app, previous, &conds, &now).await?;
         ctx.upgrades.release(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
@@ -71,7 +74,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             .and_then(|v| serde_json::from_value(v).ok());
         let conds = outcome::paused(rollout_ready(live.as_ref()));
         let base = status::with_deployment(previous, live.as_ref(), selector(&name));
-        status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
+        status::write(ctx, app, base, &conds, &now).await?;
         // A paused or invalid app cannot finish an upgrade: its slot goes to the next.
         ctx.upgrades.release(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
@@ -81,7 +84,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         Ok(v) => v,
         Err(problems) => {
             let conds = outcome::invalid_spec(app, ctx, &problems).await;
-            status::write(&ctx.client, app, previous, &conds, &now, &ctx.metrics).await?;
+            status::write(ctx, app, previous, &conds, &now).await?;
             ctx.upgrades.release(&format!("{ns}/{name}"));
             // Nothing changes until the SafeApp does.
             return Ok(Action::await_change());
@@ -306,6 +309,9 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         .as_ref()
         .is_some_and(|x| x.reason == c::REASON_GATEWAY_API_MISSING);
     let missing = config.map(|c| c.missing).filter(|m| !m.is_empty());
+    if clean && let Some(missing) = &missing {
+        status::config_missing(&mut conds, missing);
+    }
     let base = SafeAppStatus {
         managed_objects: Some(managed),
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
@@ -314,7 +320,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         missing_config: missing,
         ..status::with_deployment(previous, typed_dep.as_ref(), selector(&name))
     };
-    status::write(&ctx.client, app, base, &conds, &now, &ctx.metrics).await?;
+    status::write(ctx, app, base, &conds, &now).await?;
     match outcome.failures.into_iter().next().or(access_failure) {
         Some(e) => Err(e),
         None if waiting => Ok(Action::requeue(ctx.upgrade_retry)),

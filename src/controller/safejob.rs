@@ -15,8 +15,9 @@
 //!   Job deleted by hand before the retry (seconds later) would run it again.
 //! - **Status**: the last schedule and success times and the active runs come from the
 //!   CronJob's status or the Job's; the last failed run's reason from the Failed
-//!   condition of the newest failed Job. Ready, Progressing and Degraded mean what they
-//!   mean on a SafeApp: in place and working, something going on, something failed.
+//!   condition of the newest failed Job. Ready, Reconciling, Stalled and Degraded mean
+//!   what they mean on a SafeApp (`conditions.rs`): done, something going on, a person
+//!   must act, something failed.
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -45,6 +46,9 @@ const BATCH: &str = "batch/v1";
 /// status, then fails the reconcile so that it is retried with backoff.
 #[instrument(skip_all, fields(name = %job.name_any(), namespace = job.namespace().unwrap_or_default()))]
 pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error> {
+    // The status this operator last wrote, when the watch has not brought it back yet.
+    let fresh = ctx.statuses.fresher(job);
+    let job = fresh.as_ref().unwrap_or(job);
     let ns = job.namespace().ok_or(Error::MissingNamespace)?;
     let name = job.name_any();
     if job.meta().deletion_timestamp.is_some() {
@@ -57,7 +61,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
 
     if ctx.policy.guardrails.denies_namespace(&ns) {
         let conds = outcome::namespace_denied(&ns);
-        status::write(&ctx.client, job, previous, &conds, &now, &ctx.metrics).await?;
+        status::write(ctx, job, previous, &conds, &now).await?;
         return Ok(Action::await_change());
     }
     if job.spec.schedule.is_none() && previous.job_name.as_deref() == Some(name.as_str()) {
@@ -66,14 +70,14 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     if job.spec.paused == Some(true) {
         // Whether a run is ready is not known without reading it: not claimed.
         let conds = outcome::paused(false);
-        status::write(&ctx.client, job, previous, &conds, &now, &ctx.metrics).await?;
+        status::write(ctx, job, previous, &conds, &now).await?;
         return Ok(Action::await_change());
     }
     let validated = match validate::validate_job(job, &ctx.policy) {
         Ok(v) => v,
         Err(problems) => {
             let conds = outcome::invalid_spec(job, ctx, &problems).await;
-            status::write(&ctx.client, job, previous, &conds, &now, &ctx.metrics).await?;
+            status::write(ctx, job, previous, &conds, &now).await?;
             return Ok(Action::await_change());
         }
     };
@@ -140,11 +144,11 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     } else {
         vec![
             Cond::new(c::READY, false, c::REASON_RUNNING, "creating the Job"),
-            Cond::new(c::PROGRESSING, true, c::REASON_RUNNING, "creating the Job"),
+            Cond::new(c::RECONCILING, true, c::REASON_RUNNING, "creating the Job"),
             Cond::new(c::DEGRADED, false, c::REASON_AS_EXPECTED, ""),
         ]
     };
-    status::write(&ctx.client, job, base, &conds, &now, &ctx.metrics).await?;
+    status::write(ctx, job, base, &conds, &now).await?;
     match outcome.failures.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
@@ -228,7 +232,7 @@ async fn observe_one_off(
             (base, conds)
         }
     };
-    status::write(&ctx.client, job, base, &conds, now, &ctx.metrics).await?;
+    status::write(ctx, job, base, &conds, now).await?;
     Ok(Action::requeue(with_jitter(ctx.resync, uid)))
 }
 
@@ -338,9 +342,10 @@ fn time_key(t: Option<&Time>) -> i64 {
     t.map_or(i64::MIN, |t| t.0.as_second())
 }
 
-/// Ready (the CronJob is in place: scheduled or suspended), Progressing (a run is
-/// going on), Degraded (the newest finished run failed, or the resources are out of the
-/// namespace's range).
+/// Ready (the CronJob is in place: scheduled or suspended), Reconciling False (reason
+/// `Running` while a run goes on, else `Idle`), Degraded (the newest finished run failed,
+/// or the resources are out of the namespace's range). A failed run of a schedule is not
+/// Stalled: the next one may succeed.
 pub fn scheduled_conditions(
     job: &ValidatedJob,
     status: &SafeJobStatus,
@@ -364,15 +369,17 @@ pub fn scheduled_conditions(
         )
     };
     let active = status.active.unwrap_or(0);
+    // The operator has nothing left to do once the CronJob is in place: a run going on
+    // is the schedule working, not the SafeJob converging (kstatus: Current).
     let progressing = if active > 0 {
         Cond::new(
-            c::PROGRESSING,
-            true,
+            c::RECONCILING,
+            false,
             c::REASON_RUNNING,
             format!("{active} run(s) going on"),
         )
     } else {
-        Cond::new(c::PROGRESSING, false, c::REASON_IDLE, "no run is going on")
+        Cond::new(c::RECONCILING, false, c::REASON_IDLE, "no run is going on")
     };
     // The newest finished run decides: a success after a failure clears Degraded.
     let failed_last = status
@@ -391,7 +398,8 @@ pub fn scheduled_conditions(
     vec![ready, progressing, degraded]
 }
 
-/// Ready when the Job succeeded; Progressing while it runs; Degraded when it failed.
+/// Ready when the Job succeeded; Reconciling while it runs; Stalled (and Degraded) when it
+/// failed: a one-off Job is never run again.
 pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
     if let Some(f) = run_failure(job) {
         return failed_conditions(&f);
@@ -403,7 +411,7 @@ pub fn one_off_conditions(job: &Job, out_of_range: &[String]) -> Vec<Cond> {
     let message = format!("Job {} is running ({active} pod(s) active)", job.name_any());
     vec![
         Cond::new(c::READY, false, c::REASON_RUNNING, message.clone()),
-        Cond::new(c::PROGRESSING, true, c::REASON_RUNNING, message),
+        Cond::new(c::RECONCILING, true, c::REASON_RUNNING, message),
         status::degraded(None, out_of_range),
     ]
 }
@@ -413,7 +421,7 @@ fn failed_conditions(f: &JobFailure) -> Vec<Cond> {
     let message = format!("Job {} failed: {}", f.job_name, f.message);
     vec![
         Cond::new(c::READY, false, reason, message.clone()),
-        Cond::new(c::PROGRESSING, false, reason, message.clone()),
+        Cond::new(c::RECONCILING, false, reason, message.clone()),
         Cond::new(c::DEGRADED, true, reason, message),
     ]
 }
@@ -422,7 +430,7 @@ fn succeeded_conditions(job_name: &str) -> Vec<Cond> {
     let message = format!("Job {job_name} succeeded");
     vec![
         Cond::new(c::READY, true, c::REASON_SUCCEEDED, message.clone()),
-        Cond::new(c::PROGRESSING, false, c::REASON_SUCCEEDED, message),
+        Cond::new(c::RECONCILING, false, c::REASON_SUCCEEDED, message),
         status::degraded(None, &[]),
     ]
 }
@@ -443,7 +451,7 @@ pub fn finished_conditions(status: &SafeJobStatus) -> Vec<Cond> {
             vec![
                 Cond::new(c::READY, false, c::REASON_JOB_REMOVED, message.clone()),
                 Cond::new(
-                    c::PROGRESSING,
+                    c::RECONCILING,
                     false,
                     c::REASON_JOB_REMOVED,
                     message.clone(),

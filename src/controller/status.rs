@@ -3,11 +3,13 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -15,10 +17,14 @@ use serde_json::json;
 use super::Error;
 use super::conditions::{self as c, Cond};
 use crate::api::{SafeApp, SafeAppStatus, SafeJob, SafeJobStatus};
-use crate::metrics::Metrics;
 
-/// Ready, Progressing and Degraded from the live Deployment. `out_of_range` lists
-/// resources the namespace LimitRange would refuse.
+/// Ready, Reconciling and Degraded from the live Deployment (`Stalled` follows from them,
+/// [`c::kstatus`]). `out_of_range` lists resources the namespace LimitRange would refuse.
+///
+/// Ready means the spec's template is rolled out and available at the spec's replicas:
+/// a rollout in progress (old pods still serving) is not Ready, as kstatus reads a
+/// Deployment. A paused Deployment (an operator upgrade waiting for its slot, or
+/// `kubectl rollout pause`) never rolls, so there Ready is what runs being available.
 pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[String]) -> Vec<Cond> {
     let Some(d) = deployment else {
         return vec![
@@ -29,15 +35,15 @@ pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[Strin
                 "the Deployment does not exist yet",
             ),
             Cond::new(
-                c::PROGRESSING,
+                c::RECONCILING,
                 true,
-                c::REASON_ROLLOUT_IN_PROGRESS,
+                c::REASON_WAITING,
                 "creating the Deployment",
             ),
             degraded(None, out_of_range),
         ];
     };
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let rollout = Rollout::of(d);
     let st = d.status.clone().unwrap_or_default();
     let find = |t: &str| {
         st.conditions
@@ -49,12 +55,16 @@ pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[Strin
     let deadline = find("Progressing")
         .filter(|x| x.status == "False" && x.reason.as_deref() == Some("ProgressDeadlineExceeded"));
     let replica_failure = find("ReplicaFailure").filter(|x| x.status == "True");
-    let caught_up = st.observed_generation >= d.metadata.generation;
-    let updated = st.updated_replicas.unwrap_or(0);
-    let available = st.available_replicas.unwrap_or(0);
-    let total = st.replicas.unwrap_or(0);
-    let complete = caught_up && updated >= want && total <= want && available >= want;
-    let summary = format!("{updated} of {want} updated, {available} available");
+    let summary = format!(
+        "{} of {} updated, {} available",
+        rollout.updated, rollout.want, rollout.available
+    );
+    let paused = d.spec.as_ref().and_then(|s| s.paused) == Some(true);
+    let ready = if paused {
+        rollout.caught_up && rollout.available >= rollout.want
+    } else {
+        rollout.complete()
+    };
 
     let failure = replica_failure
         .as_ref()
@@ -72,8 +82,26 @@ pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[Strin
                 )
             })
         });
-    let ready = if available >= want && caught_up {
+    let ready_cond = if ready {
         Cond::new(c::READY, true, c::REASON_AVAILABLE, summary.clone())
+    } else if let Some(f) = &deadline {
+        // Past its deadline the controller-manager stops trying: a person must act.
+        Cond::new(
+            c::READY,
+            false,
+            c::REASON_PROGRESS_DEADLINE_EXCEEDED,
+            f.message.clone().unwrap_or_default(),
+        )
+    } else if !out_of_range.is_empty() {
+        Cond::new(
+            c::READY,
+            false,
+            c::REASON_RESOURCES_OUT_OF_RANGE,
+            format!(
+                "admission will refuse the pods: {}",
+                out_of_range.join("; ")
+            ),
+        )
     } else if let Some((reason, msg)) = &failure {
         Cond::new(c::READY, false, reason, msg.clone())
     } else {
@@ -84,41 +112,75 @@ pub fn rollout_conditions(deployment: Option<&Deployment>, out_of_range: &[Strin
             summary.clone(),
         )
     };
-    let progressing = if let Some(f) = &deadline {
+    let reconciling = if ready {
+        Cond::new(c::RECONCILING, false, c::REASON_ROLLOUT_COMPLETE, summary)
+    } else if let Some(f) = &deadline {
         Cond::new(
-            c::PROGRESSING,
+            c::RECONCILING,
             false,
             c::REASON_PROGRESS_DEADLINE_EXCEEDED,
             f.message.clone().unwrap_or_default(),
         )
-    } else if complete {
-        Cond::new(c::PROGRESSING, false, c::REASON_ROLLOUT_COMPLETE, summary)
+    } else if let Some((reason, msg)) = failure.clone().filter(|_| deadline.is_none()) {
+        // A refused replica (quota, admission) is retried by the controller-manager
+        // until the progress deadline: still in progress.
+        Cond::new(c::RECONCILING, true, reason, msg)
     } else {
-        Cond::new(c::PROGRESSING, true, c::REASON_ROLLOUT_IN_PROGRESS, summary)
+        Cond::new(c::RECONCILING, true, c::REASON_ROLLOUT_IN_PROGRESS, summary)
     };
-    vec![ready, progressing, degraded(failure, out_of_range)]
+    vec![ready_cond, reconciling, degraded(failure, out_of_range)]
+}
+
+/// What a Deployment's status says of its rollout.
+struct Rollout {
+    want: i32,
+    caught_up: bool,
+    updated: i32,
+    available: i32,
+    total: i32,
+}
+
+impl Rollout {
+    fn of(d: &Deployment) -> Self {
+        let st = d.status.clone().unwrap_or_default();
+        Self {
+            want: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            caught_up: st.observed_generation >= d.metadata.generation,
+            updated: st.updated_replicas.unwrap_or(0),
+            available: st.available_replicas.unwrap_or(0),
+            total: st.replicas.unwrap_or(0),
+        }
+    }
+
+    /// The current template runs at the wanted count, available, old pods gone.
+    fn complete(&self) -> bool {
+        self.caught_up
+            && self.updated >= self.want
+            && self.total <= self.want
+            && self.available >= self.want
+    }
 }
 
 /// Whether a rollout has come to an end: complete on the current template, or failed
 /// past its progress deadline. Frees an upgrade slot.
 pub fn rollout_settled(d: &Deployment) -> bool {
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let st = d.status.clone().unwrap_or_default();
-    let caught_up = st.observed_generation >= d.metadata.generation;
-    let complete = caught_up
-        && st.updated_replicas.unwrap_or(0) >= want
-        && st.replicas.unwrap_or(0) <= want
-        && st.available_replicas.unwrap_or(0) >= want;
-    let failed = st.conditions.iter().flatten().any(|c| {
-        c.type_ == "Progressing"
-            && c.status == "False"
-            && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-    });
-    complete || (caught_up && failed)
+    let rollout = Rollout::of(d);
+    let failed = d
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        });
+    rollout.complete() || (rollout.caught_up && failed)
 }
 
-/// `UpgradePending`, and `Progressing` overridden while a rollout is held: by the
-/// upgrade queue, or by a pause someone else put on the Deployment.
+/// `UpgradePending`, and `Reconciling` overridden while a rollout is held: by the
+/// upgrade queue (True, `WaitingForSlot`: it will go by itself), by the app's
+/// `safeapp.dev/upgrade=defer` (False, `Deferred`: the team chose to wait), or by a pause
+/// someone else put on the Deployment (False, `DeploymentPaused`).
 pub fn upgrade_conditions(
     conds: &mut Vec<Cond>,
     held: Option<super::upgrade::HoldReason>,
@@ -143,16 +205,16 @@ pub fn upgrade_conditions(
         ),
         None => Cond::new(c::UPGRADE_PENDING, false, c::REASON_UP_TO_DATE, ""),
     };
-    let progressing = if held.is_some() {
+    let progressing = if let Some(reason) = held {
         Some(Cond::new(
-            c::PROGRESSING,
-            false,
-            c::UPGRADE_PENDING,
+            c::RECONCILING,
+            reason == HoldReason::WaitingForSlot,
+            pending.reason,
             pending.message.clone(),
         ))
     } else if user_paused {
         Some(Cond::new(
-            c::PROGRESSING,
+            c::RECONCILING,
             false,
             c::REASON_DEPLOYMENT_PAUSED,
             "the Deployment is paused (kubectl rollout pause): changes to the pod template do not roll out until kubectl rollout resume",
@@ -161,11 +223,29 @@ pub fn upgrade_conditions(
         None
     };
     if let Some(p) = progressing {
-        for cond in conds.iter_mut().filter(|x| x.type_ == c::PROGRESSING) {
+        for cond in conds.iter_mut().filter(|x| x.type_ == c::RECONCILING) {
             *cond = p.clone();
         }
     }
     conds.push(pending);
+}
+
+/// While a referenced ConfigMap or Secret is missing, pods cannot start (or run without
+/// it): until it appears, a not-Ready app is `Reconciling`, reason `ConfigMissing` (a
+/// GitOps sync often applies the app before its config; it resolves itself).
+pub fn config_missing(conds: &mut [Cond], missing: &[String]) {
+    let ready = conds.iter().any(|x| x.type_ == c::READY && x.status);
+    let message = format!("waiting for {}", missing.join(", "));
+    for cond in conds.iter_mut().filter(|x| x.type_ == c::RECONCILING) {
+        if !ready && cond.status {
+            *cond = Cond::new(
+                c::RECONCILING,
+                true,
+                c::REASON_CONFIG_MISSING,
+                message.clone(),
+            );
+        }
+    }
 }
 
 /// Degraded: a failure, else resources outside the namespace's range, else as expected.
@@ -185,11 +265,14 @@ pub fn degraded(failure: Option<(&'static str, String)>, out_of_range: &[String]
     }
 }
 
-/// Conditions for a SafeApp or SafeJob that cannot be applied at all (invalid spec, conflict).
+/// Conditions for a SafeApp or SafeJob that cannot be applied at all (invalid spec,
+/// conflict, a failed call): Stalled for a reason that needs a person, else Reconciling
+/// (a transient failure is retried with backoff).
 pub fn blocked_conditions(reason: &'static str, message: &str) -> Vec<Cond> {
+    let retried = !c::STALL_REASONS.contains(&reason);
     vec![
         Cond::new(c::READY, false, reason, message),
-        Cond::new(c::PROGRESSING, false, reason, message),
+        Cond::new(c::RECONCILING, retried, reason, message),
         Cond::new(c::DEGRADED, true, reason, message),
     ]
 }
@@ -214,11 +297,13 @@ pub fn with_deployment(
 pub trait Owner:
     Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug
 {
-    type Status: Serialize + PartialEq;
+    type Status: Serialize + DeserializeOwned + PartialEq;
     /// Names its status writes in the metrics.
     const STATUS_LABEL: &'static str;
     /// The status it was read with.
     fn status(&self) -> Option<&Self::Status>;
+    /// Its status, to replace (with a fresher one the operator wrote).
+    fn status_mut(&mut self) -> &mut Option<Self::Status>;
     /// Its current conditions (from the status it was read with).
     fn conditions(&self) -> Option<&[Condition]>;
     /// `base` with `conditions`, describing `generation`.
@@ -234,6 +319,9 @@ impl Owner for SafeApp {
     const STATUS_LABEL: &'static str = "SafeAppStatus";
     fn status(&self) -> Option<&SafeAppStatus> {
         self.status.as_ref()
+    }
+    fn status_mut(&mut self) -> &mut Option<SafeAppStatus> {
+        &mut self.status
     }
     fn conditions(&self) -> Option<&[Condition]> {
         self.status.as_ref()?.conditions.as_deref()
@@ -253,6 +341,9 @@ impl Owner for SafeJob {
     fn status(&self) -> Option<&SafeJobStatus> {
         self.status.as_ref()
     }
+    fn status_mut(&mut self) -> &mut Option<SafeJobStatus> {
+        &mut self.status
+    }
     fn conditions(&self) -> Option<&[Condition]> {
         self.status.as_ref()?.conditions.as_deref()
     }
@@ -265,67 +356,109 @@ impl Owner for SafeJob {
     }
 }
 
-/// The new status: `base` with the conditions merged over the old ones.
+/// The new status: `base` with the conditions, completed by the kstatus rules, merged
+/// over the old ones.
 pub fn build<K: Owner>(obj: &K, base: K::Status, wanted: &[Cond], now: &Time) -> K::Status {
     let generation = obj.meta().generation;
-    let conditions = c::merge(obj.conditions(), wanted, generation, now);
+    let wanted = c::kstatus(wanted.to_vec());
+    let conditions = c::merge(obj.conditions(), &wanted, generation, now);
     K::observed(base, generation, conditions)
 }
 
 /// Builds the new status of a SafeApp or SafeJob from `base` and `wanted`, and patches
-/// it when it changed.
+/// it when it changed. Returns whether it wrote.
 pub async fn write<K: Owner>(
-    client: &Client,
+    ctx: &super::Context,
     obj: &K,
     base: K::Status,
     wanted: &[Cond],
     now: &Time,
-    metrics: &Metrics,
 ) -> Result<bool, Error> {
     let status = build(obj, base, wanted, now);
-    patch_if_changed(client, obj, obj.status(), &status, K::STATUS_LABEL, metrics).await
-}
-
-/// Patches the status subresource of `obj` (a SafeApp or a SafeJob) to `status`, only
-/// when it differs from `old`, the status `obj` was read with. `label` names the write
-/// in the metrics.
-async fn patch_if_changed<K, S>(
-    client: &Client,
-    obj: &K,
-    old: Option<&S>,
-    status: &S,
-    label: &'static str,
-    metrics: &Metrics,
-) -> Result<bool, Error>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-    S: Serialize + PartialEq,
-{
-    if old == Some(status) {
+    let old = obj.status();
+    if old == Some(&status) {
         return Ok(false);
     }
-
     let ns = obj.namespace().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(client.clone(), &ns);
-    let mut patch = serde_json::to_value(status).map_err(|source| Error::Serialize {
-        kind: label,
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut patch = serde_json::to_value(&status).map_err(|source| Error::Serialize {
+        kind: K::STATUS_LABEL,
         source,
     })?;
     if let Some(old) = old {
         clear_dropped(&mut patch, &serde_json::to_value(old).unwrap_or_default());
     }
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": patch })),
-    )
-    .await
-    .map_err(|source| Error::PatchStatus { source })?;
-    metrics.write(label);
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": patch })),
+        )
+        .await
+        .map_err(|source| Error::PatchStatus { source })?;
+    ctx.metrics.write(K::STATUS_LABEL);
+    ctx.statuses.wrote(&written);
     Ok(true)
+}
+
+/// The statuses the operator last wrote, with the resourceVersion each write produced:
+/// read-your-writes over the controller's cache. A reconcile that starts before the
+/// watch has brought back the operator's own last status patch (the children it just
+/// created trigger one at once, and under load the SafeApp's watch event comes later)
+/// would otherwise take the older status for the current one: see the spec as changed
+/// and re-apply every child, patch the same status again, repeat the Events. An entry
+/// goes as soon as the cache holds the write (or something newer).
+#[derive(Default)]
+pub struct Written {
+    by_uid: Mutex<HashMap<String, (u64, serde_json::Value)>>,
+}
+
+impl Written {
+    /// Records the status of `obj` as the API server returned it after a write.
+    fn wrote<K: Owner>(&self, obj: &K) {
+        let (Some(uid), Some(rv)) = (obj.meta().uid.clone(), resource_version(obj.meta())) else {
+            return;
+        };
+        let Ok(status) = serde_json::to_value(obj.status()) else {
+            return;
+        };
+        let mut map = self.by_uid.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(uid, (rv, status));
+    }
+
+    /// `obj` with the status the operator last wrote, when the cache's copy is older than
+    /// that write; `obj` as it is otherwise (and the record is forgotten).
+    pub fn fresher<K: Owner>(&self, obj: &K) -> Option<K> {
+        let uid = obj.meta().uid.as_deref()?;
+        let mut map = self.by_uid.lock().unwrap_or_else(|p| p.into_inner());
+        let (rv, status) = map.get(uid)?;
+        match resource_version(obj.meta()) {
+            Some(seen) if seen < *rv => {
+                let status = serde_json::from_value(status.clone()).ok()?;
+                let mut fresh = obj.clone();
+                *fresh.status_mut() = status;
+                Some(fresh)
+            }
+            _ => {
+                map.remove(uid);
+                None
+            }
+        }
+    }
+
+    /// Forgets an object (deleted).
+    pub fn forget(&self, uid: &str) {
+        let mut map = self.by_uid.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(uid);
+    }
+}
+
+/// A resourceVersion as a number: the API server's are etcd revisions, which only grow.
+/// None when it is not a number (the record is then never used).
+pub fn resource_version(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<u64> {
+    meta.resource_version.as_deref()?.parse().ok()
 }
 
 /// A merge patch keeps what it does not mention: a field the new status no longer has
@@ -394,10 +527,10 @@ mod tests {
         let conds = rollout_conditions(Some(&d), &[]);
         assert!(!get(&conds, c::READY).status);
         assert_eq!(
-            get(&conds, c::PROGRESSING).reason,
+            get(&conds, c::RECONCILING).reason,
             c::REASON_ROLLOUT_IN_PROGRESS
         );
-        assert!(get(&conds, c::PROGRESSING).status);
+        assert!(get(&conds, c::RECONCILING).status);
         assert!(!get(&conds, c::DEGRADED).status);
     }
 
@@ -419,7 +552,7 @@ mod tests {
         assert!(get(&conds, c::READY).status);
         assert_eq!(get(&conds, c::READY).reason, c::REASON_AVAILABLE);
         assert_eq!(
-            get(&conds, c::PROGRESSING).reason,
+            get(&conds, c::RECONCILING).reason,
             c::REASON_ROLLOUT_COMPLETE
         );
         assert!(!get(&conds, c::DEGRADED).status);
@@ -452,13 +585,20 @@ mod tests {
                 ..DeploymentStatus::default()
             },
         );
-        let conds = rollout_conditions(Some(&d), &[]);
+        let conds = c::kstatus(rollout_conditions(Some(&d), &[]));
         let degraded = get(&conds, c::DEGRADED);
         assert!(degraded.status);
+        // Past the deadline nothing changes by itself: Stalled, not Reconciling.
+        assert!(get(&conds, c::STALLED).status);
+        assert_eq!(
+            get(&conds, c::STALLED).reason,
+            c::REASON_PROGRESS_DEADLINE_EXCEEDED
+        );
+        assert!(!get(&conds, c::RECONCILING).status);
         assert_eq!(degraded.reason, c::REASON_REPLICA_FAILURE);
         assert!(degraded.message.contains("exceeded quota"));
         assert_eq!(
-            get(&conds, c::PROGRESSING).reason,
+            get(&conds, c::RECONCILING).reason,
             c::REASON_PROGRESS_DEADLINE_EXCEEDED
         );
         assert!(!get(&conds, c::READY).status);

@@ -1,5 +1,6 @@
 //! Shared test helpers.
 
+pub mod argocd;
 pub mod pss;
 use safeapp::api::SafeApp;
 

@@ -65,10 +65,14 @@ struct State {
     rbac: Option<apiserver::Rbac>,
     /// Added to every request (not to a watch's events), as a real server's round trip.
     latency: std::time::Duration,
+    /// Watch events of collections whose path contains the key arrive this much later
+    /// (a loaded API server's watch cache lags behind its writes, kind by kind).
+    watch_delays: Vec<(String, std::time::Duration)>,
 }
 
-/// One change, as a watch reports it: (collection, ADDED/MODIFIED/DELETED, object).
-type Change = (String, &'static str, Value);
+/// One change, as a watch reports it: (collection, ADDED/MODIFIED/DELETED, object), and
+/// when it was made.
+type Change = (String, &'static str, Value, tokio::time::Instant);
 
 /// The fake API server.
 #[derive(Clone)]
@@ -281,7 +285,12 @@ impl FakeApi {
 
     /// Tells the open watches of `coll` about a change.
     fn notify(&self, coll: &str, kind: &'static str, obj: &Value) {
-        let _ = self.changes.send((coll.to_string(), kind, obj.clone()));
+        let _ = self.changes.send((
+            coll.to_string(),
+            kind,
+            obj.clone(),
+            tokio::time::Instant::now(),
+        ));
     }
 
     /// A fake whose caller has only the permissions of `rbac`.
@@ -294,6 +303,18 @@ impl FakeApi {
     /// Every request takes `latency` longer, as over a network to a real API server.
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Watch events of every collection whose path contains `path_contains` (a plural:
+    /// "safeapps", "poddisruptionbudgets") reach the watches `delay` after the write, in
+    /// order: the interleavings of a loaded API server, where a watch event can come
+    /// after the writer's next request.
+    pub fn delay_watch(&self, path_contains: &str, delay: std::time::Duration) {
+        self.state
+            .lock()
+            .unwrap()
+            .watch_delays
+            .push((path_contains.into(), delay));
     }
 
     /// A fake whose caller is the operator with the RBAC of `config/rbac` as shipped.
@@ -513,8 +534,23 @@ impl FakeApi {
                     .unwrap();
             };
             let selector = label_selector(&query);
+            let delay = self
+                .state
+                .lock()
+                .unwrap()
+                .watch_delays
+                .iter()
+                .find(|(p, _)| path.contains(p.as_str()))
+                .map(|(_, d)| *d);
             let changes = tokio_stream_of(self.changes.subscribe());
-            let events = futures::StreamExt::filter_map(changes, move |(coll, kind, obj)| {
+            // Each event is held until `delay` after its write, keeping their order.
+            let changes = futures::StreamExt::then(changes, move |change| async move {
+                if let Some(delay) = delay {
+                    tokio::time::sleep_until(change.3 + delay).await;
+                }
+                change
+            });
+            let events = futures::StreamExt::filter_map(changes, move |(coll, kind, obj, _)| {
                 let matches = address.lists(&coll) && selects(&selector, &obj);
                 async move {
                     matches.then(|| {
