@@ -21,6 +21,13 @@ fn config_dir() -> PathBuf {
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read dir") {
         let path = entry.expect("entry").path();
+        // Argo CD's health-check tests (config/argocd) are fixtures, not manifests.
+        let fixture = path
+            .file_name()
+            .is_some_and(|n| n == "testdata" || n == "health_test.yaml");
+        if fixture {
+            continue;
+        }
         if path.is_dir() {
             yaml_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "yaml") {

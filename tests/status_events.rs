@@ -1,0 +1,253 @@
+//! Status follows events, never timers, and converging costs each write once: the
+//! running controller (watches, caches, debounce) against the in-memory API, with watch
+//! events made to lag behind the writes the way a loaded API server's do.
+
+mod fake;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use fake::{FakeApi, collection};
+use safeapp::controller::{self, RunConfig};
+use safeapp::metrics::Metrics;
+use safeapp::policy::Policy;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+const NS: &str = "shop";
+
+fn apps() -> String {
+    collection("safeapp.dev/v1alpha1", NS, "safeapps")
+}
+fn deployments() -> String {
+    collection("apps/v1", NS, "deployments")
+}
+
+fn insert_app(fake: &FakeApi, name: &str) {
+    fake.insert(
+        &apps(),
+        json!({"apiVersion": "safeapp.dev/v1alpha1", "kind": "SafeApp",
+               "metadata": {"name": name, "namespace": NS},
+               "spec": {"image": "registry.example.com/web:1.0.0",
+                        "ports": [{"name": "http", "port": 8080}],
+                        "healthCheck": {"path": "/health"}}}),
+    );
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+fn start(fake: &FakeApi, resync: Duration) -> Running {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    let config = RunConfig {
+        policy: Policy::default(),
+        resync,
+        concurrency: 8,
+        namespace: Some(NS.into()),
+        selector: None,
+        watch_secrets: false,
+    };
+    let task = tokio::spawn(controller::run(
+        fake.client(),
+        config,
+        Arc::new(Metrics::default()),
+        Arc::new(AtomicBool::new(false)),
+        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
+        futures::future::pending(),
+    ));
+    Running {
+        stop: stop_tx,
+        task,
+    }
+}
+
+async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// Writes since the last `clear_calls`, counted by path (status patches, children,
+/// Events).
+fn writes_by_path(fake: &FakeApi) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in fake.writes() {
+        *out.entry(c.path).or_insert(0) += 1;
+    }
+    out
+}
+
+fn status_patches(fake: &FakeApi) -> usize {
+    fake.writes()
+        .iter()
+        .filter(|c| c.path.ends_with("/status"))
+        .count()
+}
+
+fn event_posts(fake: &FakeApi) -> usize {
+    fake.writes()
+        .iter()
+        .filter(|c| c.path.contains("/events"))
+        .count()
+}
+
+/// Plays the Deployment controller on every Deployment: `status(replicas)`.
+fn set_all_deployment_status(fake: &FakeApi, status: impl Fn(&Value) -> Value) {
+    for d in fake.list(&deployments()) {
+        let name = d["metadata"]["name"].as_str().unwrap().to_string();
+        let st = status(&d);
+        fake.edit(
+            &deployments(),
+            &name,
+            "kube-controller-manager",
+            json!({}),
+            |d| d["status"] = st,
+        );
+    }
+}
+
+fn count_apps(fake: &FakeApi, check: impl Fn(&Value) -> bool) -> usize {
+    fake.list(&apps()).iter().filter(|a| check(a)).count()
+}
+
+fn ready(app: &Value) -> bool {
+    app["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|x| x["type"] == "Ready" && x["status"] == "True"))
+}
+
+// A Deployment status change reaches its SafeApp's status through the watch, with the
+// resync an hour away: the delay is the debounce plus one reconcile, well inside 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_status_change_reaches_the_status_through_the_watch() {
+    let fake = FakeApi::as_operator();
+    insert_app(&fake, "web");
+    let running = start(&fake, Duration::from_secs(3600));
+    eventually("converged", Duration::from_secs(20), || {
+        fake.get(&apps(), "web")
+            .is_some_and(|a| a["status"]["observedGeneration"] == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fake.clear_calls();
+    set_all_deployment_status(&fake, |d| {
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": 2,
+               "updatedReplicas": 2, "unavailableReplicas": 2})
+    });
+    let progressing = eventually("updatedReplicas in status", Duration::from_secs(5), || {
+        fake.get(&apps(), "web")
+            .is_some_and(|a| a["status"]["updatedReplicas"] == 2)
+    })
+    .await;
+    set_all_deployment_status(&fake, |d| {
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": 2,
+               "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2})
+    });
+    let available = eventually("Ready=True", Duration::from_secs(5), || {
+        fake.get(&apps(), "web").is_some_and(|a| ready(&a))
+    })
+    .await;
+    println!("status followed the Deployment in {progressing:?} (progressing) and {available:?} (available)");
+    assert_eq!(
+        status_patches(&fake),
+        2,
+        "one status patch per change: {:?}",
+        writes_by_path(&fake)
+    );
+    running.stop().await;
+}
+
+// 200 new SafeApps, with the SafeApps' watch events arriving 400 ms after each write
+// and the PodDisruptionBudgets' 1 s after (the interleavings that re-applied every
+// child and patched every status twice): every child is written once, each app costs
+// one status patch and one Event; each real change of the Deployments' status costs one
+// status patch per app; resyncs where nothing changed write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_apps_converge_with_one_write_per_child_and_status() {
+    const APPS: usize = 200;
+    let fake = FakeApi::as_operator();
+    fake.delay_watch("/safeapps", Duration::from_millis(400));
+    fake.delay_watch("/poddisruptionbudgets", Duration::from_secs(1));
+    for i in 0..APPS {
+        insert_app(&fake, &format!("app-{i:03}"));
+    }
+    let resync = Duration::from_secs(2);
+    let running = start(&fake, resync);
+    eventually("every app converged", Duration::from_secs(60), || {
+        count_apps(&fake, |a| a["status"]["observedGeneration"] == 1) == APPS
+    })
+    .await;
+    // Past the lag of every watch, and a resync.
+    tokio::time::sleep(resync + Duration::from_millis(1500)).await;
+
+    let writes = writes_by_path(&fake);
+    for i in 0..APPS {
+        let name = format!("app-{i:03}");
+        let children: Vec<(&String, &usize)> = writes
+            .iter()
+            .filter(|(p, _)| p.ends_with(&format!("/{name}")) && !p.contains("/safeapps/"))
+            .collect();
+        assert_eq!(children.len(), 4, "{name}: Deployment, Service, PDB, NetworkPolicy: {children:?}");
+        assert!(children.iter().all(|(_, n)| **n == 1), "{name}: each child once: {children:?}");
+    }
+    assert_eq!(status_patches(&fake), APPS, "one status patch per new app");
+    let events = event_posts(&fake);
+    assert!(events <= APPS, "{events} Events for {APPS} new apps");
+
+    // The Deployment controller at work: progressing, then available.
+    fake.clear_calls();
+    set_all_deployment_status(&fake, |d| {
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": 2,
+               "updatedReplicas": 2, "unavailableReplicas": 2})
+    });
+    eventually("every status progressing", Duration::from_secs(30), || {
+        count_apps(&fake, |a| a["status"]["updatedReplicas"] == 2) == APPS
+    })
+    .await;
+    set_all_deployment_status(&fake, |d| {
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": 2,
+               "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2})
+    });
+    eventually("every app Ready", Duration::from_secs(30), || {
+        count_apps(&fake, ready) == APPS
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status_patches(&fake),
+        2 * APPS,
+        "one status patch per app per real change"
+    );
+    let children: usize = fake
+        .writes()
+        .iter()
+        .filter(|c| !c.path.ends_with("/status") && !c.path.contains("/events"))
+        .count();
+    assert_eq!(children, 0, "status changes write no child");
+
+    // Resyncs of converged apps: nothing new, nothing written.
+    fake.clear_calls();
+    tokio::time::sleep(resync * 2 + Duration::from_millis(500)).await;
+    assert_eq!(fake.writes().len(), 0, "{:?}", writes_by_path(&fake));
+    running.stop().await;
+}
