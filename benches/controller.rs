@@ -281,6 +281,17 @@ async fn startup() {
 }
 
 fn main() {
+    // `cargo bench --bench controller -- status`: only the status economy.
+    if std::env::args().any(|a| a == "status") {
+        let parallel = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        for apps in [200, 1_000] {
+            parallel.block_on(status_economy(apps));
+        }
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -541,6 +552,10 @@ struct Running {
 }
 
 fn spawn_controller(client: kube::Client, ns: &str) -> Running {
+    spawn_controller_with(client, ns, Duration::from_secs(300))
+}
+
+fn spawn_controller_with(client: kube::Client, ns: &str, resync: Duration) -> Running {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = {
@@ -551,7 +566,7 @@ fn spawn_controller(client: kube::Client, ns: &str) -> Running {
     };
     let config = safeapp::controller::RunConfig {
         policy: Policy::default(),
-        resync: Duration::from_secs(300),
+        resync,
         concurrency: 16,
         namespace: Some(ns.into()),
         selector: None,
@@ -579,4 +594,107 @@ impl Running {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(60), self.task).await;
     }
+}
+
+/// Status patches, child writes and Events of `safeapp run` over `apps` new SafeApps on
+/// an in-memory API whose watches lag (SafeApps 400 ms, PDBs 1 s: the interleavings of
+/// a loaded API server), through creation → progressing → available, then resyncs.
+async fn status_economy(apps: usize) {
+    let ns = "shop";
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    let deployments = collection("apps/v1", ns, "deployments");
+    let fake = FakeApi::as_operator();
+    fake.delay_watch("/safeapps", Duration::from_millis(400));
+    fake.delay_watch("/poddisruptionbudgets", Duration::from_secs(1));
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        fake.insert(&coll, m);
+    }
+    let resync = Duration::from_secs(5);
+    let running = spawn_controller_with(fake.client(), ns, resync);
+    let count = |check: &dyn Fn(&serde_json::Value) -> bool| {
+        fake.list(&coll).iter().filter(|a| check(a)).count()
+    };
+    let wait = |check: &'static (dyn Fn(&serde_json::Value) -> bool + Sync)| {
+        let fake = fake.clone();
+        let coll = coll.clone();
+        async move {
+            let started = Instant::now();
+            while fake.list(&coll).iter().filter(|a| check(a)).count() < apps {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            started.elapsed()
+        }
+    };
+    let converge = wait(&|a| a["status"]["observedGeneration"] == 1).await;
+    // Past every lagging watch event.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tally = |fake: &FakeApi| {
+        let w = fake.writes();
+        let status = w.iter().filter(|c| c.path.ends_with("/status")).count();
+        let events = w.iter().filter(|c| c.path.contains("/events")).count();
+        (status, w.len() - status - events, events)
+    };
+    let (status_new, children_new, events_new) = tally(&fake);
+    // The Deployment controller: progressing, then available, every app at once.
+    let set_all = |st: &dyn Fn(&serde_json::Value) -> serde_json::Value| {
+        for d in fake.list(&deployments) {
+            let name = d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let status = st(&d);
+            fake.edit(
+                &deployments,
+                &name,
+                "kube-controller-manager",
+                json!({}),
+                |d| d["status"] = status,
+            );
+        }
+    };
+    fake.clear_calls();
+    let replicas = |d: &serde_json::Value| d["spec"]["replicas"].as_i64().unwrap_or(1);
+    set_all(&|d| {
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": replicas(d),
+               "updatedReplicas": replicas(d), "unavailableReplicas": replicas(d)})
+    });
+    let progressing = wait(&|a| a["status"]["updatedReplicas"].as_i64().unwrap_or(0) > 0).await;
+    set_all(&|d| {
+        json!({"observedGeneration": d["metadata"]["generation"], "replicas": replicas(d),
+               "updatedReplicas": replicas(d), "readyReplicas": replicas(d),
+               "availableReplicas": replicas(d)})
+    });
+    let available = wait(&|a| {
+        a["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|x| x["type"] == "Ready" && x["status"] == "True")
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status_changes, children_changes, _) = tally(&fake);
+    // Resyncs with nothing new.
+    fake.clear_calls();
+    tokio::time::sleep(resync * 3).await;
+    let (status_resync, children_resync, events_resync) = tally(&fake);
+    let _ = count(&|_| true);
+    let per = |n: usize| n as f64 / apps as f64;
+    println!(
+        "status economy, {apps} new SafeApps (watches lagging: SafeApps 400 ms, PDBs 1 s): converged in {:.2} s with {:.2} status patches, {:.2} child writes and {:.2} Events per app; two Deployment status changes (progressing in {:.2} s, available in {:.2} s after each change): {:.2} status patches and {:.2} child writes per app; three resyncs ({} s): {} status patches, {} child writes, {} Events",
+        converge.as_secs_f64(),
+        per(status_new),
+        per(children_new),
+        per(events_new),
+        progressing.as_secs_f64(),
+        available.as_secs_f64(),
+        per(status_changes),
+        per(children_changes),
+        resync.as_secs(),
+        status_resync,
+        children_resync,
+        events_resync,
+    );
+    running.stop().await;
 }

@@ -113,6 +113,7 @@ fn safejob_crd_shape() {
             ("Schedule", ".spec.schedule"),
             ("Last Run", ".status.lastScheduleTime"),
             ("Last Success", ".status.lastSuccessfulTime"),
+            ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
             ("Status", ".status.conditions[?(@.type==\"Ready\")].reason"),
             ("Age", ".metadata.creationTimestamp"),
         ]
@@ -182,7 +183,29 @@ fn crd_shape() {
         .flatten()
         .map(|c| c.name.as_str())
         .collect();
-    assert_eq!(cols, ["Image", "Desired", "Ready", "Status", "Age"]);
+    // Ready is the Ready condition (`kubectl wait --for=condition=Ready` waits for the
+    // same), Status its reason; the pod count is in -o wide.
+    assert_eq!(
+        cols,
+        [
+            "Image",
+            "Desired",
+            "Ready",
+            "Status",
+            "Age",
+            "Ready Replicas"
+        ]
+    );
+    let ready = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .find(|c| c.name == "Ready")
+        .expect("Ready column");
+    assert_eq!(
+        ready.json_path,
+        ".status.conditions[?(@.type==\"Ready\")].status"
+    );
 }
 
 // The minimal object of the contract passes every rule.

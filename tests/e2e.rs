@@ -763,8 +763,11 @@ async fn safejob_runs_and_one_off_is_immutable() {
         )
         .await
         .expect_err("a one-off SafeJob's spec is immutable");
+    // The CEL rule's own message, as the CRD carries it (not a copy that can go stale).
     assert!(
-        refused.to_string().contains("cannot change once created"),
+        refused
+            .to_string()
+            .contains(safeapp::api::safejob::IMMUTABLE_MESSAGE),
         "{refused}"
     );
     within(

@@ -6,6 +6,7 @@
 //! a test fails when they differ from what the operator writes now
 //! (`UPDATE_FIXTURES=1 cargo test --test gitops` rewrites them).
 
+#[allow(dead_code)]
 mod common;
 mod fake;
 

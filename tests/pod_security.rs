@@ -919,15 +919,19 @@ impl Sample {
     }
 }
 
-/// Every SafeApp and SafeJob in config/samples/*.yaml (kustomization.yaml aside; a file
-/// may hold several documents), with the file it came from.
+/// Every SafeApp and SafeJob in config/samples/*.yaml (kustomization.yaml and the
+/// samples' Namespaces aside; a file may hold several documents), with the file it came
+/// from.
 fn samples() -> Vec<(String, Sample)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("config/samples")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n != "kustomization.yaml" && n != "namespaces.yaml")
+        })
         .collect();
     files.sort();
     let mut out = Vec::new();

@@ -131,9 +131,10 @@ fn count_apps(fake: &FakeApi, check: impl Fn(&Value) -> bool) -> usize {
 }
 
 fn ready(app: &Value) -> bool {
-    app["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|x| x["type"] == "Ready" && x["status"] == "True"))
+    app["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|x| x["type"] == "Ready" && x["status"] == "True")
+    })
 }
 
 // A Deployment status change reaches its SafeApp's status through the watch, with the
@@ -167,7 +168,9 @@ async fn a_deployment_status_change_reaches_the_status_through_the_watch() {
         fake.get(&apps(), "web").is_some_and(|a| ready(&a))
     })
     .await;
-    println!("status followed the Deployment in {progressing:?} (progressing) and {available:?} (available)");
+    println!(
+        "status followed the Deployment in {progressing:?} (progressing) and {available:?} (available)"
+    );
     assert_eq!(
         status_patches(&fake),
         2,
@@ -207,8 +210,15 @@ async fn two_hundred_apps_converge_with_one_write_per_child_and_status() {
             .iter()
             .filter(|(p, _)| p.ends_with(&format!("/{name}")) && !p.contains("/safeapps/"))
             .collect();
-        assert_eq!(children.len(), 4, "{name}: Deployment, Service, PDB, NetworkPolicy: {children:?}");
-        assert!(children.iter().all(|(_, n)| **n == 1), "{name}: each child once: {children:?}");
+        assert_eq!(
+            children.len(),
+            4,
+            "{name}: Deployment, Service, PDB, NetworkPolicy: {children:?}"
+        );
+        assert!(
+            children.iter().all(|(_, n)| **n == 1),
+            "{name}: each child once: {children:?}"
+        );
     }
     assert_eq!(status_patches(&fake), APPS, "one status patch per new app");
     let events = event_posts(&fake);

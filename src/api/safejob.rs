@@ -56,6 +56,11 @@ pub const IMMUTABLE_RULE: &str = "has(oldSelf.spec.schedule) || !has(oldSelf.sta
         json_path = ".status.lastSuccessfulTime"
     ),
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
         name = "Status",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
