@@ -116,7 +116,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Crd { kind } => match crd_yaml(kind) {
             Ok(yaml) => {
-                print!("{yaml}");
+                emit(&yaml);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("cannot serialize the CRD: {e}")),
@@ -245,7 +245,7 @@ fn diff(file: &str, policy: Option<PathBuf>, watch_secrets: bool, manager: &str)
     match result {
         Ok(diffs) => {
             for d in &diffs {
-                print!("{d}");
+                emit(&d.to_string());
             }
             if safeapp::diff::any_change(&diffs) {
                 ExitCode::from(1)
@@ -273,7 +273,7 @@ fn render(file: &str, policy: Option<PathBuf>) -> ExitCode {
                 for w in &rendered.warnings {
                     eprintln!("warning: {origin}: {w}");
                 }
-                print!("{yaml}");
+                emit(&yaml);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("cannot serialize the output: {e}")),
@@ -284,6 +284,20 @@ fn render(file: &str, policy: Option<PathBuf>) -> ExitCode {
             }
             eprintln!("{origin}: {} problem(s); nothing rendered", problems.len());
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes to stdout. A reader that went away (`safeapp crd | head -1`) ends the output
+/// quietly: `print!` would panic on the broken pipe (Rust ignores SIGPIPE).
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot write the output: {e}");
         }
     }
 }

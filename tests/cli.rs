@@ -426,3 +426,27 @@ fn diff_without_a_cluster_is_an_error() {
     );
     assert!(out.stdout.is_empty());
 }
+
+// A reader that stops early (`safeapp crd | head -1`, a render of many apps piped into
+// `head`) ends the output quietly: exit 0, no panic, nothing on stderr.
+#[test]
+fn closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    for args in [&["crd"][..], &["crd", "--kind", "safejob"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_safeapp"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("first line");
+        // The reader goes away with more than a pipe buffer still to write.
+        assert!(first.starts_with("apiVersion"), "{first}");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+}

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::Error;
 use super::cache::{Cached, Caches};
-use super::drift;
+use super::{allows, drift};
 use crate::api::{FIELD_MANAGER, MANAGED_BY};
 use crate::metrics::Metrics;
 use crate::render::labels::MANAGED_BY_LABEL;
@@ -78,6 +78,18 @@ impl<K: DeserializeOwned> Synced<K> {
             Live::Raw(v) => serde_json::from_value(v).ok(),
         }
     }
+}
+
+/// What differs between a rendered child and the live one: the fields it renders that
+/// are missing or changed, and the entries that would let more through (`allows.rs`).
+fn drifted(kind: &str, want: &Value, live: &Value) -> Vec<drift::Difference> {
+    let mut diffs = drift::differences(want, live);
+    for extra in allows::extras(kind, want, live) {
+        if !diffs.iter().any(|d| d.path == extra.path) {
+            diffs.push(extra);
+        }
+    }
+    diffs
 }
 
 /// GET as raw JSON; None when it does not exist.
@@ -274,9 +286,7 @@ pub async fn converge<K: Cached>(
     if let Some(caches) = ctx.caches_for::<K>() {
         let confirm = match (&existing, &want) {
             (None, Some(_)) => caches.name_taken::<K>(ctx.namespace, name),
-            (Some(live), Some(want)) => {
-                !ctx.spec_changed && !drift::differences(want, live).is_empty()
-            }
+            (Some(live), Some(want)) => !ctx.spec_changed && !drifted(kind, want, live).is_empty(),
             _ => false,
         };
         if confirm {
@@ -331,7 +341,7 @@ pub async fn converge<K: Cached>(
         }
         None => Change::Created,
         Some(live) => {
-            let diffs = drift::differences(&want, live);
+            let diffs = drifted(kind, &want, live);
             match (diffs.is_empty(), ctx.spec_changed) {
                 (true, false) => return Ok(done(Change::Unchanged, existing.map(Live::Raw))),
                 (_, true) => Change::Updated,
@@ -343,15 +353,31 @@ pub async fn converge<K: Cached>(
         }
     };
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let live = api
+    let applied = |source| Error::ApplyChild {
+        kind,
+        name: name.into(),
+        source,
+    };
+    let mut live = api
         .patch(name, &params, &Patch::Apply(desired))
         .await
-        .map_err(|source| Error::ApplyChild {
-            kind,
-            name: name.into(),
-            source,
-        })?;
+        .map_err(applied)?;
     ctx.metrics.write(kind);
+    // What the apply cannot take back: entries another manager added to a field the
+    // operator leaves out or owns only in part (`allows.rs`). A merge patch replaces them
+    // with the rendered value.
+    let after = serde_json::to_value(&live).map_err(|source| Error::Serialize { kind, source })?;
+    if let Some(patch) = allows::restore_patch(kind, &want, &after) {
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        live = api
+            .patch(name, &params, &Patch::Merge(patch))
+            .await
+            .map_err(applied)?;
+        ctx.metrics.write(kind);
+    }
     if let Some(caches) = ctx.caches_for::<K>() {
         caches.wrote::<K>(&serde_json::to_value(&live).unwrap_or_default());
     }

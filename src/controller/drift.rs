@@ -39,6 +39,31 @@ enum At<'a> {
     Item(usize, &'a Value),
 }
 
+/// A difference at `display`, reached by `steps` (`[i]` for a list item): for fields
+/// compared by other rules than the subset check (`allows.rs`).
+pub(crate) fn difference(display: String, steps: &[String]) -> Difference {
+    let steps = steps
+        .iter()
+        .map(|s| {
+            match s
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|i| i.parse().ok())
+            {
+                Some(index) => Step::Item {
+                    index,
+                    item: Value::Null,
+                },
+                None => Step::Field(s.clone()),
+            }
+        })
+        .collect();
+    Difference {
+        path: display,
+        steps,
+    }
+}
+
 /// The fields where `actual` lacks or differs from a field `desired` sets.
 pub fn differences(desired: &Value, actual: &Value) -> Vec<Difference> {
     let mut out = Vec::new();

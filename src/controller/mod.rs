@@ -12,6 +12,7 @@
 //!   conflicts retry after a second; invalid specs wait for a change.
 
 pub mod access;
+pub mod allows;
 pub mod apply;
 pub mod cache;
 pub mod conditions;

@@ -5,6 +5,12 @@
 //! (status), DELETE and POST. Every request
 //! is recorded so tests can count writes; failures can be injected.
 //!
+//! Server-side apply ownership as the real server keeps it (SAFEAPP.md §7c): an apply
+//! owns only what its body contains, so a field another manager wrote (`edit`, or a merge
+//! patch through the API, recorded as that manager's `Update`) survives an apply that
+//! leaves it out; an empty list in an applied body is dropped first (`omitempty`) and so
+//! claims and clears nothing; lists without merge keys are atomic (replaced whole).
+//!
 //! It follows the real API server's rules where they matter (see `apiserver.rs`):
 //! RBAC when [`FakeApi::with_rbac`] is used (apply of a missing object needs `create`),
 //! `omitempty` drops, defaulting and canonical quantities on every write of a built-in
@@ -229,6 +235,26 @@ fn remove_dropped(target: &mut Value, before: &Value, after: &Value, others: &Va
             }
         }
         _ => {}
+    }
+}
+
+/// Removes every empty list of an applied object: what `omitempty` drops.
+fn drop_empty_lists(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
+            m.values_mut().for_each(drop_empty_lists);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty_lists),
+        _ => {}
+    }
+}
+
+/// Removes every null of a merge patch (the fields it deletes own nothing).
+fn drop_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, v| !v.is_null());
+        m.values_mut().for_each(drop_nulls);
     }
 }
 
@@ -742,6 +768,10 @@ impl FakeApi {
                     let manager = query_param(query, "fieldManager")
                         .unwrap_or("unknown")
                         .to_string();
+                    // An empty list never reaches the stored object (`omitempty`), so it
+                    // claims nothing and clears nothing another manager wrote (§7c).
+                    let mut body = body;
+                    drop_empty_lists(&mut body);
                     let existing = st.objects.get(&key).cloned();
                     if sub.is_some() && existing.is_none() {
                         return (
@@ -872,6 +902,23 @@ impl FakeApi {
                         merge(&mut obj, &body);
                         apiserver::prepare_for_update(&plural, sub.as_deref(), &mut obj, &old);
                         apiserver::store(&plural, &mut obj);
+                        // An update owns what it wrote, as its manager (the field nobody
+                        // applied is then that writer's).
+                        let manager = query_param(query, "fieldManager").unwrap_or("unknown");
+                        let mut written = body.clone();
+                        drop_nulls(&mut written);
+                        let entry = json!({"manager": manager, "operation": "Update",
+                                           "apiVersion": body["apiVersion"],
+                                           "time": "2026-06-01T00:00:00Z", "fieldsType": "FieldsV1",
+                                           "fieldsV1": fields_of(&written)});
+                        let managed = apiserver::meta_mut(&mut obj)
+                            .entry("managedFields")
+                            .or_insert(json!([]));
+                        let list = managed.as_array_mut().expect("list");
+                        list.retain(|e| {
+                            !(e["manager"] == json!(manager) && e["operation"] == "Update")
+                        });
+                        list.push(entry);
                         // Any change of the spec is a new generation (the fake does this
                         // for the batch kinds only so far).
                         if batch::is_batch(&plural) && obj.get("spec") != old.get("spec") {
