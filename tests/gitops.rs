@@ -518,6 +518,10 @@ fn fixture_of(obj: &Value) -> Value {
             c["lastTransitionTime"] = json!("2026-12-01T00:00:00Z");
         }
     }
+    // The template record carries hashes of this build's rendering and policy.
+    if let Some(status) = obj["status"].as_object_mut() {
+        status.remove("template");
+    }
     if obj["status"]["lastDriftCorrection"].is_object() {
         obj["status"]["lastDriftCorrection"]["time"] = json!("2026-12-01T00:00:00Z");
     }

@@ -544,6 +544,11 @@ pub struct SafeAppStatus {
     /// not listed), as `Kind/name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_config: Option<Vec<String>>,
+    /// Since when this app holds one of the operator's upgrade slots (its Deployment
+    /// rolls an operator-caused template change); read by a new leader so that a
+    /// failover never runs more upgrades than the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_slot: Option<Time>,
 }
 
 /// The pod template the Deployment last rolled out to.
@@ -557,6 +562,14 @@ pub struct TemplateRecord {
     /// The hash of the referenced config data it carried ("" without references).
     #[serde(default)]
     pub config_hash: String,
+    /// The operator version that rendered it (an upgrade's Event says what changed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 64))]
+    pub operator_version: String,
+    /// The hash of the operator policy it was rendered with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 64))]
+    pub policy_hash: String,
 }
 
 /// A reference to a generated object.

@@ -133,6 +133,9 @@ pub struct SyncCtx<'a> {
     pub namespace: &'a str,
     /// The SafeApp's generation differs from the one last observed: re-apply everything.
     pub spec_changed: bool,
+    /// What differs is the operator's own change (a staged template upgrade): applied
+    /// as an update, never reported as someone's drift.
+    pub own_change: bool,
     /// `kind/name` of the objects the last status listed as managed.
     pub previously_managed: &'a [String],
     pub metrics: &'a Metrics,
@@ -345,6 +348,7 @@ pub async fn converge<K: Cached>(
             match (diffs.is_empty(), ctx.spec_changed) {
                 (true, false) => return Ok(done(Change::Unchanged, existing.map(Live::Raw))),
                 (_, true) => Change::Updated,
+                (false, false) if ctx.own_change => Change::Updated,
                 (false, false) => Change::DriftCorrected {
                     managers: drift::managers_of(raw_managed_fields(live).as_ref(), &diffs),
                     fields: diffs.into_iter().map(|d| d.path).collect(),

@@ -27,6 +27,8 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const NAME_CONFLICT: &str = "NameConflict";
 pub const PRUNED: &str = "Pruned";
 pub const APPLY_FAILED: &str = "ApplyFailed";
+/// The operator rolls its own new pod template (a new version or policy): not drift.
+pub const TEMPLATE_UPGRADED: &str = "TemplateUpgraded";
 
 /// Normal or Warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

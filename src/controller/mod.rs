@@ -254,8 +254,10 @@ pub struct Context {
     pub watch_secrets: bool,
     /// Slots for operator-caused template upgrades (`upgrade.rs`).
     pub upgrades: upgrade::Slots,
-    /// How often a SafeApp waiting for an upgrade slot asks again.
-    pub upgrade_retry: Duration,
+    /// What the rendered pod templates depend on besides the spec: this operator's
+    /// version and its policy (hashed), recorded with each template rolled out so an
+    /// upgrade says what caused it.
+    pub template_source: (String, String),
     /// Each SafeApp's access rules as last seen, to re-check its peers on a change.
     pub access: access::AccessIndex,
     /// The statuses last written, until the cache has them (`status::Written`).
@@ -274,6 +276,10 @@ impl Context {
             usize::try_from(policy.upgrades.max_concurrent_template_upgrades).unwrap_or(1),
         );
         let (retrigger, retriggered) = tokio::sync::mpsc::unbounded_channel();
+        let template_source = (
+            env!("CARGO_PKG_VERSION").to_string(),
+            crate::digest::of_json(&policy),
+        );
         Self {
             recorder: events::Recorder::new(
                 client.clone(),
@@ -292,7 +298,7 @@ impl Context {
             config: Arc::default(),
             watch_secrets: false,
             upgrades,
-            upgrade_retry: upgrade::DEFAULT_RETRY,
+            template_source,
             access: access::AccessIndex::default(),
             drift_seen: Mutex::new(HashMap::new()),
             statuses: status::Written::default(),
@@ -379,10 +385,40 @@ impl Context {
             .map_err(|source| Error::ListSafeApps { source })
     }
 
-    /// Asks for a free upgrade slot this often while waiting (tests shorten it).
-    pub fn with_upgrade_retry(mut self, every: Duration) -> Self {
-        self.upgrade_retry = every;
-        self
+    /// Frees `key`'s upgrade slot (`namespace/name`) and stops it waiting; the apps
+    /// waiting for the freed slot are reconciled at once.
+    pub fn release_slot(&self, key: &str) {
+        for woken in self.upgrades.release(key) {
+            if let Some((ns, name)) = woken.split_once('/') {
+                self.reconcile_later(ns, name);
+            }
+        }
+    }
+
+    /// Before the first slot is given out, the holders the cluster records (a new
+    /// leader's start): the SafeApps whose `status.upgradeSlot` is set.
+    pub fn seed_slots(&self) {
+        if self.upgrades.seeded() {
+            return;
+        }
+        let Some(store) = &self.safeapps else {
+            self.upgrades.seed(std::iter::empty());
+            return;
+        };
+        let holders: Vec<String> = store
+            .state()
+            .iter()
+            .filter_map(|g| g.0.as_ref().ok())
+            .filter(|app| {
+                app.status
+                    .as_ref()
+                    .is_some_and(|s| s.upgrade_slot.is_some())
+            })
+            .map(|app| format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()))
+            .collect();
+        if self.upgrades.seed(holders) {
+            info!(holders = self.upgrades.in_use(), "Upgrade slots read from the cluster");
+        }
     }
 
     /// Counts Secret data in the config hash (needs read access to Secrets).

@@ -244,6 +244,7 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         return Ok(());
     }
     let sync = SyncCtx {
+        own_change: false,
         client: &ctx.client,
         namespace: ns,
         spec_changed: false,

@@ -221,6 +221,21 @@ pub fn paused(ready: bool) -> Vec<Cond> {
     ]
 }
 
+/// The operator's own pod-template change goes out (its slot taken, or
+/// `safeapp.dev/upgrade=now`): a Normal Event `TemplateUpgraded` saying why, never a
+/// `DriftCorrected`.
+pub async fn template_upgraded(app: &impl Owner, ctx: &Context, why: &str) {
+    info!(why, "Template upgraded");
+    events::publish(
+        &ctx.recorder,
+        app,
+        EventType::Normal,
+        events::TEMPLATE_UPGRADED,
+        format!("Rolling out a new pod template: {why}"),
+    )
+    .await;
+}
+
 /// A Warning Event when the object becomes blocked, or blocked for another reason:
 /// not on every retry of the same problem.
 pub async fn announce_blocked(

@@ -42,7 +42,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let name = app.name_any();
     if app.meta().deletion_timestamp.is_some() {
         // Children go with it through their ownerReferences.
-        ctx.upgrades.release(&format!("{ns}/{name}"));
+        ctx.release_slot(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
     let uid = app.uid().ok_or(Error::MissingUid)?;
@@ -52,7 +52,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     if ctx.policy.guardrails.denies_namespace(&ns) {
         let conds = outcome::namespace_denied(&ns);
         status::write(ctx, app, previous, &conds, &now).await?;
-        ctx.upgrades.release(&format!("{ns}/{name}"));
+        ctx.release_slot(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
 
@@ -60,6 +60,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let caches = ctx.ready_caches(crate::api::WorkloadKind::SafeApp).await;
     let previously = outcome::managed_keys(previous.managed_objects.as_deref());
     let sync = SyncCtx {
+        own_change: false,
         client: &ctx.client,
         namespace: &ns,
         spec_changed: previous.observed_generation != app.metadata.generation,
@@ -76,7 +77,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         let base = status::with_deployment(previous, live.as_ref(), selector(&name));
         status::write(ctx, app, base, &conds, &now).await?;
         // A paused or invalid app cannot finish an upgrade: its slot goes to the next.
-        ctx.upgrades.release(&format!("{ns}/{name}"));
+        ctx.release_slot(&format!("{ns}/{name}"));
         return Ok(Action::await_change());
     }
 
@@ -85,7 +86,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         Err(problems) => {
             let conds = outcome::invalid_spec(app, ctx, &problems).await;
             status::write(ctx, app, previous, &conds, &now).await?;
-            ctx.upgrades.release(&format!("{ns}/{name}"));
+            ctx.release_slot(&format!("{ns}/{name}"));
             // Nothing changes until the SafeApp does.
             return Ok(Action::await_change());
         }
@@ -166,6 +167,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         // change compares as usual: nothing is written while it waits.
         let sync = SyncCtx {
             spec_changed: sync.spec_changed || plan.force_apply,
+            own_change: plan.cause == upgrade::Cause::Operator,
             ..sync
         };
         // The operator stops applying spec.replicas only on a spec change (autoscaling
@@ -195,6 +197,12 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 typed_dep = outcome
                     .settle("apps/v1", "Deployment", &name, synced)
                     .and_then(|s| s.live());
+                if plan.cause == upgrade::Cause::Operator
+                    && plan.held.is_none()
+                    && outcome.changed("Deployment") == Some(&Change::Updated)
+                {
+                    outcome::template_upgraded(app, ctx, &plan.why).await;
+                }
             }
             Err(e) => outcome.fail("apps/v1", "Deployment", &name, e),
         }
@@ -262,13 +270,12 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     let managed = outcome.managed_objects();
     let mut conds = conds;
     let mut record = previous.template.clone();
-    let mut waiting = false;
     if let Some(plan) = &template {
         let key = format!("{ns}/{name}");
         if typed_dep.is_none() {
             // The Deployment could not be applied (a failure, a foreign object): the
             // upgrade cannot progress here, so its slot goes to the next.
-            ctx.upgrades.release(&key);
+            ctx.release_slot(&key);
         }
         if let Some(d) = &typed_dep {
             if plan.held.is_none() {
@@ -282,7 +289,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 });
             }
             if ctx.upgrades.holds(&key) && plan.held.is_none() && status::rollout_settled(d) {
-                ctx.upgrades.release(&key);
+                ctx.release_slot(&key);
                 info!("Upgrade slot freed");
             }
         }
@@ -295,7 +302,6 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                     == Some(true);
             status::upgrade_conditions(&mut conds, plan.held, user_paused, ctx.upgrades.max());
         }
-        waiting = plan.held == Some(upgrade::HoldReason::WaitingForSlot);
     }
     let (access, access_failure) = match traffic::access_condition(app, ctx).await {
         Ok(cond) => (cond, None),
@@ -312,7 +318,13 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     if clean && let Some(missing) = &missing {
         status::config_missing(&mut conds, missing);
     }
+    // The slot this app holds, recorded for a leader that takes over.
+    let upgrade_slot = ctx
+        .upgrades
+        .holds(&format!("{ns}/{name}"))
+        .then(|| previous.upgrade_slot.clone().unwrap_or_else(|| now.clone()));
     let base = SafeAppStatus {
+        upgrade_slot,
         managed_objects: Some(managed),
         last_drift_correction: drift.or(previous.last_drift_correction.clone()),
         held_replicas: held,
@@ -323,7 +335,6 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     status::write(ctx, app, base, &conds, &now).await?;
     match outcome.failures.into_iter().next().or(access_failure) {
         Some(e) => Err(e),
-        None if waiting => Ok(Action::requeue(ctx.upgrade_retry)),
         None if gateway_missing => Ok(Action::requeue(traffic::GATEWAY_API_RETRY)),
         None => Ok(Action::requeue(with_jitter(ctx.resync, &uid))),
     }
@@ -331,6 +342,10 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
 
 /// How this reconcile treats the pod template (see `upgrade.rs`).
 struct TemplatePlan {
+    /// Who caused the template change, if there is one.
+    cause: upgrade::Cause,
+    /// What changed, for an operator-caused one (the `TemplateUpgraded` Event).
+    why: String,
     /// Apply the Deployment even when the compare sees no difference.
     force_apply: bool,
     /// Why the rollout is held (the Deployment is applied paused), if it is.
@@ -374,6 +389,8 @@ fn template_plan(
         cause
     };
     let key = format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any());
+    // A new leader gives out no slot before it knows who holds one.
+    ctx.seed_slots();
     let annotation = app
         .annotations()
         .get(upgrade::UPGRADE_ANNOTATION)
@@ -397,6 +414,10 @@ fn template_plan(
             if let Some(spec) = deployment.spec.as_mut() {
                 spec.paused = Some(true);
             }
+            if reason == upgrade::HoldReason::Deferred || paused_by_someone {
+                // It cannot roll: it holds no slot, and waits for none.
+                ctx.release_slot(&key);
+            }
             info!(?reason, "Template upgrade held");
             Some(reason)
         }
@@ -406,13 +427,18 @@ fn template_plan(
         }
         upgrade::Step::Roll => None,
     };
+    let (version, policy_hash) = &ctx.template_source;
     TemplatePlan {
+        cause,
+        why: upgrade::why(previous.template.as_ref(), version, policy_hash),
         force_apply: cause == upgrade::Cause::Operator && held.is_none(),
         held,
         record: TemplateRecord {
             hash,
             generation,
             config_hash,
+            operator_version: version.clone(),
+            policy_hash: policy_hash.clone(),
         },
     }
 }

@@ -88,6 +88,7 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     let caches = ctx.ready_caches(WorkloadKind::SafeJob).await;
     let previously = outcome::managed_keys(previous.managed_objects.as_deref());
     let sync = SyncCtx {
+        own_change: false,
         client: &ctx.client,
         namespace: &ns,
         spec_changed: previous.observed_generation != job.metadata.generation,
@@ -198,6 +199,7 @@ async fn observe_one_off(
     now: &Time,
 ) -> Result<Action, Error> {
     let sync = SyncCtx {
+        own_change: false,
         client: &ctx.client,
         namespace: ns,
         spec_changed: false,

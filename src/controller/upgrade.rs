@@ -20,13 +20,17 @@
 //! drops the pause, and the Deployment rolls with its usual strategy. The annotation
 //! `safeapp.dev/upgrade: now` skips the queue; `defer` waits until it is removed.
 //!
-//! Slots live in the leader's memory. After a failover the new leader starts with
-//! free slots while the old one's rollouts finish: briefly up to twice the limit. A slot
-//! is freed when the Deployment is available on the new template, when it reports
-//! ProgressDeadlineExceeded (the failure shows in the SafeApp's status), when the app
-//! can no longer roll (paused, invalid, denied, its Deployment not appliable, deleted),
-//! or after [`SLOT_TIMEOUT`] (a SafeApp that vanished without a last reconcile). A
-//! Deployment someone else paused takes no slot.
+//! **Slots.** The leader keeps them in memory and writes each holder to its SafeApp's
+//! `status.upgradeSlot`; a new leader reads those from its cache before it gives out
+//! any ([`Slots::seed`]), so a failover never runs more than the limit. A slot is freed
+//! by the Deployment's own status event: the reconcile it triggers sees the rollout
+//! settled (available on the new template, or ProgressDeadlineExceeded, which shows in
+//! the SafeApp's status) and frees it, and the waiting apps it names are reconciled at
+//! once ([`Slots::release`]; no timer). It is also freed when the app can no longer
+//! roll (paused, invalid, denied, deferred, its Deployment not appliable, deleted), or
+//! after [`SLOT_TIMEOUT`] (a SafeApp that vanished without a last reconcile). A
+//! deferred app, a paused or invalid one, and a Deployment someone else paused never
+//! take a slot.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,8 +42,6 @@ use crate::api::v1alpha1::TemplateRecord;
 pub const UPGRADE_ANNOTATION: &str = "safeapp.dev/upgrade";
 /// A slot not freed by its rollout within this long is freed anyway.
 pub const SLOT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// How often a waiting SafeApp asks for a slot again.
-pub const DEFAULT_RETRY: Duration = Duration::from_secs(10);
 
 /// Why the rendered template differs from the one last rolled out, if it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,46 +95,100 @@ pub fn classify(
     }
 }
 
-/// The in-memory upgrade slots (the leader's).
+/// The upgrade slots: who holds one (since when), and who waits for one, in the order
+/// they asked. The holders are also written to each SafeApp's `status.upgradeSlot`, so a
+/// new leader starts from them ([`Slots::seed`]) instead of from free slots.
 pub struct Slots {
     max: usize,
-    holders: Mutex<HashMap<String, Instant>>,
+    inner: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    holders: HashMap<String, Instant>,
+    /// Waiting apps, oldest first.
+    waiting: Vec<String>,
+    /// Whether the holders recorded in the cluster were read (once, by a new leader).
+    seeded: bool,
 }
 
 impl Slots {
     pub fn new(max: usize) -> Self {
         Self {
             max,
-            holders: Mutex::new(HashMap::new()),
+            inner: Mutex::new(SlotState::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.holders
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Takes a slot for `key` if one is free (or `key` already holds one).
-    pub fn try_acquire(&self, key: &str) -> bool {
-        let mut holders = self.lock();
-        holders.retain(|_, since| since.elapsed() < SLOT_TIMEOUT);
-        if holders.contains_key(key) {
-            return true;
-        }
-        if holders.len() >= self.max {
+    /// Takes the holders recorded in the cluster (the SafeApps whose status says they
+    /// hold a slot), once: a new leader never runs more than the limit while the old
+    /// leader's rollouts finish. Returns whether this call seeded.
+    pub fn seed(&self, holders: impl IntoIterator<Item = String>) -> bool {
+        let mut st = self.lock();
+        if st.seeded {
             return false;
         }
-        holders.insert(key.to_string(), Instant::now());
+        st.seeded = true;
+        let now = Instant::now();
+        for key in holders {
+            st.holders.entry(key).or_insert(now);
+        }
+        true
+    }
+
+    /// Whether [`Slots::seed`] has run.
+    pub fn seeded(&self) -> bool {
+        self.lock().seeded
+    }
+
+    /// Takes a slot for `key` if one is free (or `key` already holds one); else `key`
+    /// waits, and is woken when a slot is freed ([`Slots::release`]).
+    pub fn try_acquire(&self, key: &str) -> bool {
+        let mut st = self.lock();
+        st.holders.retain(|_, since| since.elapsed() < SLOT_TIMEOUT);
+        if st.holders.contains_key(key) {
+            return true;
+        }
+        // A free slot goes to the longest waiting app first.
+        let free = self.max.saturating_sub(st.holders.len());
+        let ahead = st.waiting.iter().take_while(|w| *w != key).count();
+        if free == 0 || (ahead >= free && st.waiting.iter().any(|w| w == key)) {
+            if !st.waiting.iter().any(|w| w == key) {
+                st.waiting.push(key.to_string());
+            }
+            return false;
+        }
+        st.waiting.retain(|w| w != key);
+        st.holders.insert(key.to_string(), Instant::now());
         true
     }
 
     pub fn holds(&self, key: &str) -> bool {
-        self.lock().contains_key(key)
+        self.lock().holders.contains_key(key)
     }
 
-    pub fn release(&self, key: &str) {
-        self.lock().remove(key);
+    /// `key` no longer waits (it rolls without a slot, or defers).
+    pub fn unwait(&self, key: &str) {
+        self.lock().waiting.retain(|w| w != key);
+    }
+
+    /// Frees `key`'s slot and stops it waiting. Returns the waiting apps to wake, as
+    /// many as slots are now free, oldest first: they take the slot in their reconcile.
+    #[must_use = "the apps to wake"]
+    pub fn release(&self, key: &str) -> Vec<String> {
+        let mut st = self.lock();
+        st.waiting.retain(|w| w != key);
+        if st.holders.remove(key).is_none() {
+            return Vec::new();
+        }
+        let free = self.max.saturating_sub(st.holders.len());
+        st.waiting.iter().take(free).cloned().collect()
     }
 
     /// The number of slots.
@@ -142,15 +198,42 @@ impl Slots {
 
     /// Slots in use.
     pub fn in_use(&self) -> usize {
-        self.lock().len()
+        self.lock().holders.len()
+    }
+
+    /// Apps waiting for a slot.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting.len()
+    }
+}
+
+/// What made the operator render another template, from the record of the last one:
+/// its version, its policy, or (for a record without them) its rendering.
+pub fn why(record: Option<&TemplateRecord>, version: &str, policy_hash: &str) -> String {
+    match record {
+        Some(r) if !r.operator_version.is_empty() && r.operator_version != version => format!(
+            "the operator was upgraded ({} to {version})",
+            r.operator_version
+        ),
+        Some(r) if !r.policy_hash.is_empty() && r.policy_hash != policy_hash => {
+            "the operator policy changed".to_string()
+        }
+        _ => "the operator renders the pod template differently (a new operator version or policy)"
+            .to_string(),
     }
 }
 
 /// The step for a cause, taking a slot when the operator's change may go now.
 pub fn step(cause: Cause, annotation: Option<&str>, slots: &Slots, key: &str) -> Step {
     match (cause, annotation) {
-        (Cause::Unchanged | Cause::User, _) | (Cause::Operator, Some("now")) => Step::Roll,
-        (Cause::Operator, Some("defer")) => Step::Hold(HoldReason::Deferred),
+        (Cause::Unchanged | Cause::User, _) | (Cause::Operator, Some("now")) => {
+            slots.unwait(key);
+            Step::Roll
+        }
+        (Cause::Operator, Some("defer")) => {
+            slots.unwait(key);
+            Step::Hold(HoldReason::Deferred)
+        }
         (Cause::Operator, _) if slots.try_acquire(key) => Step::RollInSlot,
         (Cause::Operator, _) => Step::Hold(HoldReason::WaitingForSlot),
     }
@@ -165,6 +248,7 @@ mod tests {
             hash: hash.into(),
             generation,
             config_hash: config.into(),
+            ..TemplateRecord::default()
         }
     }
 
@@ -220,8 +304,55 @@ mod tests {
             Step::Hold(HoldReason::Deferred)
         );
         assert_eq!(step(Cause::User, None, &slots, "e"), Step::Roll);
-        slots.release("a");
+        // c rolled at once (`now`): it waits no more. Freeing a slot names the app to
+        // wake: the oldest waiting one.
+        assert_eq!(slots.waiting(), 0);
+        assert_eq!(
+            step(Cause::Operator, None, &slots, "c"),
+            Step::Hold(HoldReason::WaitingForSlot)
+        );
+        assert_eq!(slots.release("a"), ["c"]);
         assert_eq!(step(Cause::Operator, None, &slots, "c"), Step::RollInSlot);
         assert_eq!(slots.in_use(), 2);
+        assert_eq!(slots.waiting(), 0);
+        // Releasing what holds nothing wakes nobody.
+        assert!(slots.release("zzz").is_empty());
+    }
+
+    // A freed slot goes to the app that waited longest, not to the first to ask again.
+    #[test]
+    fn slots_go_in_waiting_order() {
+        let slots = Slots::new(1);
+        assert!(slots.try_acquire("a"));
+        assert!(!slots.try_acquire("b"));
+        assert!(!slots.try_acquire("c"));
+        assert_eq!(slots.release("a"), ["b"]);
+        assert!(!slots.try_acquire("c"), "c waits behind b");
+        assert!(slots.try_acquire("b"));
+        assert_eq!(slots.release("b"), ["c"]);
+        assert!(slots.try_acquire("c"));
+    }
+
+    // The upgrade's Event says what changed: the operator's version, else its policy.
+    #[test]
+    fn why_an_upgrade() {
+        let old = TemplateRecord {
+            operator_version: "0.1.0".into(),
+            policy_hash: "p1".into(),
+            ..TemplateRecord::default()
+        };
+        assert!(why(Some(&old), "0.2.0", "p1").contains("0.1.0 to 0.2.0"));
+        assert!(why(Some(&old), "0.1.0", "p2").contains("policy changed"));
+        assert!(why(None, "0.1.0", "p2").contains("renders the pod template differently"));
+    }
+
+    // A new leader starts from the holders recorded in the cluster, once.
+    #[test]
+    fn seeded_from_the_cluster() {
+        let slots = Slots::new(2);
+        assert!(slots.seed(["ns/a".to_string(), "ns/b".to_string()]));
+        assert!(!slots.seed(["ns/c".to_string()]));
+        assert_eq!(slots.in_use(), 2);
+        assert!(!slots.try_acquire("ns/c"));
     }
 }
