@@ -560,3 +560,133 @@ async fn slots_are_not_held_by_apps_that_cannot_roll() {
     env.reconcile("next").await.expect("next");
     assert!(!env.paused("next"), "the next app got the slot");
 }
+
+impl Env {
+    /// The reasons of every Event stored in the namespace.
+    fn event_reasons(&self) -> Vec<String> {
+        self.fake
+            .list(&collection("events.k8s.io/v1", NS, "events"))
+            .iter()
+            .filter_map(|e| e["reason"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn annotate(&self, name: &str, value: &str) {
+        self.fake.edit(
+            &fake::harness::apps(),
+            name,
+            "kubectl-annotate",
+            json!({}),
+            |a| a["metadata"]["annotations"] = json!({"safeapp.dev/upgrade": value}),
+        );
+    }
+}
+
+// The operator's own template change, held or rolled, is never reported as drift: no
+// DriftCorrected Event, no status.lastDriftCorrection; when it rolls, one Normal
+// TemplateUpgraded Event says why (here: the policy changed).
+#[tokio::test]
+async fn own_upgrades_are_not_drift() {
+    let env = env();
+    for n in ["first", "second"] {
+        env.create(n, web_spec());
+        env.reconcile(n).await.expect("v1");
+        env.finish_rollout(n);
+        env.reconcile(n).await.expect("v1 available");
+    }
+    let env = env.reconfigure(next_version(1));
+    env.reconcile("first").await.expect("rolls in the slot");
+    env.reconcile("second").await.expect("held");
+    assert!(env.paused("second"));
+    env.reconcile("second").await.expect("still held");
+    let reasons = env.event_reasons();
+    assert!(
+        !reasons.iter().any(|r| r == "DriftCorrected"),
+        "{reasons:?}"
+    );
+    for n in ["first", "second"] {
+        assert_eq!(
+            env.app(n)["status"]["lastDriftCorrection"],
+            Value::Null,
+            "{n}"
+        );
+    }
+    let upgraded: Vec<Value> = env
+        .fake
+        .list(&collection("events.k8s.io/v1", NS, "events"))
+        .into_iter()
+        .filter(|e| e["reason"] == "TemplateUpgraded")
+        .collect();
+    assert_eq!(upgraded.len(), 1, "{reasons:?}");
+    assert!(
+        upgraded[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("policy changed"),
+        "{}",
+        upgraded[0]["note"]
+    );
+    // The slot holder is recorded in its status for a leader that takes over.
+    assert!(env.app("first")["status"]["upgradeSlot"].is_string());
+    assert!(env.app("second")["status"].get("upgradeSlot").is_none());
+    // Someone else's edit of the same Deployment is still drift.
+    env.fake.edit(
+        &deployments(),
+        "first",
+        "kubectl-edit",
+        json!({"f:spec": {"f:minReadySeconds": {}}}),
+        |d| d["spec"]["minReadySeconds"] = json!(99),
+    );
+    env.reconcile("first").await.expect("drift");
+    assert_eq!(
+        env.app("first")["status"]["lastDriftCorrection"]["manager"],
+        "kubectl-edit"
+    );
+}
+
+// A deferred app holds no slot, ever, and waits for none: deferred from the start, or
+// deferred while it waited in the queue (it leaves the queue, so a freed slot wakes the
+// next app instead).
+#[tokio::test]
+async fn deferred_apps_hold_no_slot() {
+    let env = env();
+    for n in ["deferred", "busy", "waiting", "next"] {
+        env.create(n, web_spec());
+        env.reconcile(n).await.expect("v1");
+        env.finish_rollout(n);
+        env.reconcile(n).await.expect("v1 available");
+    }
+    env.annotate("deferred", "defer");
+    let env = env.reconfigure(next_version(1));
+    env.reconcile("deferred").await.expect("deferred");
+    assert_eq!(env.ctx.upgrades.in_use(), 0, "deferred: no slot");
+    assert_eq!(env.ctx.upgrades.waiting(), 0, "deferred: not waiting");
+    assert_eq!(
+        env.condition("deferred", "UpgradePending")["reason"],
+        "Deferred"
+    );
+    assert_eq!(env.condition("deferred", "Reconciling")["status"], "False");
+    env.reconcile("busy").await.expect("takes the slot");
+    env.reconcile("waiting").await.expect("waits");
+    env.reconcile("next").await.expect("waits");
+    assert_eq!(env.ctx.upgrades.waiting(), 2);
+    env.annotate("waiting", "defer");
+    env.reconcile("waiting").await.expect("deferred now");
+    assert_eq!(env.ctx.upgrades.waiting(), 1, "it left the queue");
+    assert!(!env.ctx.upgrades.holds(&format!("{NS}/waiting")));
+    // busy's rollout ends: its slot goes to next, not to the deferred app.
+    let generation =
+        env.fake.get(&deployments(), "busy").unwrap()["metadata"]["generation"].clone();
+    env.fake
+        .edit(&deployments(), "busy", "kube-controller-manager", json!({}), |d| {
+            d["status"] = json!({"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2,
+                                 "availableReplicas": 2, "readyReplicas": 2});
+        });
+    env.reconcile("busy").await.expect("settled");
+    assert_eq!(env.ctx.upgrades.in_use(), 0);
+    env.reconcile("waiting").await.expect("still deferred");
+    assert!(env.paused("waiting"));
+    assert_eq!(env.ctx.upgrades.in_use(), 0);
+    env.reconcile("next").await.expect("its turn");
+    assert!(!env.paused("next"), "the freed slot went to the next app");
+}

@@ -261,3 +261,24 @@ async fn two_hundred_apps_converge_with_one_write_per_child_and_status() {
     assert_eq!(fake.writes().len(), 0, "{:?}", writes_by_path(&fake));
     running.stop().await;
 }
+
+// Many reconciles waiting at once for the children's caches all go as soon as the
+// caches have listed: the Deployment list fails twice first, so every app's reconcile
+// waits, and all 40 converge within seconds (the caches' own readiness futures keep a
+// single waker: all but one waiter used to sleep out the 30 s cache timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_waiting_for_the_caches_all_go_when_they_list() {
+    const APPS: usize = 40;
+    let fake = FakeApi::as_operator();
+    for i in 0..APPS {
+        insert_app(&fake, &format!("app-{i:02}"));
+    }
+    fake.fail(http::Method::GET, "/deployments?", 500, 2);
+    let running = start(&fake, Duration::from_secs(3600));
+    let took = eventually("every app converged", Duration::from_secs(15), || {
+        count_apps(&fake, |a| a["status"]["observedGeneration"] == 1) == APPS
+    })
+    .await;
+    println!("{APPS} apps converged {took:?} after start, the Deployment list failing twice first");
+    running.stop().await;
+}

@@ -185,6 +185,8 @@ pub struct Caches {
     pub cron_jobs: KindCache<CronJob>,
     /// One-off Jobs and the runs of CronJobs (their template carries the labels).
     pub jobs: KindCache<Job>,
+    /// Which caches have listed, kept by [`Caches::track_readiness`].
+    pub listed: tokio::sync::watch::Receiver<Listed>,
 }
 
 /// A kind the operator writes, and its cache in [`Caches`] if it has one. HTTPRoutes
@@ -346,28 +348,57 @@ impl Caches {
     /// Resolves once every cache `kind`'s reconciler reads has listed: a SafeApp's
     /// children and the shared objects, or a SafeJob's CronJobs and Jobs. One kind's
     /// caches that cannot list (a permission missing) do not hold the other kind back.
+    ///
+    /// Any number of reconciles may wait here at once: they wait on a watch channel that
+    /// one task ([`Caches::track_readiness`]) keeps, never on the stores' own readiness
+    /// futures, which keep a single waker — with concurrent waiters all but one slept
+    /// until their timeout (a new leader's reconciles stood still for 30 s each).
     pub async fn wait_until_ready(&self, kind: crate::api::WorkloadKind) {
-        async fn both<K: Cached>(c: &KindCache<K>) {
-            let _ = futures::join!(c.objects.wait_until_ready(), c.names.wait_until_ready());
+        let mut listed = self.listed.clone();
+        let _ = listed
+            .wait_for(|l| match kind {
+                crate::api::WorkloadKind::SafeApp => l.apps,
+                crate::api::WorkloadKind::SafeJob => l.jobs,
+            })
+            .await;
+    }
+
+    /// Follows the stores' first lists (polling, so no waker is shared) and tells
+    /// [`Caches::wait_until_ready`]. Runs until both kinds' caches have listed.
+    pub async fn track_readiness(&self, tell: tokio::sync::watch::Sender<Listed>) {
+        async fn listed<K: Cached>(c: &KindCache<K>) -> bool {
+            use futures::FutureExt;
+            c.objects.wait_until_ready().now_or_never().is_some()
+                && c.names.wait_until_ready().now_or_never().is_some()
         }
-        match kind {
-            crate::api::WorkloadKind::SafeApp => {
-                futures::join!(
-                    both(&self.deployments),
-                    both(&self.services),
-                    both(&self.pdbs),
-                    both(&self.hpas),
-                    both(&self.limit_ranges),
-                    both(&self.quotas),
-                    both(&self.network_policies),
-                    both(&self.ingresses),
-                );
+        loop {
+            let apps = listed(&self.deployments).await
+                && listed(&self.services).await
+                && listed(&self.pdbs).await
+                && listed(&self.hpas).await
+                && listed(&self.limit_ranges).await
+                && listed(&self.quotas).await
+                && listed(&self.network_policies).await
+                && listed(&self.ingresses).await;
+            let jobs = listed(&self.cron_jobs).await && listed(&self.jobs).await;
+            tell.send_if_modified(|l| {
+                let changed = l.apps != apps || l.jobs != jobs;
+                *l = Listed { apps, jobs };
+                changed
+            });
+            if apps && jobs {
+                return;
             }
-            crate::api::WorkloadKind::SafeJob => {
-                futures::join!(both(&self.cron_jobs), both(&self.jobs));
-            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Which reconcilers' caches have listed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub apps: bool,
+    pub jobs: bool,
 }
 
 /// What the operator compares or reports of an object, hashed: its spec (or whole body

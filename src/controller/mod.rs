@@ -417,7 +417,10 @@ impl Context {
             .map(|app| format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any()))
             .collect();
         if self.upgrades.seed(holders) {
-            info!(holders = self.upgrades.in_use(), "Upgrade slots read from the cluster");
+            info!(
+                holders = self.upgrades.in_use(),
+                "Upgrade slots read from the cluster"
+            );
         }
     }
 
@@ -703,6 +706,8 @@ pub async fn run(
     let controller = Controller::for_stream(app_events, store.clone());
     let sync_store = store.clone();
     let sync_ready = ready.clone();
+    let (listed_tx, listed) = tokio::sync::watch::channel(cache::Listed::default());
+    let mut children_listed = listed.clone();
     let synced = tokio::spawn(async move {
         // kube-runtime's readiness latch keeps one waker: when the controller's own runner
         // also waits on it, this task is never woken. Re-poll on a short timer instead.
@@ -710,15 +715,16 @@ pub async fn run(
             match tokio::time::timeout(Duration::from_millis(50), sync_store.wait_until_ready())
                 .await
             {
-                Ok(Ok(())) => {
-                    sync_ready.store(true, Ordering::Relaxed);
-                    info!("Watches synced");
-                    return;
-                }
+                Ok(Ok(())) => break,
                 Ok(Err(_)) => return,
                 Err(_) => continue,
             }
         }
+        // Ready (/readyz) once the SafeApps' children are cached too: a leader that
+        // cannot see them cannot repair them, and says so.
+        let _ = children_listed.wait_for(|l| l.apps).await;
+        sync_ready.store(true, Ordering::Relaxed);
+        info!("Watches synced");
     });
     let (job_store, job_writer) = reflector::store();
     let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
@@ -748,6 +754,7 @@ pub async fn run(
     let (jobs, job_changes, job_names) =
         cache::KindCache::<Job>::watch(&client, ns, managed(), true);
     let caches = cache::Caches {
+        listed,
         cron_jobs,
         jobs,
         deployments,
@@ -758,6 +765,13 @@ pub async fn run(
         quotas,
         network_policies,
         ingresses,
+    };
+    let readiness = {
+        let caches = caches.clone();
+        async move {
+            caches.track_readiness(listed_tx).await;
+            futures::future::pending::<()>().await;
+        }
     };
     let names = futures::stream::select_all([
         dep_names.boxed(),
@@ -874,6 +888,7 @@ pub async fn run(
         () = shared_objects => {}
         () = names => {}
         () = gauges => {}
+        () = readiness => {}
     }
     synced.abort();
     ready.store(false, Ordering::Relaxed);

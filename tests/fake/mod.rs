@@ -949,3 +949,103 @@ impl FakeApi {
         }
     }
 }
+
+/// What [`FakeApi::deployment_controller`] saw: rollouts started and finished, and the
+/// most that ran at once.
+#[derive(Debug, Default, Clone)]
+pub struct RolloutStats {
+    pub started: usize,
+    pub finished: usize,
+    pub most_at_once: usize,
+    /// Between the end of one rollout and the start of the next, each time one started
+    /// while none had started since the last end.
+    pub hand_overs: Vec<std::time::Duration>,
+    pub rolling: usize,
+    last_end: Option<tokio::time::Instant>,
+}
+
+impl FakeApi {
+    /// Plays the Deployment controller on `coll`: a Deployment whose generation it has not
+    /// observed is observed at once when paused (what runs stays available), and
+    /// otherwise rolls for `rollout`, then is available on its new template. Runs until
+    /// the returned task is aborted.
+    pub fn deployment_controller(
+        &self,
+        coll: &str,
+        rollout: std::time::Duration,
+    ) -> (Arc<Mutex<RolloutStats>>, tokio::task::JoinHandle<()>) {
+        let stats = Arc::new(Mutex::new(RolloutStats::default()));
+        let fake = self.clone();
+        let coll = coll.to_string();
+        let out = stats.clone();
+        let task = tokio::spawn(async move {
+            let mut rolling: std::collections::HashMap<String, (i64, tokio::time::Instant)> =
+                std::collections::HashMap::new();
+            loop {
+                let now = tokio::time::Instant::now();
+                for d in fake.list(&coll) {
+                    let name = d["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+                    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+                    let observed = d["status"]["observedGeneration"].as_i64();
+                    if d["spec"]["paused"] == true {
+                        if observed != Some(generation) {
+                            let available = d["status"]["availableReplicas"].clone();
+                            fake.edit(&coll, &name, "kube-controller-manager", json!({}), |d| {
+                                d["status"] = json!({"observedGeneration": generation,
+                                    "replicas": replicas, "updatedReplicas": 0,
+                                    "availableReplicas": available, "readyReplicas": available});
+                            });
+                        }
+                        continue;
+                    }
+                    if observed == Some(generation) && !rolling.contains_key(&name) {
+                        continue;
+                    }
+                    match rolling.get(&name) {
+                        Some((g, since)) if *g == generation => {
+                            if now.duration_since(*since) >= rollout {
+                                rolling.remove(&name);
+                                fake.edit(
+                                    &coll,
+                                    &name,
+                                    "kube-controller-manager",
+                                    json!({}),
+                                    |d| {
+                                        d["status"] = json!({"observedGeneration": generation,
+                                        "replicas": replicas, "updatedReplicas": replicas,
+                                        "availableReplicas": replicas, "readyReplicas": replicas});
+                                    },
+                                );
+                                let mut st = out.lock().unwrap();
+                                st.finished += 1;
+                                st.rolling = rolling.len();
+                                st.last_end = Some(now);
+                            }
+                        }
+                        _ => {
+                            rolling.insert(name.clone(), (generation, now));
+                            fake.edit(&coll, &name, "kube-controller-manager", json!({}), |d| {
+                                d["status"] = json!({"observedGeneration": generation,
+                                    "replicas": replicas + 1, "updatedReplicas": 1,
+                                    "availableReplicas": replicas, "readyReplicas": replicas});
+                            });
+                            let mut st = out.lock().unwrap();
+                            st.started += 1;
+                            st.rolling = rolling.len();
+                            st.most_at_once = st.most_at_once.max(rolling.len());
+                            if let Some(end) = st.last_end.take() {
+                                st.hand_overs.push(now.duration_since(end));
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        (stats, task)
+    }
+}
