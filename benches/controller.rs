@@ -281,6 +281,15 @@ async fn startup() {
 }
 
 fn main() {
+    // `cargo bench --bench controller -- upgrades`: only the staged upgrade.
+    if std::env::args().any(|a| a == "upgrades") {
+        let parallel = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        parallel.block_on(staged_upgrade(1_000, 5, Duration::from_millis(500)));
+        return;
+    }
     // `cargo bench --bench controller -- status`: only the status economy.
     if std::env::args().any(|a| a == "status") {
         let parallel = tokio::runtime::Builder::new_multi_thread()
@@ -556,6 +565,15 @@ fn spawn_controller(client: kube::Client, ns: &str) -> Running {
 }
 
 fn spawn_controller_with(client: kube::Client, ns: &str, resync: Duration) -> Running {
+    spawn_controller_as(client, ns, resync, Policy::default())
+}
+
+fn spawn_controller_as(
+    client: kube::Client,
+    ns: &str,
+    resync: Duration,
+    policy: Policy,
+) -> Running {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = {
@@ -565,7 +583,7 @@ fn spawn_controller_with(client: kube::Client, ns: &str, resync: Duration) -> Ru
         }
     };
     let config = safeapp::controller::RunConfig {
-        policy: Policy::default(),
+        policy,
         resync,
         concurrency: 16,
         namespace: Some(ns.into()),
@@ -697,4 +715,68 @@ async fn status_economy(apps: usize) {
         events_resync,
     );
     running.stop().await;
+}
+
+/// A new operator policy over `apps` converged SafeApps with `slots` upgrade slots, and a
+/// simulated Deployment controller whose rollouts take `rollout`: how long the whole
+/// upgrade takes against ⌈apps/slots⌉·rollout, how long each hand-over takes (a rollout's
+/// end to the next one's start), and the most that rolled at once.
+async fn staged_upgrade(apps: usize, slots: u32, rollout: Duration) {
+    let ns = "shop";
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    let deployments = collection("apps/v1", ns, "deployments");
+    let fake = FakeApi::as_operator();
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        m["spec"]["replicas"] = json!(1);
+        fake.insert(&coll, m);
+    }
+    let (stats, simulator) = fake.deployment_controller(&deployments, rollout);
+    let hour = Duration::from_secs(3600);
+    let v1 = spawn_controller_as(fake.client(), ns, hour, Policy::default());
+    let ready = |a: &serde_json::Value| {
+        a["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|x| x["type"] == "Ready" && x["status"] == "True")
+        })
+    };
+    while fake.list(&coll).iter().filter(|a| ready(a)).count() < apps {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    v1.stop().await;
+    *stats.lock().expect("stats") = fake::RolloutStats::default();
+    let mut next = Policy::default();
+    next.defaults.pre_stop_sleep_seconds = 7;
+    next.upgrades.max_concurrent_template_upgrades = slots;
+    let started = Instant::now();
+    let v2 = spawn_controller_as(fake.client(), ns, hour, next);
+    while stats.lock().expect("stats").finished < apps {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    let st = stats.lock().expect("stats").clone();
+    let mut hand_overs = st.hand_overs.clone();
+    hand_overs.sort();
+    let pct = |p: f64| {
+        hand_overs
+            .get(((hand_overs.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let ideal = rollout * u32::try_from(apps.div_ceil(slots as usize)).unwrap_or(u32::MAX);
+    println!(
+        "staged upgrade: {apps} apps, {slots} slots, rollouts of {} ms: all upgraded in {:.1} s (⌈N/S⌉·D = {:.1} s; {:.2} s over it, {:.3} s per round); most rolling at once {}; hand-over (a rollout's end to the next start) p50 {} ms, p99 {} ms, max {} ms",
+        rollout.as_millis(),
+        took.as_secs_f64(),
+        ideal.as_secs_f64(),
+        took.as_secs_f64() - ideal.as_secs_f64(),
+        (took.as_secs_f64() - ideal.as_secs_f64()) / apps.div_ceil(slots as usize) as f64,
+        st.most_at_once,
+        pct(0.5).as_millis(),
+        pct(0.99).as_millis(),
+        pct(1.0).as_millis(),
+    );
+    v2.stop().await;
+    simulator.abort();
 }

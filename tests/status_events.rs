@@ -282,3 +282,37 @@ async fn reconciles_waiting_for_the_caches_all_go_when_they_list() {
     println!("{APPS} apps converged {took:?} after start, the Deployment list failing twice first");
     running.stop().await;
 }
+
+// The API server goes down for 25 s (every request 503, open watches cut) and comes
+// back: a drift made right after is repaired within seconds. Neither a watch nor the
+// Controller's trigger stream sleeps longer than 5 s between tries (kube's defaults grow
+// to 30 s, and the Controller's put every trigger behind the errors of one watch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_after_an_api_server_restart_is_repaired_within_seconds() {
+    let fake = FakeApi::as_operator();
+    for i in 0..10 {
+        insert_app(&fake, &format!("app-{i:02}"));
+    }
+    let running = start(&fake, Duration::from_secs(3600));
+    eventually("converged", Duration::from_secs(20), || {
+        count_apps(&fake, |a| a["status"]["observedGeneration"] == 1) == 10
+    })
+    .await;
+    fake.set_available(false);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    fake.set_available(true);
+    fake.edit(
+        &deployments(),
+        "app-03",
+        "kubectl-edit",
+        json!({"f:spec": {"f:minReadySeconds": {}}}),
+        |d| d["spec"]["minReadySeconds"] = json!(99),
+    );
+    let took = eventually("the drift repaired", Duration::from_secs(8), || {
+        fake.get(&deployments(), "app-03")
+            .is_some_and(|d| d["spec"]["minReadySeconds"] != 99)
+    })
+    .await;
+    println!("drift repaired {took:?} after the API server came back");
+    running.stop().await;
+}

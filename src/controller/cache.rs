@@ -257,7 +257,7 @@ where
         let own: OwnWrites<K> = Arc::default();
         let changes = watch(api, selector, writer, with_status, own.clone());
         let names_feed = watcher(names_api, watcher::Config::default())
-            .default_backoff()
+            .backoff(super::backoff::WatchBackoff::default())
             // Only the name is needed: whether it is taken.
             .modify(|m: &mut PartialObjectMeta<K>| {
                 let keep = ObjectMeta {
@@ -440,7 +440,7 @@ where
 {
     let mut seen: HashMap<ObjectRef<Compact<K>>, u64> = HashMap::new();
     watcher(api, config)
-        .default_backoff()
+        .backoff(super::backoff::WatchBackoff::default())
         .reflect(writer)
         .filter_map(move |event| {
             let out = match event {

@@ -257,7 +257,7 @@ where
     // `Api<PartialObjectMeta<K>>` asks for metadata only: no data crosses the wire.
     let api: Api<PartialObjectMeta<K>> = super::api(client, ns);
     watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
+        .backoff(super::backoff::WatchBackoff::default())
         .filter_map(move |event| {
             let index = index.clone();
             async move {

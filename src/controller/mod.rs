@@ -14,6 +14,7 @@
 pub mod access;
 pub mod allows;
 pub mod apply;
+pub mod backoff;
 pub mod cache;
 pub mod conditions;
 pub mod config;
@@ -648,10 +649,29 @@ where
     }
 }
 
-/// How long a graceful stop may take before what is left is cancelled: well inside the
-/// operator's 30 s grace period minus its 5 s preStop pause. It matters when the API
-/// server is unreachable and nothing in flight can finish.
-pub const GRACEFUL_STOP_LIMIT: Duration = Duration::from_secs(15);
+/// A watch's events without its errors (each watch retries by itself, `backoff.rs`).
+/// kube-runtime's Controller puts the whole merged trigger stream — every owned kind's
+/// events included — behind one backoff that grows to 30 s on any trigger error: after
+/// an API server restart (or a 403 while its RBAC syncs) no trigger at all was taken for
+/// up to half a minute, and a new leader stood still.
+fn without_errors<K: Send + 'static>(
+    events: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    events.filter_map(|event| {
+        futures::future::ready(match event {
+            Ok(obj) => Some(Ok(obj)),
+            Err(e) => {
+                tracing::debug!(error = %e, "Watch error (retried)");
+                None
+            }
+        })
+    })
+}
+
+/// How long a graceful stop may take before what is left is cancelled: a reconcile
+/// takes milliseconds, so this only matters when the API server is unreachable and
+/// nothing in flight can finish; SIGTERM then still ends the process within 5 s.
+pub const GRACEFUL_STOP_LIMIT: Duration = Duration::from_secs(4);
 
 /// Runs the controller until `stop` resolves (stop taking new work, finish the
 /// reconciles in flight, at most [`GRACEFUL_STOP_LIMIT`]) or `abort` resolves (the lease
@@ -694,7 +714,7 @@ pub async fn run(
         api::<DeserializeGuard<SafeApp>>(&client, ns),
         app_watch.clone(),
     )
-    .default_backoff()
+    .backoff(backoff::WatchBackoff::default())
     .reflect(writer)
     .applied_objects()
     .predicate_filter(
@@ -703,7 +723,8 @@ pub async fn run(
             .combine(predicates::annotations),
         PredicateConfig::default(),
     );
-    let controller = Controller::for_stream(app_events, store.clone());
+    let controller = Controller::for_stream(without_errors(app_events), store.clone())
+        .trigger_backoff(backoff::WatchBackoff::default());
     let sync_store = store.clone();
     let sync_ready = ready.clone();
     let (listed_tx, listed) = tokio::sync::watch::channel(cache::Listed::default());
@@ -822,11 +843,11 @@ pub async fn run(
         // HTTPRoutes: not cached (their CRD may be missing); the watch only triggers
         // the owner (drift, the Gateway's verdict in status), retrying with backoff
         // until the CRD exists.
-        .owns_stream(
+        .owns_stream(without_errors(
             watcher(api::<HTTPRoute>(&client, ns), managed().any_semantic())
-                .default_backoff()
+                .backoff(backoff::WatchBackoff::default())
                 .touched_objects(),
-        )
+        ))
         .reconcile_on(config_triggers)
         .reconcile_on(retriggers)
         .with_config(
@@ -853,7 +874,7 @@ pub async fn run(
     // it, not by the SafeJob: the CronJob's status change on each start and end brings
     // the SafeJob's reconcile.
     let job_events = watcher(api::<DeserializeGuard<SafeJob>>(&client, ns), app_watch)
-        .default_backoff()
+        .backoff(backoff::WatchBackoff::default())
         .reflect(job_writer)
         .applied_objects()
         .predicate_filter(
@@ -862,7 +883,8 @@ pub async fn run(
                 .combine(predicates::annotations),
             PredicateConfig::default(),
         );
-    let safejobs = Controller::for_stream(job_events, job_store)
+    let safejobs = Controller::for_stream(without_errors(job_events), job_store)
+        .trigger_backoff(backoff::WatchBackoff::default())
         .owns_stream(cj_changes.map(Ok))
         .owns_stream(job_changes.map(Ok))
         .with_config(

@@ -76,6 +76,17 @@ struct State {
     watch_delays: Vec<(String, std::time::Duration)>,
 }
 
+/// How many changes the fake keeps for watches that resume.
+const HISTORY: usize = 50_000;
+
+/// A change's resourceVersion, as a number.
+fn rv_of(obj: &Value) -> u64 {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// One change, as a watch reports it: (collection, ADDED/MODIFIED/DELETED, object), and
 /// when it was made.
 type Change = (String, &'static str, Value, tokio::time::Instant);
@@ -86,8 +97,14 @@ pub struct FakeApi {
     state: Arc<Mutex<State>>,
     /// Every change, for the open watches.
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// The latest changes, replayed to a watch that resumes from a resourceVersion (as
+    /// the API server's watch cache does after a dropped connection).
+    history: Arc<Mutex<std::collections::VecDeque<Change>>>,
     /// Another caller's RBAC for requests through this handle (see `with_user`).
     caller: Option<Arc<apiserver::Rbac>>,
+    /// Whether the server is down (`set_available`): every request answers 503 and open
+    /// watches end.
+    down: tokio::sync::watch::Sender<bool>,
 }
 
 impl Default for FakeApi {
@@ -96,6 +113,8 @@ impl Default for FakeApi {
             state: Arc::default(),
             changes: tokio::sync::broadcast::channel(65_536).0,
             caller: None,
+            down: tokio::sync::watch::channel(false).0,
+            history: Arc::default(),
         }
     }
 }
@@ -311,12 +330,20 @@ impl FakeApi {
 
     /// Tells the open watches of `coll` about a change.
     fn notify(&self, coll: &str, kind: &'static str, obj: &Value) {
-        let _ = self.changes.send((
+        let change = (
             coll.to_string(),
             kind,
             obj.clone(),
             tokio::time::Instant::now(),
-        ));
+        );
+        let mut history = self.history.lock().unwrap();
+        history.push_back(change.clone());
+        if history.len() > HISTORY {
+            history.pop_front();
+        }
+        // Sent under the history lock: a watch opening takes its replay and its
+        // subscription together, so it misses nothing and sees nothing twice.
+        let _ = self.changes.send(change);
     }
 
     /// A fake whose caller has only the permissions of `rbac`.
@@ -341,6 +368,12 @@ impl FakeApi {
             .unwrap()
             .watch_delays
             .push((path_contains.into(), delay));
+    }
+
+    /// Takes the server down (every request answers 503, open watches end) or brings it
+    /// back, as an API server restart does.
+    pub fn set_available(&self, available: bool) {
+        self.down.send_replace(!available);
     }
 
     /// A fake whose caller is the operator with the RBAC of `config/rbac` as shipped.
@@ -446,12 +479,14 @@ impl FakeApi {
 
     /// Removes a stored object as another client would (not recorded).
     pub fn remove(&self, coll: &str, name: &str) -> Option<Value> {
-        let removed = self
-            .state
-            .lock()
-            .unwrap()
-            .objects
-            .remove(&(coll.to_string(), name.to_string()));
+        let mut st = self.state.lock().unwrap();
+        let mut removed = st.objects.remove(&(coll.to_string(), name.to_string()));
+        if let Some(obj) = &mut removed {
+            // A delete is a change of its own, with a new resourceVersion.
+            st.resource_version += 1;
+            obj["metadata"]["resourceVersion"] = json!(st.resource_version.to_string());
+        }
+        drop(st);
         if let Some(obj) = &removed {
             self.notify(coll, "DELETED", obj);
         }
@@ -526,6 +561,14 @@ impl FakeApi {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        if *self.down.borrow() {
+            let body = status(503, "ServiceUnavailable", "the API server is restarting");
+            return Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())).boxed())
+                .unwrap();
+        }
         let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let bytes = body.collect_bytes().await.unwrap_or_default();
@@ -568,7 +611,21 @@ impl FakeApi {
                 .iter()
                 .find(|(p, _)| path.contains(p.as_str()))
                 .map(|(_, d)| *d);
-            let changes = tokio_stream_of(self.changes.subscribe());
+            // Resuming from a resourceVersion: the changes since, then the live ones.
+            let since: u64 = query_param(&query, "resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX);
+            let (replay, live) = {
+                let history = self.history.lock().unwrap();
+                let replay: Vec<Change> = history
+                    .iter()
+                    .filter(|c| rv_of(&c.2) > since)
+                    .cloned()
+                    .collect();
+                (replay, self.changes.subscribe())
+            };
+            let changes =
+                futures::StreamExt::chain(futures::stream::iter(replay), tokio_stream_of(live));
             // Each event is held until `delay` after its write, keeping their order.
             let changes = futures::StreamExt::then(changes, move |change| async move {
                 if let Some(delay) = delay {
@@ -586,6 +643,11 @@ impl FakeApi {
                         Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(line)))
                     })
                 }
+            });
+            // A server going down ends its open watches.
+            let mut down = self.down.subscribe();
+            let events = futures::StreamExt::take_until(events, async move {
+                let _ = down.wait_for(|d| *d).await;
             });
             return Response::builder()
                 .status(StatusCode::OK)
@@ -704,7 +766,9 @@ impl FakeApi {
             },
             (Method::DELETE, Some((coll, name))) => {
                 match st.objects.remove(&(coll.clone(), name.clone())) {
-                    Some(v) => {
+                    Some(mut v) => {
+                        st.resource_version += 1;
+                        v["metadata"]["resourceVersion"] = json!(st.resource_version.to_string());
                         self.notify(&coll, "DELETED", &v);
                         st.applied
                             .retain(|(c, n, _), _| !(*c == coll && *n == name));
