@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use fake::running::Running;
 use fake::{FakeApi, collection};
 use http::{Request, StatusCode};
 use safeapp::admin::{self, AdminState};
@@ -359,52 +360,9 @@ async fn leader_that_loses_the_lease_stops_reconciling() {
     stop_and_join(&stop, task).await;
 }
 
-/// A controller started by [`start_controller`].
-struct Running {
-    metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Stops it and waits (10 s at most) for it to return.
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-}
-
 /// Runs the controller (no leader election) over namespace `shop` with `resync`.
 fn start_controller(fake: &FakeApi, resync: Duration) -> Running {
-    let metrics = Arc::new(Metrics::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-    let config = RunConfig {
-        policy: Policy::default(),
-        resync,
-        concurrency: 4,
-        namespace: Some("shop".into()),
-        selector: None,
-        watch_secrets: false,
-    };
-    let task = tokio::spawn(controller::run(
-        fake.client(),
-        config,
-        metrics.clone(),
-        Arc::new(AtomicBool::new(false)),
-        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
-        futures::future::pending(),
-    ));
-    Running {
-        metrics,
-        stop: stop_tx,
-        task,
-    }
+    fake::running::start(fake, "shop", Policy::default(), resync, 4)
 }
 
 /// Whether SafeApp `name` of `shop` has a condition whose `field` is `value`.

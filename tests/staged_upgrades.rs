@@ -5,16 +5,12 @@
 
 mod fake;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use fake::running::{self, Running, until};
 use fake::{FakeApi, collection};
-use safeapp::controller::{self, RunConfig};
-use safeapp::metrics::Metrics;
 use safeapp::policy::Policy;
 use serde_json::json;
-use tokio::sync::watch;
 
 const NS: &str = "shop";
 
@@ -25,46 +21,8 @@ fn deployments() -> String {
     collection("apps/v1", NS, "deployments")
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-}
-
 fn start(fake: &FakeApi, policy: Policy) -> Running {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-    let config = RunConfig {
-        policy,
-        resync: Duration::from_secs(3600),
-        concurrency: 8,
-        namespace: Some(NS.into()),
-        selector: None,
-        watch_secrets: false,
-    };
-    let task = tokio::spawn(controller::run(
-        fake.client(),
-        config,
-        Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(false)),
-        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
-        futures::future::pending(),
-    ));
-    Running {
-        stop: stop_tx,
-        task,
-    }
+    running::start(fake, NS, policy, Duration::from_secs(3600), 8)
 }
 
 fn next_version(slots: u32) -> Policy {
@@ -94,15 +52,6 @@ fn all_upgraded(fake: &FakeApi, n: usize) -> bool {
             && d["status"]["availableReplicas"] == d["spec"]["replicas"]
             && d["status"]["updatedReplicas"] == d["spec"]["replicas"]
     })
-}
-
-async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    started.elapsed()
 }
 
 // A new operator version over 6 apps, 2 slots, rollouts of 300 ms, one app deferred:

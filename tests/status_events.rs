@@ -5,16 +5,12 @@
 mod fake;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use fake::running::{self, Running};
 use fake::{FakeApi, collection};
-use safeapp::controller::{self, RunConfig};
-use safeapp::metrics::Metrics;
 use safeapp::policy::Policy;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 const NS: &str = "shop";
 
@@ -36,55 +32,12 @@ fn insert_app(fake: &FakeApi, name: &str) {
     );
 }
 
-struct Running {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-    }
-}
-
 fn start(fake: &FakeApi, resync: Duration) -> Running {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|v| *v).await;
-        }
-    };
-    let config = RunConfig {
-        policy: Policy::default(),
-        resync,
-        concurrency: 8,
-        namespace: Some(NS.into()),
-        selector: None,
-        watch_secrets: false,
-    };
-    let task = tokio::spawn(controller::run(
-        fake.client(),
-        config,
-        Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(false)),
-        futures::FutureExt::shared(futures::FutureExt::boxed(stop)),
-        futures::future::pending(),
-    ));
-    Running {
-        stop: stop_tx,
-        task,
-    }
+    running::start(fake, NS, Policy::default(), resync, 8)
 }
 
-async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    started.elapsed()
+async fn eventually(what: &str, limit: Duration, check: impl FnMut() -> bool) -> Duration {
+    running::until(what, limit, check).await
 }
 
 /// Writes since the last `clear_calls`, counted by path (status patches, children,

@@ -27,6 +27,7 @@
 pub mod apiserver;
 pub mod batch;
 pub mod harness;
+pub mod running;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
