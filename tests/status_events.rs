@@ -269,3 +269,48 @@ async fn drift_after_an_api_server_restart_is_repaired_within_seconds() {
     println!("drift repaired {took:?} after the API server came back");
     running.stop().await;
 }
+
+// A restart over 200 converged apps, with nothing changed: every watched kind is listed
+// once per cache (objects, and names), no child is read one by one, and nothing is
+// written — no status patch, no apply, no Event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_lists_once_and_writes_nothing() {
+    const APPS: usize = 200;
+    let fake = FakeApi::as_operator();
+    for i in 0..APPS {
+        insert_app(&fake, &format!("app-{i:03}"));
+    }
+    let first = start(&fake, Duration::from_secs(3600));
+    eventually("converged", Duration::from_secs(60), || {
+        count_apps(&fake, |a| a["status"]["observedGeneration"] == 1) == APPS
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    first.stop().await;
+    fake.clear_calls();
+    let second = start(&fake, Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls = fake.calls();
+    let mut lists: BTreeMap<String, usize> = BTreeMap::new();
+    let mut gets = Vec::new();
+    for c in calls.iter().filter(|c| c.method == http::Method::GET) {
+        if c.path.ends_with("?watch") {
+            continue;
+        }
+        let last = c.path.rsplit('/').next().unwrap_or_default();
+        let plural = last.chars().all(|ch| ch.is_ascii_lowercase());
+        let is_list = plural && !last.starts_with("app-") && last != "safeapp-limits";
+        if is_list {
+            *lists.entry(c.path.clone()).or_insert(0) += 1;
+        } else {
+            gets.push(c.path.clone());
+        }
+    }
+    assert!(
+        lists.values().all(|n| *n <= 2),
+        "each kind listed at most twice (objects and names): {lists:?}"
+    );
+    assert_eq!(gets, Vec::<String>::new(), "no object read one by one");
+    assert_eq!(fake.writes().len(), 0, "{:?}", writes_by_path(&fake));
+    second.stop().await;
+}

@@ -64,8 +64,10 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(300);
 /// How long a reconcile waits for the caches' first list before reading from the API.
 pub const CACHE_WAIT: Duration = Duration::from_secs(30);
 /// Triggers for one SafeApp closer together than this run one reconcile (its children's
-/// watch events after an apply arrive together).
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// watch events after an apply arrive together). Short: a reconcile that its own writes'
+/// events trigger writes nothing (`status::Written`, the caches' own-write records), and
+/// every hop of a status change or an upgrade hand-over waits this long.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
 const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=safeapp-operator";
 
 /// What the operator does with a kind it owns: watch, read before apply, server-side

@@ -1032,8 +1032,9 @@ pub struct RolloutStats {
 impl FakeApi {
     /// Plays the Deployment controller on `coll`: a Deployment whose generation it has not
     /// observed is observed at once when paused (what runs stays available), and
-    /// otherwise rolls for `rollout`, then is available on its new template. Runs until
-    /// the returned task is aborted.
+    /// otherwise rolls for `rollout`, then is available on its new template. Driven by
+    /// the fake's change feed (as the real controller by its informers), so it costs
+    /// nothing between changes. Runs until the returned task is aborted.
     pub fn deployment_controller(
         &self,
         coll: &str,
@@ -1043,74 +1044,107 @@ impl FakeApi {
         let fake = self.clone();
         let coll = coll.to_string();
         let out = stats.clone();
+        let mut changes = self.changes.subscribe();
+        let existing = self.list(&coll);
         let task = tokio::spawn(async move {
+            // name -> (generation, when its rollout ends)
             let mut rolling: std::collections::HashMap<String, (i64, tokio::time::Instant)> =
                 std::collections::HashMap::new();
+            let mut pending: std::collections::VecDeque<Value> = existing.into();
             loop {
-                let now = tokio::time::Instant::now();
-                for d in fake.list(&coll) {
-                    let name = d["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
-                    let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-                    let observed = d["status"]["observedGeneration"].as_i64();
-                    if d["spec"]["paused"] == true {
-                        if observed != Some(generation) {
-                            let available = d["status"]["availableReplicas"].clone();
-                            fake.edit(&coll, &name, "kube-controller-manager", json!({}), |d| {
-                                d["status"] = json!({"observedGeneration": generation,
-                                    "replicas": replicas, "updatedReplicas": 0,
-                                    "availableReplicas": available, "readyReplicas": available});
-                            });
+                // Every change seen so far, then the next rollout to end, or a change.
+                while let Some(d) = pending.pop_front() {
+                    fake.observe_deployment(&coll, &d, rollout, &mut rolling, &out);
+                }
+                let next_end = rolling.values().map(|(_, end)| *end).min();
+                let sleep = async {
+                    match next_end {
+                        Some(end) => tokio::time::sleep_until(end).await,
+                        None => futures::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok((c, kind, obj, _)) if c == coll && kind != "DELETED" => pending.push_back(obj),
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            pending.extend(fake.list(&coll));
                         }
-                        continue;
-                    }
-                    if observed == Some(generation) && !rolling.contains_key(&name) {
-                        continue;
-                    }
-                    match rolling.get(&name) {
-                        Some((g, since)) if *g == generation => {
-                            if now.duration_since(*since) >= rollout {
-                                rolling.remove(&name);
-                                fake.edit(
-                                    &coll,
-                                    &name,
-                                    "kube-controller-manager",
-                                    json!({}),
-                                    |d| {
-                                        d["status"] = json!({"observedGeneration": generation,
-                                        "replicas": replicas, "updatedReplicas": replicas,
-                                        "availableReplicas": replicas, "readyReplicas": replicas});
-                                    },
-                                );
-                                let mut st = out.lock().unwrap();
-                                st.finished += 1;
-                                st.rolling = rolling.len();
-                                st.last_end = Some(now);
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    () = sleep => {
+                        let now = tokio::time::Instant::now();
+                        let done: Vec<String> = rolling
+                            .iter()
+                            .filter(|(_, (_, end))| *end <= now)
+                            .map(|(n, _)| n.clone())
+                            .collect();
+                        for name in done {
+                            let Some((generation, _)) = rolling.remove(&name) else { continue };
+                            let Some(d) = fake.get(&coll, &name) else { continue };
+                            if d["metadata"]["generation"].as_i64() != Some(generation) {
+                                continue;
                             }
-                        }
-                        _ => {
-                            rolling.insert(name.clone(), (generation, now));
+                            let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
                             fake.edit(&coll, &name, "kube-controller-manager", json!({}), |d| {
                                 d["status"] = json!({"observedGeneration": generation,
-                                    "replicas": replicas + 1, "updatedReplicas": 1,
+                                    "replicas": replicas, "updatedReplicas": replicas,
                                     "availableReplicas": replicas, "readyReplicas": replicas});
                             });
                             let mut st = out.lock().unwrap();
-                            st.started += 1;
+                            st.finished += 1;
                             st.rolling = rolling.len();
-                            st.most_at_once = st.most_at_once.max(rolling.len());
-                            if let Some(end) = st.last_end.take() {
-                                st.hand_overs.push(now.duration_since(end));
-                            }
+                            st.last_end = Some(now);
                         }
                     }
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         });
         (stats, task)
+    }
+
+    /// One Deployment as the Deployment controller sees it change.
+    fn observe_deployment(
+        &self,
+        coll: &str,
+        d: &Value,
+        rollout: std::time::Duration,
+        rolling: &mut std::collections::HashMap<String, (i64, tokio::time::Instant)>,
+        out: &Mutex<RolloutStats>,
+    ) {
+        let name = d["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let observed = d["status"]["observedGeneration"].as_i64();
+        if observed == Some(generation) || rolling.get(&name).is_some_and(|(g, _)| *g == generation)
+        {
+            return;
+        }
+        if d["spec"]["paused"] == true {
+            let available = d["status"]["availableReplicas"].clone();
+            self.edit(coll, &name, "kube-controller-manager", json!({}), |d| {
+                d["status"] = json!({"observedGeneration": generation,
+                    "replicas": replicas, "updatedReplicas": 0,
+                    "availableReplicas": available, "readyReplicas": available});
+            });
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        rolling.insert(name.clone(), (generation, now + rollout));
+        self.edit(coll, &name, "kube-controller-manager", json!({}), |d| {
+            d["status"] = json!({"observedGeneration": generation,
+                "replicas": replicas + 1, "updatedReplicas": 1,
+                "availableReplicas": replicas, "readyReplicas": replicas});
+        });
+        let mut st = out.lock().unwrap();
+        st.started += 1;
+        st.rolling = rolling.len();
+        st.most_at_once = st.most_at_once.max(rolling.len());
+        if let Some(end) = st.last_end.take() {
+            st.hand_overs.push(now.duration_since(end));
+        }
     }
 }
