@@ -391,8 +391,26 @@ impl Context {
     /// Frees `key`'s upgrade slot (`namespace/name`) and stops it waiting; the apps
     /// waiting for the freed slot are reconciled at once.
     pub fn release_slot(&self, key: &str) {
-        for woken in self.upgrades.release(key) {
-            if let Some((ns, name)) = woken.split_once('/') {
+        let woken = self.upgrades.release(key);
+        self.wake(woken);
+    }
+
+    /// Forgets the slot holders and waiting apps whose SafeApp is gone from the cache
+    /// (deleted without a last reconcile), so none blocks the queue.
+    pub fn prune_slots(&self) {
+        let Some(store) = &self.safeapps else {
+            return;
+        };
+        let woken = self.upgrades.retain(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| store.get(&ObjectRef::new(name).within(ns)).is_some())
+        });
+        self.wake(woken);
+    }
+
+    fn wake(&self, keys: Vec<String>) {
+        for key in keys {
+            if let Some((ns, name)) = key.split_once('/') {
                 self.reconcile_later(ns, name);
             }
         }

@@ -43,6 +43,9 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     if app.meta().deletion_timestamp.is_some() {
         // Children go with it through their ownerReferences.
         ctx.release_slot(&format!("{ns}/{name}"));
+        if let Some(uid) = app.uid() {
+            ctx.statuses.forget(&uid);
+        }
         return Ok(Action::await_change());
     }
     let uid = app.uid().ok_or(Error::MissingUid)?;
@@ -389,8 +392,10 @@ fn template_plan(
         cause
     };
     let key = format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any());
-    // A new leader gives out no slot before it knows who holds one.
+    // A new leader gives out no slot before it knows who holds one; a deleted app keeps
+    // none and blocks no queue.
     ctx.seed_slots();
+    ctx.prune_slots();
     let annotation = app
         .annotations()
         .get(upgrade::UPGRADE_ANNOTATION)

@@ -155,11 +155,12 @@ impl Slots {
         if st.holders.contains_key(key) {
             return true;
         }
-        // A free slot goes to the longest waiting app first.
+        // A free slot goes to the longest waiting apps first: one that asks for the first
+        // time queues behind them.
         let free = self.max.saturating_sub(st.holders.len());
-        let ahead = st.waiting.iter().take_while(|w| *w != key).count();
-        if free == 0 || (ahead >= free && st.waiting.iter().any(|w| w == key)) {
-            if !st.waiting.iter().any(|w| w == key) {
+        let position = st.waiting.iter().position(|w| w == key);
+        if position.unwrap_or(st.waiting.len()) >= free {
+            if position.is_none() {
                 st.waiting.push(key.to_string());
             }
             return false;
@@ -176,6 +177,21 @@ impl Slots {
     /// `key` no longer waits (it rolls without a slot, or defers).
     pub fn unwait(&self, key: &str) {
         self.lock().waiting.retain(|w| w != key);
+    }
+
+    /// Forgets the holders and waiting apps `exists` denies (SafeApps deleted without a
+    /// last reconcile). Returns the waiting apps to wake for the slots that freed.
+    #[must_use = "the apps to wake"]
+    pub fn retain(&self, exists: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut st = self.lock();
+        let before = st.holders.len();
+        st.holders.retain(|k, _| exists(k));
+        st.waiting.retain(|k| exists(k));
+        if st.holders.len() == before {
+            return Vec::new();
+        }
+        let free = self.max.saturating_sub(st.holders.len());
+        st.waiting.iter().take(free).cloned().collect()
     }
 
     /// Frees `key`'s slot and stops it waiting. Returns the waiting apps to wake, as
@@ -328,6 +344,7 @@ mod tests {
         assert!(!slots.try_acquire("c"));
         assert_eq!(slots.release("a"), ["b"]);
         assert!(!slots.try_acquire("c"), "c waits behind b");
+        assert!(!slots.try_acquire("d"), "a newcomer queues too");
         assert!(slots.try_acquire("b"));
         assert_eq!(slots.release("b"), ["c"]);
         assert!(slots.try_acquire("c"));
@@ -344,6 +361,18 @@ mod tests {
         assert!(why(Some(&old), "0.2.0", "p1").contains("0.1.0 to 0.2.0"));
         assert!(why(Some(&old), "0.1.0", "p2").contains("policy changed"));
         assert!(why(None, "0.1.0", "p2").contains("renders the pod template differently"));
+    }
+
+    // A deleted app neither holds a slot nor blocks the queue: forgetting it wakes the
+    // next waiting app.
+    #[test]
+    fn deleted_apps_are_forgotten() {
+        let slots = Slots::new(1);
+        assert!(slots.try_acquire("gone-holder"));
+        assert!(!slots.try_acquire("gone-waiter"));
+        assert!(!slots.try_acquire("next"));
+        assert_eq!(slots.retain(|k| !k.starts_with("gone")), ["next"]);
+        assert!(slots.try_acquire("next"));
     }
 
     // A new leader starts from the holders recorded in the cluster, once.
