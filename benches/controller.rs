@@ -281,6 +281,16 @@ async fn startup() {
 }
 
 fn main() {
+    // `cargo bench --bench controller -- failover`: only the failover, 200 and 1,000 apps.
+    if std::env::args().any(|a| a == "failover") {
+        let parallel = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        parallel.block_on(failover(200));
+        parallel.block_on(failover(1_000));
+        return;
+    }
     // `cargo bench --bench controller -- upgrades`: only the staged upgrade.
     if std::env::args().any(|a| a == "upgrades") {
         let parallel = tokio::runtime::Builder::new_multi_thread()

@@ -169,6 +169,9 @@ pub async fn run_with_metrics(
     .await
     .map_err(RunError::Lease)?;
     let (mut leading, task) = manager.watch().await;
+    // The watches start now and stay: a standby keeps its caches warm, so when it takes
+    // over it reconciles from them at once instead of listing everything first.
+    let watches = controller::watches::Watches::start(&client, &options.controller);
     info!(identity = %options.identity, lease = %options.lease_name, namespace = %options.lease_namespace, "Waiting for the lease");
     loop {
         // A standby is ready: it serves its role by waiting.
@@ -201,7 +204,8 @@ pub async fn run_with_metrics(
                 () = deadline => {}
             }
         };
-        controller::run(
+        controller::lead(
+            &watches,
             client.clone(),
             options.controller.clone(),
             metrics.clone(),

@@ -188,8 +188,9 @@ fn replica(identity: &str) -> safeapp::operator::RunOptions {
     }
 }
 
-// Two replicas: one holds the Lease and reconciles, the other waits; when the leader
-// stops it releases the Lease, and the standby takes over within the lease duration.
+// Two replicas: one holds the Lease and reconciles, the other waits with its caches
+// warm; when the leader stops it releases the Lease, and the standby takes over within
+// the lease duration without listing anything again.
 #[tokio::test]
 async fn standby_takes_over_when_the_leader_stops() {
     let fake = FakeApi::as_operator();
@@ -236,6 +237,7 @@ async fn standby_takes_over_when_the_leader_stops() {
         "the stopping leader released the lease"
     );
     // Drift while nobody leads: the new leader puts it back.
+    fake.clear_calls();
     fake.remove(&deployments, "web");
     eventually("replica-b to lead", || {
         holder(&fake).as_deref() == Some("replica-b")
@@ -245,6 +247,15 @@ async fn standby_takes_over_when_the_leader_stops() {
         fake.get(&deployments, "web").is_some()
     })
     .await;
+    // The standby kept its caches warm while it waited: taking over lists nothing again.
+    let lists: Vec<String> = fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == http::Method::GET && !c.path.ends_with("?watch"))
+        .filter(|c| !c.path.contains("/leases") && !c.path.ends_with("/web"))
+        .map(|c| c.path.clone())
+        .collect();
+    assert_eq!(lists, Vec::<String>::new(), "no list at takeover");
 
     stop_and_join(&stop_b, b).await;
 }

@@ -27,6 +27,7 @@ pub mod safejob;
 pub mod status;
 pub mod traffic;
 pub mod upgrade;
+pub mod watches;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,22 +36,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{LimitRange, ObjectReference, ResourceQuota, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::utils::{Predicate, PredicateConfig};
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use crate::api::gateway::HTTPRoute;
 use crate::api::{SafeApp, SafeJob};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -445,6 +439,12 @@ impl Context {
         }
     }
 
+    /// Keeps config digests in `index` (the watches' own, which outlive a term).
+    pub fn with_config_index(mut self, index: Arc<config::ConfigIndex>) -> Self {
+        self.config = index;
+        self
+    }
+
     /// Counts Secret data in the config hash (needs read access to Secrets).
     pub fn with_secrets(mut self, on: bool) -> Self {
         self.watch_secrets = on;
@@ -705,6 +705,23 @@ pub async fn run(
     stop: impl Future<Output = ()> + Clone + Send + Sync + 'static,
     abort: impl Future<Output = ()> + Send + 'static,
 ) {
+    let watches = watches::Watches::start(&client, &config);
+    lead(&watches, client, config, metrics, ready, stop, abort).await;
+}
+
+/// One term of the controllers over watches that are already running (and, for a
+/// standby that just won the lease, already synced): every SafeApp and SafeJob the
+/// caches hold is reconciled once at the start (the events of the time between terms
+/// only kept the caches), then every change as it comes. Stops as [`run`] does.
+pub async fn lead(
+    watches: &watches::Watches,
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: impl Future<Output = ()> + Clone + Send + Sync + 'static,
+    abort: impl Future<Output = ()> + Send + 'static,
+) {
     let overdue = {
         let stop = stop.clone();
         let ready = ready.clone();
@@ -723,110 +740,18 @@ pub async fn run(
         .map(|_| ())
         .shared();
     let ns = config.namespace.as_deref();
-    let mut app_watch = watcher::Config::default().any_semantic();
-    if let Some(selector) = &config.selector {
-        app_watch = app_watch.labels(selector);
-    }
-    // SafeApps: a change of spec, labels or annotations reconciles; a status-only update
-    // (the operator's own status patch among them) only refreshes the cache.
-    let (store, writer) = reflector::store();
-    let app_events = watcher(
-        api::<DeserializeGuard<SafeApp>>(&client, ns),
-        app_watch.clone(),
-    )
-    .backoff(backoff::WatchBackoff::default())
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(
-        predicates::generation
-            .combine(predicates::labels)
-            .combine(predicates::annotations),
-        PredicateConfig::default(),
-    );
-    let controller = Controller::for_stream(without_errors(app_events), store.clone())
-        .trigger_backoff(backoff::WatchBackoff::default());
+    let store = watches.apps.clone();
     let sync_store = store.clone();
     let sync_ready = ready.clone();
-    let (listed_tx, listed) = tokio::sync::watch::channel(cache::Listed::default());
-    let mut children_listed = listed.clone();
+    let mut children_listed = watches.caches.listed.clone();
     let synced = tokio::spawn(async move {
-        // kube-runtime's readiness latch keeps one waker: when the controller's own runner
-        // also waits on it, this task is never woken. Re-poll on a short timer instead.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(50), sync_store.wait_until_ready())
-                .await
-            {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
-        }
+        synced(&sync_store).await;
         // Ready (/readyz) once the SafeApps' children are cached too: a leader that
         // cannot see them cannot repair them, and says so.
         let _ = children_listed.wait_for(|l| l.apps).await;
         sync_ready.store(true, Ordering::Relaxed);
         info!("Watches synced");
     });
-    let (job_store, job_writer) = reflector::store();
-    let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
-    // The children's caches: reconciles read them instead of the API. A Deployment's
-    // status drives the SafeApp's conditions; the other children's status does not.
-    let (deployments, dep_changes, dep_names) =
-        cache::KindCache::<Deployment>::watch(&client, ns, managed(), true);
-    let (services, svc_changes, svc_names) =
-        cache::KindCache::<Service>::watch(&client, ns, managed(), false);
-    let (pdbs, pdb_changes, pdb_names) =
-        cache::KindCache::<PodDisruptionBudget>::watch(&client, ns, managed(), false);
-    let (hpas, hpa_changes, hpa_names) =
-        cache::KindCache::<HorizontalPodAutoscaler>::watch(&client, ns, managed(), false);
-    let (limit_ranges, lr_changes, lr_names) =
-        cache::KindCache::<LimitRange>::watch(&client, ns, managed(), false);
-    let (quotas, rq_changes, rq_names) =
-        cache::KindCache::<ResourceQuota>::watch(&client, ns, managed(), false);
-    let (network_policies, np_changes, np_names) =
-        cache::KindCache::<NetworkPolicy>::watch(&client, ns, managed(), false);
-    // An Ingress's status (its load balancer address) is not reported: spec only.
-    let (ingresses, ing_changes, ing_names) =
-        cache::KindCache::<Ingress>::watch(&client, ns, managed(), false);
-    // A CronJob's status (last schedule, active runs) and a Job's (its outcome) drive the
-    // SafeJob's status: both count.
-    let (cron_jobs, cj_changes, cj_names) =
-        cache::KindCache::<CronJob>::watch(&client, ns, managed(), true);
-    let (jobs, job_changes, job_names) =
-        cache::KindCache::<Job>::watch(&client, ns, managed(), true);
-    let caches = cache::Caches {
-        listed,
-        cron_jobs,
-        jobs,
-        deployments,
-        services,
-        pdbs,
-        hpas,
-        limit_ranges,
-        quotas,
-        network_policies,
-        ingresses,
-    };
-    let readiness = {
-        let caches = caches.clone();
-        async move {
-            caches.track_readiness(listed_tx).await;
-            futures::future::pending::<()>().await;
-        }
-    };
-    let names = futures::stream::select_all([
-        dep_names.boxed(),
-        svc_names.boxed(),
-        pdb_names.boxed(),
-        hpa_names.boxed(),
-        lr_names.boxed(),
-        rq_names.boxed(),
-        np_names.boxed(),
-        ing_names.boxed(),
-        cj_names.boxed(),
-        job_names.boxed(),
-    ])
-    .for_each(|()| async {});
     // Every SafeApp the cache holds; with --selector that is this shard's only, which the
     // namespace reconciler allows for (it only adds owners to the shared objects).
     let ctx = Arc::new(
@@ -837,38 +762,29 @@ pub async fn run(
             config.resync,
         )
         .with_store(store.clone())
-        .with_job_store(job_store.clone())
-        .with_caches(caches)
+        .with_job_store(watches.jobs.clone())
+        .with_caches(watches.caches.clone())
+        .with_config_index(watches.config_index.clone())
         .with_secrets(config.watch_secrets),
     );
-    let config_triggers = config::triggers(&client, ns, ctx.watch_secrets, ctx.config.clone());
     let retriggers = ctx.take_retriggers();
     info!(
         namespace = ns.unwrap_or("<all>"),
         selector = config.selector.as_deref().unwrap_or(""),
         "Starting controller"
     );
-    let shared_triggers = futures::stream::select(
-        lr_changes.map(|o| o.namespace()),
-        rq_changes.map(|o| o.namespace()),
-    );
-    let shared_objects = namespace::run(ctx.clone(), shared_triggers);
-    let apps = controller
-        .owns_stream(dep_changes.map(Ok))
-        .owns_stream(svc_changes.map(Ok))
-        .owns_stream(pdb_changes.map(Ok))
-        .owns_stream(hpa_changes.map(Ok))
-        .owns_stream(np_changes.map(Ok))
-        .owns_stream(ing_changes.map(Ok))
-        // HTTPRoutes: not cached (their CRD may be missing); the watch only triggers
-        // the owner (drift, the Gateway's verdict in status), retrying with backoff
-        // until the CRD exists.
-        .owns_stream(without_errors(
-            watcher(api::<HTTPRoute>(&client, ns), managed().any_semantic())
-                .backoff(backoff::WatchBackoff::default())
-                .touched_objects(),
-        ))
-        .reconcile_on(config_triggers)
+    let shared_objects = namespace::run(ctx.clone(), watches.shared.open());
+    let apps = Controller::for_stream(watches.app_events.open().map(Ok), store.clone())
+        .trigger_backoff(backoff::WatchBackoff::default())
+        .reconcile_all_on(once_synced(store.clone()))
+        .owns_stream(watches.deployments.open().map(Ok))
+        .owns_stream(watches.services.open().map(Ok))
+        .owns_stream(watches.pdbs.open().map(Ok))
+        .owns_stream(watches.hpas.open().map(Ok))
+        .owns_stream(watches.network_policies.open().map(Ok))
+        .owns_stream(watches.ingresses.open().map(Ok))
+        .owns_stream(watches.http_routes.open().map(Ok))
+        .reconcile_on(watches.config_triggers.open())
         .reconcile_on(retriggers)
         .with_config(
             ControllerConfig::default()
@@ -893,20 +809,11 @@ pub async fn run(
     // a CronJob or a one-off Job is an owned child. The runs of a CronJob are owned by
     // it, not by the SafeJob: the CronJob's status change on each start and end brings
     // the SafeJob's reconcile.
-    let job_events = watcher(api::<DeserializeGuard<SafeJob>>(&client, ns), app_watch)
-        .backoff(backoff::WatchBackoff::default())
-        .reflect(job_writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::labels)
-                .combine(predicates::annotations),
-            PredicateConfig::default(),
-        );
-    let safejobs = Controller::for_stream(without_errors(job_events), job_store)
+    let safejobs = Controller::for_stream(watches.job_events.open().map(Ok), watches.jobs.clone())
         .trigger_backoff(backoff::WatchBackoff::default())
-        .owns_stream(cj_changes.map(Ok))
-        .owns_stream(job_changes.map(Ok))
+        .reconcile_all_on(once_synced(watches.jobs.clone()))
+        .owns_stream(watches.cron_jobs.open().map(Ok))
+        .owns_stream(watches.runs.open().map(Ok))
         .with_config(
             ControllerConfig::default()
                 .concurrency(config.concurrency)
@@ -923,16 +830,40 @@ pub async fn run(
         });
     metrics.concurrency.set(i64::from(config.concurrency));
     let gauges = fleet_gauges(store.clone(), metrics.clone());
-    // The namespace reconciler, the name caches and the fleet gauges run beside the app
-    // controller and stop with it.
+    // The namespace reconciler and the fleet gauges run beside the controllers and stop
+    // with them; the watches go on (a standby keeps them warm).
     tokio::select! {
         ((), ()) = futures::future::join(apps, safejobs) => {}
         () = shared_objects => {}
-        () = names => {}
         () = gauges => {}
-        () = readiness => {}
     }
+    watches.close();
     synced.abort();
     ready.store(false, Ordering::Relaxed);
     info!("Controller stopped");
+}
+
+/// Resolves once `store` has listed. kube-runtime's readiness latch keeps one waker:
+/// when the controller's own runner also waits on it, a second waiter is never woken.
+/// Re-poll on a short timer instead.
+async fn synced<K>(store: &Store<K>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), store.wait_until_ready()).await {
+            Ok(_) => return,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// One trigger, once `store` has listed: reconcile everything it holds.
+fn once_synced<K>(store: Store<K>) -> impl futures::Stream<Item = ()> + Send + 'static
+where
+    K: kube::runtime::reflector::Lookup + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    futures::stream::once(async move { synced(&store).await })
 }
