@@ -786,11 +786,7 @@ pub async fn lead(
         .owns_stream(watches.http_routes.open().map(Ok))
         .reconcile_on(watches.config_triggers.open())
         .reconcile_on(retriggers)
-        .with_config(
-            ControllerConfig::default()
-                .concurrency(config.concurrency)
-                .debounce(DEBOUNCE),
-        )
+        .with_config(controller_config(config.concurrency))
         .graceful_shutdown_on(stop.clone())
         .run(reconcile, error_policy, ctx.clone())
         .take_until(abort.clone())
@@ -814,11 +810,7 @@ pub async fn lead(
         .reconcile_all_on(once_synced(watches.jobs.clone()))
         .owns_stream(watches.cron_jobs.open().map(Ok))
         .owns_stream(watches.runs.open().map(Ok))
-        .with_config(
-            ControllerConfig::default()
-                .concurrency(config.concurrency)
-                .debounce(DEBOUNCE),
-        )
+        .with_config(controller_config(config.concurrency))
         .graceful_shutdown_on(stop.clone())
         .run(reconcile_safejob, error_policy, ctx.clone())
         .take_until(abort)
@@ -857,6 +849,13 @@ where
             Err(_) => continue,
         }
     }
+}
+
+/// Both controllers' settings: `concurrency` reconciles at once, [`DEBOUNCE`].
+fn controller_config(concurrency: u16) -> ControllerConfig {
+    ControllerConfig::default()
+        .concurrency(concurrency)
+        .debounce(DEBOUNCE)
 }
 
 /// One trigger, once `store` has listed: reconcile everything it holds.

@@ -76,6 +76,38 @@ impl<T: Send + 'static> Gate<T> {
     }
 }
 
+/// The objects of a watched kind whose spec, labels or annotations changed, its cache
+/// kept by `writer`: a status-only update (the operator's own status patch among them)
+/// only refreshes the cache.
+fn spec_changes<K>(
+    api: kube::Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+) -> impl Stream<Item = K> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    without_errors(
+        watcher(api, config)
+            .backoff(backoff::WatchBackoff::default())
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(
+                predicates::generation
+                    .combine(predicates::labels)
+                    .combine(predicates::annotations),
+                PredicateConfig::default(),
+            ),
+    )
+    .filter_map(|r| futures::future::ready(r.ok()))
+}
+
 /// Every watch of the operator, with its cache.
 pub struct Watches {
     pub apps: Store<DeserializeGuard<SafeApp>>,
@@ -112,40 +144,18 @@ impl Watches {
         if let Some(selector) = &config.selector {
             app_watch = app_watch.labels(selector);
         }
-        // SafeApps and SafeJobs: a change of spec, labels or annotations reconciles; a
-        // status-only update (the operator's own status patch among them) only refreshes
-        // the cache.
         let (apps, writer) = reflector::store();
-        let app_events = without_errors(
-            watcher(
-                api::<DeserializeGuard<SafeApp>>(client, ns),
-                app_watch.clone(),
-            )
-            .backoff(backoff::WatchBackoff::default())
-            .reflect(writer)
-            .applied_objects()
-            .predicate_filter(
-                predicates::generation
-                    .combine(predicates::labels)
-                    .combine(predicates::annotations),
-                PredicateConfig::default(),
-            ),
-        )
-        .filter_map(|r| futures::future::ready(r.ok()));
+        let app_events = spec_changes(
+            api::<DeserializeGuard<SafeApp>>(client, ns),
+            app_watch.clone(),
+            writer,
+        );
         let (jobs, job_writer) = reflector::store();
-        let job_events = without_errors(
-            watcher(api::<DeserializeGuard<SafeJob>>(client, ns), app_watch)
-                .backoff(backoff::WatchBackoff::default())
-                .reflect(job_writer)
-                .applied_objects()
-                .predicate_filter(
-                    predicates::generation
-                        .combine(predicates::labels)
-                        .combine(predicates::annotations),
-                    PredicateConfig::default(),
-                ),
-        )
-        .filter_map(|r| futures::future::ready(r.ok()));
+        let job_events = spec_changes(
+            api::<DeserializeGuard<SafeJob>>(client, ns),
+            app_watch,
+            job_writer,
+        );
         let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
         // The children's caches: reconciles read them instead of the API. A Deployment's
         // status drives the SafeApp's conditions; the other children's status does not.
