@@ -539,8 +539,14 @@ async fn failover(apps: usize) {
             "NOT met"
         }
     );
+    // SIGTERM to the new leader: stop taking work, finish what is in flight, release.
+    let stopping = Instant::now();
     let _ = stop_b.send(true);
     let _ = standby.await;
+    println!(
+        "failover: {apps} SafeApps: the leader stopped {:.2} s after its stop signal (target <= 5 s)",
+        stopping.elapsed().as_secs_f64()
+    );
 }
 
 /// From `controller::run` to every watch listed and the SafeApp cache synced, with `apps`
