@@ -24,7 +24,7 @@
 //! | list | (default) | 64 | far above what a pod spec needs; keeps size and CEL cost finite |
 //! | list | `.env` | 64 | 64 × 32 KiB values stay under the request limit; bulk settings belong in `envFrom` |
 //! | list | `.initContainers` | 8 | each one is a whole Container |
-//! | list | `.status.conditions` | 8 | Ready, Progressing, Degraded, with room to grow |
+//! | list | `.status.conditions` | 8 | Ready, Reconciling, Stalled, Degraded, UpgradePending, AccessPoliciesMatched, Exposed: 7, with room for one |
 //! | list | `.status.managedObjects` | 16 | at most 6 kinds are generated today |
 //! | list | `.status.lastDriftCorrection.fields` | 128 | the field paths of one correction |
 //! | list | `.status.missingConfig` | 64 | as many as `configRefs` may name |

@@ -247,7 +247,8 @@ pub struct SafeJobStatus {
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Progressing and Degraded, as on a SafeApp.
+    /// Ready, Reconciling and Stalled (the kstatus conditions GitOps tools read), and
+    /// Degraded, as on a SafeApp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
     /// When the last run started (the CronJob's last schedule; the one-off Job's start).

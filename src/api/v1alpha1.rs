@@ -521,7 +521,8 @@ pub struct SafeAppStatus {
     /// Label selector of the pods, as a string (serves the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
-    /// Ready, Progressing and Degraded.
+    /// Ready, Reconciling and Stalled (the kstatus conditions GitOps tools read), then
+    /// Degraded, UpgradePending, AccessPoliciesMatched and Exposed where they apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<Condition>>,
     /// The objects this SafeApp manages.
