@@ -696,7 +696,7 @@ pub const GRACEFUL_STOP_LIMIT: Duration = Duration::from_secs(4);
 /// Runs the controller until `stop` resolves (stop taking new work, finish the
 /// reconciles in flight, at most [`GRACEFUL_STOP_LIMIT`]) or `abort` resolves (the lease
 /// was lost: stop at once, cancelling what is in flight). `ready` turns true once the
-/// SafeApp watch has synced.
+/// SafeApp watch has synced and the children's caches have listed.
 pub async fn run(
     client: Client,
     config: RunConfig,

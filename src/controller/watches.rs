@@ -132,7 +132,8 @@ pub struct Watches {
     /// a change of one triggers.
     pub config_index: Arc<ConfigIndex>,
     pub config_triggers: Gate<ObjectRef<DeserializeGuard<SafeApp>>>,
-    tasks: Vec<Task>,
+    /// The tasks that poll the watches: held only to be aborted with the watches.
+    _tasks: Vec<Task>,
 }
 
 impl Watches {
@@ -244,7 +245,7 @@ impl Watches {
             apps,
             jobs,
             caches,
-            tasks,
+            _tasks: tasks,
         }
     }
 
@@ -263,10 +264,5 @@ impl Watches {
         self.shared.close();
         self.http_routes.close();
         self.config_triggers.close();
-    }
-
-    /// How many background tasks keep the watches (for tests).
-    pub fn tasks(&self) -> usize {
-        self.tasks.len()
     }
 }
