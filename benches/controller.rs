@@ -482,6 +482,7 @@ async fn failover(apps: usize) {
         leader_elect: true,
         lease_namespace: ns.into(),
         lease_name: "safeapp-operator-leader".into(),
+        lease: safeapp::leader::LeaseTiming::default(),
         identity: id.into(),
         qps: safeapp::ratelimit::DEFAULT_QPS,
         burst: safeapp::ratelimit::DEFAULT_BURST,

@@ -20,10 +20,42 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tracing::warn;
 
 /// Seconds a lease stays valid after its last renewal: the longest a standby waits
-/// after the leader dies without releasing it.
+/// after the leader dies without releasing it (the default of `--lease-duration-seconds`).
 pub const LEASE_DURATION_SECONDS: u64 = 15;
-/// The holder renews this many seconds before expiry (tolerated clock skew).
+/// The holder renews this many seconds before expiry (tolerated clock skew), at most.
 pub const LEASE_GRACE_SECONDS: u64 = 5;
+
+/// How long a Lease lasts and how early its holder renews it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// Seconds the Lease stays valid after its last renewal.
+    pub duration: u64,
+    /// The holder renews this many seconds before expiry.
+    pub grace: u64,
+}
+
+impl Default for LeaseTiming {
+    fn default() -> Self {
+        Self::with_duration(LEASE_DURATION_SECONDS)
+    }
+}
+
+impl LeaseTiming {
+    /// A lease of `duration` seconds (at least 2), renewed a third of it (at most
+    /// [`LEASE_GRACE_SECONDS`], at least 1 s) before expiry: 15 s → renewed every 10 s.
+    pub fn with_duration(duration: u64) -> Self {
+        let duration = duration.max(2);
+        Self {
+            duration,
+            grace: (duration / 3).clamp(1, LEASE_GRACE_SECONDS),
+        }
+    }
+
+    /// The lease duration.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration)
+    }
+}
 /// Prefix of the Lease writes' field manager. Each replica needs its own manager: lock
 /// conflicts are detected by server-side apply, which sees none between writes of the
 /// same manager (two replicas sharing one would both think they lead).
@@ -48,13 +80,14 @@ pub async fn manager(
     namespace: &str,
     lease_name: &str,
     identity: &str,
+    timing: LeaseTiming,
 ) -> Result<LeaseManager, LeaseManagerError> {
     LeaseManagerBuilder::new(client, lease_name)
         .with_namespace(namespace)
         .with_field_manager(field_manager(identity))
         .with_identity(identity)
-        .with_duration(LEASE_DURATION_SECONDS)
-        .with_grace(LEASE_GRACE_SECONDS)
+        .with_duration(timing.duration)
+        .with_grace(timing.grace)
         .build()
         .await
 }
@@ -79,7 +112,13 @@ pub fn held_until(lease: &Lease, identity: &str) -> Option<Timestamp> {
 /// someone else, or its last renewal expired without a newer one being seen. It reads
 /// the Lease shortly before each expiry (about once per renewal period), then every
 /// second until a renewal shows up or the deadline passes.
-pub async fn renew_deadline(client: Client, namespace: &str, name: &str, identity: &str) {
+pub async fn renew_deadline(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    identity: &str,
+    timing: LeaseTiming,
+) {
     let api: Api<Lease> = Api::namespaced(client, namespace);
     let mut deadline: Option<Timestamp> = None;
     loop {
@@ -103,7 +142,7 @@ pub async fn renew_deadline(client: Client, namespace: &str, name: &str, identit
             // one lease duration to show it.
             deadline = now
                 .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(
-                    LEASE_DURATION_SECONDS as i64,
+                    timing.duration as i64,
                 ))
                 .ok();
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -118,7 +157,7 @@ pub async fn renew_deadline(client: Client, namespace: &str, name: &str, identit
         }
         let left = until.duration_since(now).unsigned_abs();
         // Look again a second after the renewal is due, or every second once it is late.
-        let renew_due = left.saturating_sub(Duration::from_secs(LEASE_GRACE_SECONDS));
+        let renew_due = left.saturating_sub(Duration::from_secs(timing.grace));
         let wait = if renew_due > Duration::ZERO {
             renew_due + Duration::from_secs(1)
         } else {

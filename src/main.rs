@@ -103,6 +103,10 @@ struct RunArgs {
     /// Name of the Lease.
     #[arg(long, default_value = "safeapp-operator-leader")]
     lease_name: String,
+    /// Seconds the Lease stays valid after a renewal: the longest a standby waits when
+    /// the leader dies (renewed a third of it, at most 5 s, before expiry).
+    #[arg(long, default_value_t = safeapp::leader::LEASE_DURATION_SECONDS, value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_duration_seconds: u64,
     /// Sustained API requests per second (client-side limit; the Lease is not counted).
     #[arg(long, default_value_t = safeapp::ratelimit::DEFAULT_QPS)]
     qps: f64,
@@ -187,6 +191,7 @@ fn run(args: RunArgs) -> ExitCode {
             .or(own_namespace)
             .unwrap_or_else(|| "default".into()),
         lease_name: args.lease_name,
+        lease: safeapp::leader::LeaseTiming::with_duration(args.lease_duration_seconds),
         identity: safeapp::leader::identity(),
         qps: args.qps,
         burst: args.burst,

@@ -58,6 +58,9 @@ pub struct Metrics {
     pub managed: Gauge,
     /// `safeapp_leader`: 1 while this replica holds the lease (or runs without election).
     pub leader: Gauge,
+    /// `safeapp_leader_synced`: 1 while this replica leads with its watches synced (set
+    /// when scraped). `safeapp_leader == 1` with this 0 for long is a stuck start-up.
+    pub leader_synced: Gauge,
     /// `safeapp_api_requests_total{verb}`: requests to the API server by verb (get,
     /// list, watch, create, patch, delete, other).
     pub api_requests: Family<[(&'static str, &'static str); 1], Counter>,
@@ -88,6 +91,7 @@ impl Default for Metrics {
         let writes = Family::<Label, Counter>::default();
         let managed = Gauge::default();
         let leader = Gauge::default();
+        let leader_synced = Gauge::default();
         let api_requests = Family::<[(&'static str, &'static str); 1], Counter>::default();
         let safeapps = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         let in_flight = Gauge::default();
@@ -155,6 +159,11 @@ impl Default for Metrics {
             "1 while this replica is the leader",
             leader.clone(),
         );
+        registry.register(
+            "leader_synced",
+            "1 while this replica leads with its watches synced",
+            leader_synced.clone(),
+        );
         // Every label value exists from the start, at 0: the series are there for
         // dashboards and for rate() before the first event.
         for verb in VERBS {
@@ -179,6 +188,7 @@ impl Default for Metrics {
             writes,
             managed,
             leader,
+            leader_synced,
             api_requests,
             safeapps,
             in_flight,

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub leader_elect: bool,
     pub lease_namespace: String,
     pub lease_name: String,
+    /// How long the Lease lasts and how early it is renewed.
+    pub lease: leader::LeaseTiming,
     /// This replica's identity in the Lease (the pod name in a cluster).
     pub identity: String,
     /// Client-side limit of the reconcile client: requests per second, and burst.
@@ -134,10 +136,8 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
 ) -> Result<(), RunError> {
     let ready = Arc::new(AtomicBool::new(false));
-    let state = AdminState {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-    };
+    let state = AdminState::new(metrics.clone(), ready.clone());
+    let term = state.leading.clone();
     admin::serve(options.metrics_addr, state)
         .await
         .map_err(|source| RunError::BindAdmin {
@@ -148,6 +148,7 @@ pub async fn run_with_metrics(
 
     if !options.leader_elect {
         metrics.leader.set(1);
+        term.start();
         controller::run(
             client,
             options.controller,
@@ -165,6 +166,7 @@ pub async fn run_with_metrics(
         &options.lease_namespace,
         &options.lease_name,
         &options.identity,
+        options.lease,
     )
     .await
     .map_err(RunError::Lease)?;
@@ -183,17 +185,19 @@ pub async fn run_with_metrics(
         }
         info!("Became the leader");
         metrics.leader.set(1);
+        term.start();
         ready.store(false, Ordering::Relaxed);
         let (lost_tx, mut lost_rx) = watch::channel(false);
         let deadline = {
-            let (client, ns, name, id) = (
+            let (client, ns, name, id, timing) = (
                 lease_client.clone(),
                 options.lease_namespace.clone(),
                 options.lease_name.clone(),
                 options.identity.clone(),
+                options.lease,
             );
             async move {
-                leader::renew_deadline(client, &ns, &name, &id).await;
+                leader::renew_deadline(client, &ns, &name, &id, timing).await;
                 let _ = lost_tx.send(true);
             }
         };
@@ -215,6 +219,7 @@ pub async fn run_with_metrics(
         )
         .await;
         metrics.leader.set(0);
+        term.stop();
         if *stop.borrow() {
             break;
         }
@@ -226,7 +231,7 @@ pub async fn run_with_metrics(
             tokio::select! {
                 _ = stop_rx.wait_for(|v| *v) => break,
                 _ = leading.wait_for(|l| !*l) => {}
-                () = tokio::time::sleep(std::time::Duration::from_secs(leader::LEASE_DURATION_SECONDS)) => {}
+                () = tokio::time::sleep(options.lease.duration()) => {}
             }
         }
     }

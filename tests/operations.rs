@@ -94,7 +94,7 @@ async fn metrics_of_a_run() -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(metrics.reconciles.get() > 0, "the operator reconciled");
-    let response = admin::router(AdminState { metrics, ready })
+    let response = admin::router(AdminState::new(metrics, ready))
         .oneshot(
             Request::builder()
                 .uri("/metrics")

@@ -114,22 +114,60 @@ async fn get(state: AdminState, path: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
-// /healthz always answers; /readyz follows readiness; /metrics is Prometheus text.
+// /healthz answers while the replica can do its job; /readyz follows readiness and says
+// why not; /metrics is Prometheus text. A leader that has not synced says so on /readyz
+// at once, on `safeapp_leader_synced`, and after the sync limit on /healthz (so the
+// liveness probe restarts it).
 #[tokio::test]
 async fn admin_endpoints() {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let state = AdminState {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
+        sync_limit: Duration::from_millis(300),
+        ..AdminState::new(metrics.clone(), ready.clone())
     };
+    // Starting up, standing by: not ready, alive.
     assert_eq!(get(state.clone(), "/healthz").await.0, StatusCode::OK);
     assert_eq!(
-        get(state.clone(), "/readyz").await.0,
-        StatusCode::SERVICE_UNAVAILABLE
+        get(state.clone(), "/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: watches not synced".to_string()
+        )
     );
+    // Leading, not synced: /readyz says so; /healthz too once the limit passed.
+    state.leading.start();
+    let (code, body) = get(state.clone(), "/readyz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.starts_with("not ready: leading for 0 s, watches not synced"),
+        "{body}"
+    );
+    assert_eq!(get(state.clone(), "/healthz").await.0, StatusCode::OK);
+    assert!(
+        get(state.clone(), "/metrics")
+            .await
+            .1
+            .contains("safeapp_leader_synced 0")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (code, body) = get(state.clone(), "/healthz").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("without its watches synced"), "{body}");
+    // Synced: ready and alive.
     ready.store(true, Ordering::Relaxed);
     assert_eq!(get(state.clone(), "/readyz").await.0, StatusCode::OK);
+    assert_eq!(get(state.clone(), "/healthz").await.0, StatusCode::OK);
+    assert!(
+        get(state.clone(), "/metrics")
+            .await
+            .1
+            .contains("safeapp_leader_synced 1")
+    );
+    // A standby is ready (and alive) however long it waits.
+    state.leading.stop();
+    assert_eq!(get(state.clone(), "/readyz").await.0, StatusCode::OK);
+    assert_eq!(get(state.clone(), "/healthz").await.0, StatusCode::OK);
     metrics.drift("Service");
     metrics.leader.set(1);
     let (code, body) = get(state.clone(), "/metrics").await;
@@ -182,6 +220,7 @@ fn replica(identity: &str) -> safeapp::operator::RunOptions {
         leader_elect: true,
         lease_namespace: "shop".into(),
         lease_name: "safeapp-operator-leader".into(),
+        lease: safeapp::leader::LeaseTiming::default(),
         identity: identity.into(),
         qps: safeapp::ratelimit::DEFAULT_QPS,
         burst: safeapp::ratelimit::DEFAULT_BURST,
