@@ -72,6 +72,9 @@ struct State {
     rbac: Option<apiserver::Rbac>,
     /// Added to every request (not to a watch's events), as a real server's round trip.
     latency: std::time::Duration,
+    /// Added to a list per item it returns: a real API server's list of thousands of
+    /// objects takes a while to serialize and send.
+    list_cost: std::time::Duration,
     /// Watch events of collections whose path contains the key arrive this much later
     /// (a loaded API server's watch cache lags behind its writes, kind by kind).
     watch_delays: Vec<(String, std::time::Duration)>,
@@ -357,6 +360,12 @@ impl FakeApi {
     /// Every request takes `latency` longer, as over a network to a real API server.
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Every list takes `per_item` longer per object it returns (a real server's list of
+    /// 1,000 Deployments takes ~0.3 s: `per_item` 300 µs).
+    pub fn set_list_cost(&self, per_item: std::time::Duration) {
+        self.state.lock().unwrap().list_cost = per_item;
     }
 
     /// Watch events of every collection whose path contains `path_contains` (a plural:
@@ -657,6 +666,11 @@ impl FakeApi {
                 .unwrap();
         }
         let (code, value) = self.serve(&parts.method, &path, &query, &content_type, &bytes);
+        let list_cost = self.state.lock().unwrap().list_cost;
+        if let Some(items) = value["items"].as_array().filter(|_| !list_cost.is_zero()) {
+            let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
+            tokio::time::sleep(list_cost * n).await;
+        }
         let response = Response::builder()
             .status(StatusCode::from_u16(code).unwrap())
             .header(http::header::CONTENT_TYPE, "application/json")
