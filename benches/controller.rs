@@ -24,9 +24,9 @@ use kube::runtime::reflector::store;
 use kube::runtime::watcher;
 use safeapp::api::SafeApp;
 use safeapp::controller::Context;
+use safeapp::controller::app::reconcile_app;
 use safeapp::controller::cache::Compact;
 use safeapp::controller::namespace::reconcile_namespace;
-use safeapp::controller::reconcile::reconcile_app;
 use safeapp::metrics::Metrics;
 use safeapp::policy::Policy;
 use safeapp::render;
@@ -218,7 +218,11 @@ fn memory() {
         let app = app_at(i);
         let validated = validate::validate(&app, &policy).expect("valid");
         let r = render::render(&validated, &policy);
-        let d = live(&r.deployment, "deployments", 4 * i);
+        let d = live(
+            &r.workload.as_deployment().expect("a Deployment"),
+            "deployments",
+            4 * i,
+        );
         names_dep_writer.apply_watcher_event(&watcher::Event::Apply(meta_of(&d)));
         deploy_writer.apply_watcher_event(&watcher::Event::Apply(compact(d)));
         if let Some(svc) = r.service {

@@ -213,7 +213,7 @@ async fn diff_app(
     // Children are owned by the live SafeApp (none yet: no ownerReference).
     validated.pod.uid = uid.clone();
     let Resources {
-        mut deployment,
+        mut workload,
         service,
         pdb,
         hpa,
@@ -232,13 +232,13 @@ async fn diff_app(
     .await
     .map_err(DiffError::Config)?;
     if let Some(hash) = &state.hash {
-        render::set_config_hash(&mut deployment, hash);
+        workload.set_config_hash(hash);
     }
+    let workload_resource = match &workload {
+        render::Workload::Deployment(_) => ApiResource::erase::<Deployment>(&()),
+    };
     let children: Vec<(ApiResource, Option<Object>)> = vec![
-        (
-            ApiResource::erase::<Deployment>(&()),
-            Some(Object::Deployment(Box::new(deployment))),
-        ),
+        (workload_resource, Some(workload.into_object())),
         (
             ApiResource::erase::<Service>(&()),
             service.map(Object::Service),

@@ -28,7 +28,7 @@ async fn first_reconcile_creates_every_object() {
     let uid = app["metadata"]["uid"].as_str().unwrap().to_string();
     let action = env.reconcile("web").await.expect("reconcile");
     // The resync, stretched by this app's own jitter (at most 10%).
-    let resync = controller::reconcile::with_jitter(Duration::from_secs(300), &uid);
+    let resync = controller::backoff::with_jitter(Duration::from_secs(300), &uid);
     assert!(resync >= Duration::from_secs(300) && resync <= Duration::from_secs(330));
     assert_eq!(action, Action::requeue(resync));
 
@@ -735,7 +735,7 @@ async fn shared_limit_range_is_written_once_per_namespace() {
     }
     for i in 0..30 {
         let app: SafeApp = serde_json::from_value(env.app(&format!("app-{i:02}"))).unwrap();
-        controller::reconcile::reconcile_app(&app, &env.ctx)
+        controller::app::reconcile_app(&app, &env.ctx)
             .await
             .expect("app");
     }
@@ -845,7 +845,7 @@ async fn limit_range_failure_does_not_block_the_apps() {
     env.fake.fail(Method::PATCH, "/limitranges/", 403, 100);
     env.create("web", web_spec());
     let app: SafeApp = serde_json::from_value(env.app("web")).unwrap();
-    controller::reconcile::reconcile_app(&app, &env.ctx)
+    controller::app::reconcile_app(&app, &env.ctx)
         .await
         .expect("the app's own children");
     let err = controller::namespace::reconcile_namespace(NS, &env.ctx)
@@ -1078,7 +1078,7 @@ async fn denied_namespace_is_reported_not_acted_in() {
         env.fake.clear_calls();
         let stored: SafeApp =
             serde_json::from_value(env.fake.get(&apps, "web").unwrap()).expect("typed");
-        let action = controller::reconcile::reconcile_app(&stored, &env.ctx)
+        let action = controller::app::reconcile_app(&stored, &env.ctx)
             .await
             .expect("reconcile");
         env.sync_namespaces().await;

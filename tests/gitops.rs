@@ -283,7 +283,7 @@ fn safejob(name: &str, spec: Value) -> Value {
 async fn reconcile_job(env: &Env, name: &str) {
     let job: SafeJob =
         serde_json::from_value(env.fake.get(&safejobs(), name).expect("safejob")).expect("typed");
-    let _ = controller::safejob::reconcile_job(&job, &env.ctx).await;
+    let _ = controller::job::reconcile_job(&job, &env.ctx).await;
 }
 
 fn job_state(

@@ -64,8 +64,11 @@ fn assert_refused_at(extra: &str, profile: SecurityProfile, policy: &Policy, pat
 /// The rendered pod template of a valid app.
 fn pod_template(v: &ValidatedApp, policy: &Policy) -> k8s_openapi::api::core::v1::PodTemplateSpec {
     render::render(v, policy)
-        .deployment
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
+        .clone()
         .expect("deployment spec")
         .template
 }

@@ -885,8 +885,11 @@ impl Sample {
             Self::App(app) => {
                 let v = validate(app, policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
                 let template = render::render(&v, policy)
-                    .deployment
+                    .workload
+                    .as_deployment()
+                    .expect("a Deployment")
                     .spec
+                    .clone()
                     .unwrap_or_else(|| panic!("{label}: a Deployment without a spec"))
                     .template;
                 (template, v.pod.security_profile)

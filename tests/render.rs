@@ -86,7 +86,9 @@ fn rolling_update(d: &DeploymentSpec) -> &RollingUpdateDeployment {
 }
 
 fn container(r: &Resources) -> Container {
-    r.deployment
+    r.workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
         .as_ref()
         .unwrap()
@@ -102,7 +104,13 @@ fn container(r: &Resources) -> Container {
 #[test]
 fn minimal_gets_every_practice() {
     let r = resources("");
-    let d = r.deployment.spec.as_ref().unwrap();
+    let d = r
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
+        .spec
+        .as_ref()
+        .unwrap();
     assert_eq!(d.replicas, Some(2));
     let ru = rolling_update(d);
     assert_eq!(ru.max_unavailable, Some(IntOrString::Int(0)));
@@ -226,7 +234,7 @@ fn labels_and_owner_references() {
         "{tier: backend, environment: prod, track: canary, tenant: acme, shard: s1, component: api, partOf: shop, owner: {team: pay, contact: '@pay'}, dependsOn: [db, cache]}",
     );
     let metas = [
-        &r.deployment.metadata,
+        &r.workload.as_deployment().expect("a Deployment").metadata,
         &r.service.as_ref().unwrap().metadata,
         &r.pdb.metadata,
     ];
@@ -257,7 +265,9 @@ fn labels_and_owner_references() {
         assert_eq!(owners[0].uid, "0b4e1c9a-1111-2222-3333-444455556666");
     }
     let tmpl = r
-        .deployment
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
         .as_ref()
         .unwrap()
@@ -272,7 +282,16 @@ fn labels_and_owner_references() {
 #[test]
 fn autoscaling_turns_hpa_on() {
     let r = resources("autoscaling: {maxReplicas: 6, targetMemoryUtilizationPercentage: 75}");
-    assert_eq!(r.deployment.spec.as_ref().unwrap().replicas, None);
+    assert_eq!(
+        r.workload
+            .as_deployment()
+            .expect("a Deployment")
+            .spec
+            .as_ref()
+            .unwrap()
+            .replicas,
+        None
+    );
     let hpa = r.hpa.expect("hpa").spec.unwrap();
     assert_eq!(hpa.scale_target_ref.kind, "Deployment");
     assert_eq!(hpa.scale_target_ref.name, "backend-app");
@@ -358,7 +377,13 @@ fn user_values_win() {
     let r = resources(
         "{replicas: 4, rollout: {maxSurge: 1, maxUnavailable: '10%', minReadySeconds: 9, progressDeadlineSeconds: 300, revisionHistoryLimit: 3}, disruptionBudget: {minAvailable: 2}, runAsUser: 20000, runAsGroup: 30000, imagePullPolicy: Always, service: {type: LoadBalancer, annotations: {lb.example.com/internal: 'true'}}, env: [{name: POD_NAME, value: custom}]}",
     );
-    let d = r.deployment.spec.as_ref().unwrap();
+    let d = r
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
+        .spec
+        .as_ref()
+        .unwrap();
     assert_eq!(d.replicas, Some(4));
     let ru = rolling_update(d);
     assert_eq!(ru.max_surge, Some(IntOrString::Int(1)));
@@ -414,7 +439,9 @@ fn user_values_win() {
 fn service_account_and_profiles() {
     let r = resources("{serviceAccountName: web-sa, securityProfile: none}");
     let pod = r
-        .deployment
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
         .as_ref()
         .unwrap()
@@ -431,7 +458,16 @@ fn service_account_and_profiles() {
         "no /tmp volume without a read-only root"
     );
     let b = resources("securityProfile: baseline");
-    let pod = b.deployment.spec.unwrap().template.spec.unwrap();
+    let pod = b
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
     assert_eq!(
         pod.security_context.unwrap().seccomp_profile.unwrap().type_,
         "RuntimeDefault"
@@ -451,7 +487,16 @@ fn service_account_and_profiles() {
 fn init_containers_hardened() {
     let r =
         resources("initContainers: [{name: migrate, image: 'registry.example.com/migrate:1.0'}]");
-    let pod = r.deployment.spec.unwrap().template.spec.unwrap();
+    let pod = r
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
+        .spec
+        .clone()
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
     let init = &pod.init_containers.unwrap()[0];
     let sc = init.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));

@@ -600,8 +600,11 @@ fn labels_of_every_object() {
 fn a_safejob_pod_never_matches_a_safeapp_selector() {
     let app = validate(&app_with(""), &common::permissive_policy()).expect("valid app");
     let selector = render::render(&app, &Policy::default())
-        .deployment
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
+        .clone()
         .expect("deployment spec")
         .selector
         .match_labels
@@ -763,8 +766,11 @@ fn twin_templates(profile: &str) -> (PodTemplateSpec, PodTemplateSpec) {
         validate_job(&job_with(ONE_OFF, &fields), &policy).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(app.pod.fields, job.pod.fields, "the same PodFields");
     let app_template = render::render(&app, &policy)
-        .deployment
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
+        .clone()
         .expect("deployment spec")
         .template;
     let job_template = render::render_job(&job, &policy)

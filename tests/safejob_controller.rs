@@ -30,7 +30,7 @@ fn migration() -> Value {
 async fn reconcile(env: &Env, name: &str) -> Result<Action, Error> {
     let job: SafeJob =
         serde_json::from_value(env.fake.get(&safejobs(), name).expect("safejob")).expect("typed");
-    controller::safejob::reconcile_job(&job, &env.ctx).await
+    controller::job::reconcile_job(&job, &env.ctx).await
 }
 
 fn status(env: &Env, name: &str) -> Value {

@@ -321,8 +321,11 @@ fn bad_traffic_settings_are_refused() {
 fn rules_select_labels_pods_carry() {
     let r = rendered("", &Policy::default());
     let pod_labels = r
-        .deployment
+        .workload
+        .as_deployment()
+        .expect("a Deployment")
         .spec
+        .clone()
         .unwrap()
         .template
         .metadata

@@ -4,6 +4,7 @@
 //! while it syncs — each of the operator's ~20 watches could sleep 30 s before its next
 //! try, and drift made meanwhile waited as long. Five seconds keeps recovery within
 //! seconds of the server's `/readyz` and costs an outage at most a few requests a second.
+//! Also the resync period, stretched per object so thousands do not resync together.
 
 use std::time::Duration;
 
@@ -54,6 +55,17 @@ impl Backoff for WatchBackoff {
     fn reset(&mut self) {
         self.next = MIN;
     }
+}
+
+/// The resync period stretched by up to 10%, differently for each SafeApp (by its uid),
+/// so that thousands of SafeApps created together do not resync in the same second.
+pub fn with_jitter(resync: std::time::Duration, uid: &str) -> std::time::Duration {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    uid.hash(&mut h);
+    let tenth = resync / 10;
+    let millis = u64::try_from(tenth.as_millis()).unwrap_or(u64::MAX).max(1);
+    resync + std::time::Duration::from_millis(h.finish() % millis)
 }
 
 #[cfg(test)]

@@ -1,7 +1,20 @@
 //! The controller: watches SafeApps and SafeJobs and every kind they own, and reconciles
-//! each one (`reconcile.rs`, `safejob.rs`) with the pure validation and rendering of the
-//! library. Both kinds share one Context: the caches, the apply step, the reporting
-//! (`outcome.rs`), the Event recorder, the backoff and the metrics.
+//! each one with the pure validation and rendering of the library.
+//!
+//! The layout says who owns what. A folder per reconciler:
+//! - `app/`: the SafeApp reconciler, a pipeline of named steps (namespace → validate →
+//!   render → plan → apply → report; `app/mod.rs` reads as that list), with its workload
+//!   step (`app/workload.rs`), the other children, staged upgrades, traffic and access;
+//! - `job/`: the SafeJob reconciler;
+//! - `namespace/`: the per-namespace reconciler of the shared LimitRange and quota.
+//!
+//! The files at this level are the machinery all three share, through one Context:
+//! `watches` and `cache` (what is watched and cached), `apply` (the only writer of
+//! children), `allows` and `drift` (the compare), `outcome` and `events` (reports and
+//! Events), `status` and `conditions` (the status write and the kstatus rules), `config`
+//! (config-data hashes), `backoff` (retries and resync jitter). Nothing here imports from
+//! a reconciler's folder but the wiring in this file (and the upgrade slots' type, which
+//! the Context holds).
 //!
 //! - SafeApps are watched through `DeserializeGuard`, so one malformed object cannot wedge
 //!   the watch for the others (it gets a Warning Event instead).
@@ -11,8 +24,8 @@
 //! - Errors requeue with capped exponential backoff per object (1 s doubling to 5 min);
 //!   conflicts retry after a second; invalid specs wait for a change.
 
-pub mod access;
 pub mod allows;
+pub mod app;
 pub mod apply;
 pub mod backoff;
 pub mod cache;
@@ -20,13 +33,10 @@ pub mod conditions;
 pub mod config;
 pub mod drift;
 pub mod events;
+pub mod job;
 pub mod namespace;
 pub mod outcome;
-pub mod reconcile;
-pub mod safejob;
 pub mod status;
-pub mod traffic;
-pub mod upgrade;
 pub mod watches;
 
 use std::collections::HashMap;
@@ -250,13 +260,13 @@ pub struct Context {
     /// Whether Secret data counts in the config hash (`--watch-secrets`).
     pub watch_secrets: bool,
     /// Slots for operator-caused template upgrades (`upgrade.rs`).
-    pub upgrades: upgrade::Slots,
+    pub upgrades: app::upgrade::Slots,
     /// What the rendered pod templates depend on besides the spec: this operator's
     /// version and its policy (hashed), recorded with each template rolled out so an
     /// upgrade says what caused it.
     pub template_source: (String, String),
     /// Each SafeApp's access rules as last seen, to re-check its peers on a change.
-    pub access: access::AccessIndex,
+    pub access: app::access::AccessIndex,
     /// The statuses last written, until the cache has them (`status::Written`).
     pub statuses: status::Written,
     /// When each object (`namespace/kind/name`) last had its drift corrected.
@@ -269,7 +279,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, policy: Policy, metrics: Arc<Metrics>, resync: Duration) -> Self {
-        let upgrades = upgrade::Slots::new(
+        let upgrades = app::upgrade::Slots::new(
             usize::try_from(policy.upgrades.max_concurrent_template_upgrades).unwrap_or(1),
         );
         let (retrigger, retriggered) = tokio::sync::mpsc::unbounded_channel();
@@ -296,7 +306,7 @@ impl Context {
             watch_secrets: false,
             upgrades,
             template_source,
-            access: access::AccessIndex::default(),
+            access: app::access::AccessIndex::default(),
             drift_seen: Mutex::new(HashMap::new()),
             statuses: status::Written::default(),
             retrigger,
@@ -347,7 +357,7 @@ impl Context {
     /// the reconcilers are driven without one (tests).
     pub async fn safeapps_named(
         &self,
-        keys: impl IntoIterator<Item = access::AppKey>,
+        keys: impl IntoIterator<Item = app::access::AppKey>,
     ) -> Result<Vec<SafeApp>, Error> {
         let mut out = Vec::new();
         for (ns, name) in keys {
@@ -539,7 +549,7 @@ pub async fn reconcile(
 ) -> Result<Action, Error> {
     let started = ctx.reconcile_started();
     let result = match &guard.0 {
-        Ok(app) => reconcile::reconcile_app(app, &ctx).await,
+        Ok(app) => app::reconcile_app(app, &ctx).await,
         Err(invalid) => malformed(&ctx, crate::api::WorkloadKind::SafeApp, invalid).await,
     };
     ctx.reconcile_finished(started, &key_of(guard.as_ref()), result.is_ok());
@@ -553,7 +563,7 @@ pub async fn reconcile_safejob(
 ) -> Result<Action, Error> {
     let started = ctx.reconcile_started();
     let result = match &guard.0 {
-        Ok(job) => safejob::reconcile_job(job, &ctx).await,
+        Ok(job) => job::reconcile_job(job, &ctx).await,
         Err(invalid) => malformed(&ctx, crate::api::WorkloadKind::SafeJob, invalid).await,
     };
     ctx.reconcile_finished(started, &key_of(guard.as_ref()), result.is_ok());

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     ContainerPort, ExecAction, Lifecycle, LifecycleHandler, PodTemplateSpec, SleepAction,
     TopologySpreadConstraint,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{labels, meta, pod, probes};
@@ -24,25 +24,6 @@ pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 /// Pod-template annotation carrying the hash of the referenced ConfigMap and Secret
 /// data: when the data changes, the template changes, and the Deployment rolls.
 pub const CONFIG_HASH_ANNOTATION: &str = "safeapp.dev/config-hash";
-
-/// Stamps the config-data hash on the pod template (the controller computes it; `render`
-/// without a cluster has none).
-pub fn set_config_hash(deployment: &mut Deployment, hash: &str) {
-    let Some(spec) = deployment.spec.as_mut() else {
-        return;
-    };
-    spec.template
-        .metadata
-        .get_or_insert_with(ObjectMeta::default)
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(CONFIG_HASH_ANNOTATION.into(), hash.into());
-}
-
-/// Hash of the pod template as rendered: what staged upgrades compare.
-pub fn template_hash(deployment: &Deployment) -> String {
-    crate::digest::of_json(&deployment.spec.as_ref().map(|s| &s.template))
-}
 
 /// Builds the Deployment.
 pub fn deployment(app: &ValidatedApp, policy: &Policy) -> Deployment {

@@ -16,6 +16,7 @@ mod probes;
 mod route;
 mod security;
 mod service;
+mod workload;
 
 use std::collections::BTreeSet;
 
@@ -30,13 +31,13 @@ use crate::api::gateway::HTTPRoute;
 
 pub use deployment::{
     CONFIG_HASH_ANNOTATION, DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
-    DEFAULT_PROGRESS_DEADLINE_SECONDS, DEFAULT_REVISION_HISTORY_LIMIT, set_config_hash,
-    template_hash,
+    DEFAULT_PROGRESS_DEADLINE_SECONDS, DEFAULT_REVISION_HISTORY_LIMIT,
 };
 pub use hpa::SCALE_DOWN_WINDOW_SECONDS;
 pub use limits::out_of_range;
 pub use network::{APP_NAME_LABEL, NAMESPACE_NAME_LABEL};
 pub use probes::liveness_from;
+pub use workload::{Kind as WorkloadKind, Workload};
 
 use crate::policy::Policy;
 use crate::validate::{ValidatedApp, ValidatedJob};
@@ -47,7 +48,8 @@ use crate::yaml;
 /// and silently never applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resources {
-    pub deployment: Deployment,
+    /// The object that runs the pods.
+    pub workload: Workload,
     pub service: Option<Service>,
     pub pdb: PodDisruptionBudget,
     pub hpa: Option<HorizontalPodAutoscaler>,
@@ -60,7 +62,7 @@ pub struct Resources {
 /// [`namespace_objects`]).
 pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
     Resources {
-        deployment: deployment::deployment(app, policy),
+        workload: Workload::Deployment(Box::new(deployment::deployment(app, policy))),
         service: service::service(app),
         pdb: pdb::pdb(app),
         hpa: hpa::hpa(app),
@@ -170,7 +172,7 @@ pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Poli
     }
     for app in apps {
         let Resources {
-            deployment,
+            workload,
             service,
             pdb,
             hpa,
@@ -178,7 +180,7 @@ pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Poli
             http_route,
             ingress,
         } = render(app, policy);
-        out.push(Object::Deployment(Box::new(deployment)));
+        out.push(workload.into_object());
         out.extend(service.map(Object::Service));
         out.push(Object::PodDisruptionBudget(pdb));
         out.extend(hpa.map(Object::HorizontalPodAutoscaler));

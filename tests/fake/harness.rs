@@ -99,7 +99,7 @@ impl Env {
     pub async fn reconcile(&self, name: &str) -> Result<Action, controller::Error> {
         let app: SafeApp =
             serde_json::from_value(self.fake.get(&apps(), name).expect("safeapp")).expect("typed");
-        let result = controller::reconcile::reconcile_app(&app, &self.ctx).await;
+        let result = controller::app::reconcile_app(&app, &self.ctx).await;
         if result.is_ok() {
             self.sync_namespaces().await;
         }

@@ -37,11 +37,11 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::{info, instrument, warn};
 
-use super::apply::{self, Change, Ownership, SyncCtx};
-use super::cache::Cached;
-use super::events::{self, EventType};
-use super::{Context, Error};
 use crate::api::{LIMIT_RANGE_NAME, RESOURCE_QUOTA_NAME, SafeApp, SafeJob, WorkloadKind};
+use crate::controller::apply::{self, Change, Ownership, SyncCtx};
+use crate::controller::cache::Cached;
+use crate::controller::events::{self, EventType};
+use crate::controller::{Context, Error};
 use crate::render;
 
 /// At most this many SafeApps and SafeJobs are referenced as owners of a shared object.

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use kube::ResourceExt;
 
-use super::conditions::{self as c, Cond};
 use crate::api::SafeApp;
 use crate::api::v1alpha1::AccessRule;
+use crate::controller::conditions::{self as c, Cond};
 
 /// `namespace/name` of a SafeApp.
 pub type AppKey = (String, String);
@@ -129,7 +129,7 @@ pub fn reciprocity(app: &SafeApp, peers: &[SafeApp], enforced: Enforced) -> Opti
             c::ACCESS_POLICIES_MATCHED,
             false,
             c::REASON_MISSING_RULES,
-            super::events::bounded_list(&missing, 1024),
+            crate::controller::events::bounded_list(&missing, 1024),
         )
     })
 }

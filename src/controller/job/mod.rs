@@ -28,14 +28,14 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use tracing::instrument;
 
-use super::apply::{self, Change, Ownership, SyncCtx};
-use super::conditions::{self as c, Cond};
-use super::outcome::{self, Outcome, announce};
-use super::reconcile::with_jitter;
-use super::{Context, Error, events, status};
 use crate::api::safejob::JobFailure;
 use crate::api::v1alpha1::ManagedObject;
 use crate::api::{SafeJob, SafeJobStatus, WorkloadKind};
+use crate::controller::apply::{self, Change, Ownership, SyncCtx};
+use crate::controller::backoff::with_jitter;
+use crate::controller::conditions::{self as c, Cond};
+use crate::controller::outcome::{self, Outcome, announce};
+use crate::controller::{Context, Error, events, status};
 use crate::render::{self, JobResources};
 use crate::validate::{self, ValidatedJob};
 

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::conditions::{self as c, Cond};
-use super::{Context, Error, access};
+use super::access;
 use crate::api::SafeApp;
 use crate::api::gateway::HTTPRoute;
+use crate::controller::conditions::{self as c, Cond};
+use crate::controller::{Context, Error};
 
 /// How often an app exposed through a Gateway looks again for the HTTPRoute CRD.
 pub const GATEWAY_API_RETRY: Duration = Duration::from_secs(60);

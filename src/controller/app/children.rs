@@ -1,0 +1,102 @@
+//! The children after the workload: Service, PodDisruptionBudget, HorizontalPodAutoscaler,
+//! NetworkPolicy, Ingress and HTTPRoute, each applied (or pruned) on its own so one
+//! failure does not stop the others, and the `Exposed` condition their result gives.
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+use super::traffic;
+use crate::api::gateway::HTTPRoute;
+use crate::controller::Context;
+use crate::controller::apply::{self, Ownership, SyncCtx};
+use crate::controller::conditions::Cond;
+use crate::controller::outcome::Outcome;
+use crate::validate::ValidatedApp;
+
+/// The children of one SafeApp other than its workload (`None`: must not exist).
+pub struct Children {
+    pub service: Option<Service>,
+    pub pdb: PodDisruptionBudget,
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    pub network_policy: Option<NetworkPolicy>,
+    pub http_route: Option<HTTPRoute>,
+    pub ingress: Option<Ingress>,
+}
+
+/// Applies every child, settling each in `outcome`: the `Exposed` condition, when the
+/// app is exposed (or its Gateway API is missing).
+pub async fn apply(
+    ctx: &Context,
+    sync: &SyncCtx<'_>,
+    validated: &ValidatedApp,
+    name: &str,
+    children: Children,
+    own: Ownership<'_>,
+    outcome: &mut Outcome,
+) -> Option<Cond> {
+    let Children {
+        service,
+        pdb,
+        hpa,
+        network_policy,
+        http_route,
+        ingress,
+    } = children;
+    let synced = apply::sync::<Service>(sync, "Service", name, service.as_ref(), own).await;
+    outcome.settle("v1", "Service", name, synced);
+    let synced =
+        apply::sync::<PodDisruptionBudget>(sync, "PodDisruptionBudget", name, Some(&pdb), own)
+            .await;
+    outcome.settle("policy/v1", "PodDisruptionBudget", name, synced);
+    // Without autoscaling the HPA was pruned before the workload (the plan step).
+    if hpa.is_some() {
+        let synced = apply::sync::<HorizontalPodAutoscaler>(
+            sync,
+            "HorizontalPodAutoscaler",
+            name,
+            hpa.as_ref(),
+            own,
+        )
+        .await;
+        outcome.settle("autoscaling/v2", "HorizontalPodAutoscaler", name, synced);
+    }
+    let synced =
+        apply::sync::<NetworkPolicy>(sync, "NetworkPolicy", name, network_policy.as_ref(), own)
+            .await;
+    outcome.settle("networking.k8s.io/v1", "NetworkPolicy", name, synced);
+    let synced = apply::sync::<Ingress>(sync, "Ingress", name, ingress.as_ref(), own).await;
+    let ingress_applied = outcome
+        .settle("networking.k8s.io/v1", "Ingress", name, synced)
+        .is_some_and(|s| ingress.is_some() && s.live().is_some());
+    // HTTPRoutes are read from the API: only for apps that have (or had) one.
+    let mut exposed = None;
+    if http_route.is_some()
+        || sync
+            .previously_managed
+            .contains(&format!("HTTPRoute/{name}"))
+    {
+        let synced =
+            apply::sync::<HTTPRoute>(sync, "HTTPRoute", name, http_route.as_ref(), own).await;
+        exposed = match synced {
+            Err(e) if http_route.is_some() && e.api_status() == Some(404) => {
+                Some(traffic::gateway_api_missing())
+            }
+            synced => outcome
+                .settle("gateway.networking.k8s.io/v1", "HTTPRoute", name, synced)
+                .and_then(|s| s.live())
+                .filter(|_| http_route.is_some())
+                .map(|route| traffic::route_condition(&route)),
+        };
+    }
+    if ingress_applied {
+        exposed = Some(traffic::ingress_condition());
+    }
+    if exposed.as_ref().is_some_and(|x| x.status)
+        && traffic::ingress_blocked(validated, &ctx.policy)
+    {
+        exposed = Some(traffic::blocked_by_network_policy());
+    }
+    exposed
+}

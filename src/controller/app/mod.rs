@@ -1,0 +1,214 @@
+//! The SafeApp reconciler. One reconcile is a pipeline, each step a function of its
+//! own: namespace (deleted? allowed?) → validate → render → plan → apply → report.
+//!
+//! - validate and render are the pure library functions (`crate::validate`,
+//!   `crate::render`);
+//! - [`plan`] shapes the rendered workload (held replicas, config hash, staged upgrade);
+//! - apply is [`workload::apply`] then [`children::apply`]: `crate::controller::apply`
+//!   is the only writer of children;
+//! - [`report`] writes the Events and the one status patch.
+//!
+//! The namespace-shared objects are the namespace reconciler's (`controller::namespace`).
+
+pub mod access;
+pub mod children;
+pub mod plan;
+pub mod report;
+pub mod traffic;
+pub mod upgrade;
+pub mod workload;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::instrument;
+
+use crate::api::{SafeApp, SafeAppStatus, WorkloadKind};
+use crate::controller::apply::{Ownership, SyncCtx};
+use crate::controller::outcome::{self, Outcome};
+use crate::controller::{Context, Error, status};
+use crate::render::{self, Resources};
+use crate::validate::{self, ValidatedApp};
+use children::Children;
+use report::Applied;
+
+/// Reconciles one SafeApp. Invalid and paused apps write nothing but their status and
+/// wait for a change; everything else requeues after the resync period. A child that
+/// cannot be read or written does not stop the others: every failure reaches the status
+/// (`Ready=False`, `Degraded=True`, the API's reason and message), then the reconcile
+/// fails so that it is retried with backoff.
+#[instrument(skip_all, fields(name = %app.name_any(), namespace = app.namespace().unwrap_or_default()))]
+pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error> {
+    // The status this operator last wrote, when the watch has not brought it back yet.
+    let fresh = ctx.statuses.fresher(app);
+    let app = fresh.as_ref().unwrap_or(app);
+    let target = match namespace(app, ctx).await? {
+        Ok(target) => target,
+        Err(done) => return Ok(done),
+    };
+    // Reconciles read the children's caches once they have listed.
+    let caches = ctx.ready_caches(WorkloadKind::SafeApp).await;
+    let previously = outcome::managed_keys(target.previous.managed_objects.as_deref());
+    let sync = target.sync_ctx(ctx, &previously, caches);
+    if app.spec.paused == Some(true) {
+        return paused(app, ctx, &target, &sync).await;
+    }
+    let validated = match validate(app, ctx, &target).await? {
+        Ok(validated) => validated,
+        Err(done) => return Ok(done),
+    };
+    let Resources {
+        mut workload,
+        service,
+        pdb,
+        hpa,
+        network_policy,
+        http_route,
+        ingress,
+    } = render::render(&validated, &ctx.policy);
+    let own = Ownership::Controller { uid: &target.uid };
+    let mut outcome = Outcome::default();
+    let mut plan = plan::plan(
+        app,
+        ctx,
+        &sync,
+        &validated,
+        &target.previous,
+        &mut workload,
+        &mut outcome,
+    )
+    .await;
+    let live = workload::apply(app, ctx, &sync, &workload, &mut plan, own, &mut outcome).await;
+    let children = Children {
+        service,
+        pdb,
+        hpa,
+        network_policy,
+        http_route,
+        ingress,
+    };
+    let exposed = children::apply(
+        ctx,
+        &sync,
+        &validated,
+        &target.name,
+        children,
+        own,
+        &mut outcome,
+    )
+    .await;
+    let applied = Applied {
+        outcome,
+        workload_kind: workload.kind(),
+        live,
+        exposed,
+    };
+    report::report(app, ctx, &target, &validated, plan, applied).await
+}
+
+/// The SafeApp being reconciled: where, who, when, and the status it was read with.
+pub struct Target {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub generation: Option<i64>,
+    pub now: Time,
+    pub previous: SafeAppStatus,
+}
+
+impl Target {
+    /// `namespace/name`: the app's key in the upgrade queue.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    fn sync_ctx<'a>(
+        &'a self,
+        ctx: &'a Context,
+        previously: &'a [String],
+        caches: Option<&'a crate::controller::cache::Caches>,
+    ) -> SyncCtx<'a> {
+        SyncCtx {
+            own_change: false,
+            client: &ctx.client,
+            namespace: &self.namespace,
+            spec_changed: self.previous.observed_generation != self.generation,
+            previously_managed: previously,
+            metrics: &ctx.metrics,
+            caches,
+        }
+    }
+}
+
+/// The namespace step: a deleted app lets its children go (through their
+/// ownerReferences) and gives back its slot; an app in a namespace the policy denies
+/// says so and gets nothing. `Err(action)` ends the reconcile there.
+async fn namespace(app: &SafeApp, ctx: &Context) -> Result<Result<Target, Action>, Error> {
+    let ns = app.namespace().ok_or(Error::MissingNamespace)?;
+    let name = app.name_any();
+    if app.meta().deletion_timestamp.is_some() {
+        ctx.release_slot(&format!("{ns}/{name}"));
+        if let Some(uid) = app.uid() {
+            ctx.statuses.forget(&uid);
+        }
+        return Ok(Err(Action::await_change()));
+    }
+    let target = Target {
+        uid: app.uid().ok_or(Error::MissingUid)?,
+        generation: app.metadata.generation,
+        now: Time(Timestamp::now()),
+        previous: app.status.clone().unwrap_or_default(),
+        namespace: ns,
+        name,
+    };
+    if ctx.policy.guardrails.denies_namespace(&target.namespace) {
+        let conds = outcome::namespace_denied(&target.namespace);
+        status::write(ctx, app, target.previous.clone(), &conds, &target.now).await?;
+        ctx.release_slot(&target.key());
+        return Ok(Err(Action::await_change()));
+    }
+    Ok(Ok(target))
+}
+
+/// A paused app: its status follows its workload as it runs; nothing is applied.
+async fn paused(
+    app: &SafeApp,
+    ctx: &Context,
+    target: &Target,
+    sync: &SyncCtx<'_>,
+) -> Result<Action, Error> {
+    // What kind of workload it has is the spec's, valid or not.
+    let kind = render::WorkloadKind::of(&app.spec);
+    let live = workload::read(sync, kind, &target.name).await?;
+    let live = workload::typed(kind, live);
+    report::paused(app, ctx, target, live).await
+}
+
+/// The validate step: an invalid app says what is wrong, field by field, holds no
+/// upgrade slot, and waits for a change; a valid one joins its namespace's shared
+/// objects (the namespace reconciler keeps the LimitRange and ResourceQuota for them).
+async fn validate(
+    app: &SafeApp,
+    ctx: &Context,
+    target: &Target,
+) -> Result<Result<ValidatedApp, Action>, Error> {
+    match validate::validate(app, &ctx.policy) {
+        Ok(validated) => {
+            ctx.namespaces.observe(
+                &target.namespace,
+                WorkloadKind::SafeApp,
+                &target.name,
+                &target.uid,
+            );
+            Ok(Ok(validated))
+        }
+        Err(problems) => {
+            let conds = outcome::invalid_spec(app, ctx, &problems).await;
+            status::write(ctx, app, target.previous.clone(), &conds, &target.now).await?;
+            ctx.release_slot(&target.key());
+            // Nothing changes until the SafeApp does.
+            Ok(Err(Action::await_change()))
+        }
+    }
+}
