@@ -28,6 +28,8 @@ pub const KEPT_ZERO_FIELDS: &[&str] = &[
     "maxUnavailable",
     "revisionHistoryLimit",
     "progressDeadlineSeconds",
+    // apps/v1 StatefulSet: RollingUpdateStatefulSetStrategy
+    "partition",
     // core/v1 PodSpec
     "terminationGracePeriodSeconds",
     "activeDeadlineSeconds",

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -43,6 +43,7 @@ pub const DIFF_MANAGER: &str = "safeapp-diff";
 pub const DIFF_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("safeapp.dev", "safeapps", DRY_RUN_VERBS),
     ("apps", "deployments", DRY_RUN_VERBS),
+    ("apps", "statefulsets", DRY_RUN_VERBS),
     ("", "services", DRY_RUN_VERBS),
     ("policy", "poddisruptionbudgets", DRY_RUN_VERBS),
     ("autoscaling", "horizontalpodautoscalers", DRY_RUN_VERBS),
@@ -214,6 +215,7 @@ async fn diff_app(
     validated.pod.uid = uid.clone();
     let Resources {
         mut workload,
+        headless_service,
         service,
         pdb,
         hpa,
@@ -236,35 +238,52 @@ async fn diff_app(
     }
     let workload_resource = match &workload {
         render::Workload::Deployment(_) => ApiResource::erase::<Deployment>(&()),
+        render::Workload::StatefulSet(_) => ApiResource::erase::<StatefulSet>(&()),
     };
-    let children: Vec<(ApiResource, Option<Object>)> = vec![
-        (workload_resource, Some(workload.into_object())),
+    let mut children: Vec<(ApiResource, String, Option<Object>)> = vec![
+        (workload_resource, name.clone(), Some(workload.into_object())),
         (
             ApiResource::erase::<Service>(&()),
+            name.clone(),
             service.map(Object::Service),
         ),
         (
             ApiResource::erase::<PodDisruptionBudget>(&()),
+            name.clone(),
             Some(Object::PodDisruptionBudget(pdb)),
         ),
         (
             ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            name.clone(),
             hpa.map(Object::HorizontalPodAutoscaler),
         ),
         (
             ApiResource::erase::<NetworkPolicy>(&()),
+            name.clone(),
             network_policy.map(Object::NetworkPolicy),
         ),
         (
             ApiResource::erase::<HTTPRoute>(&()),
+            name.clone(),
             http_route.map(Object::HTTPRoute),
         ),
         (
             ApiResource::erase::<Ingress>(&()),
+            name.clone(),
             ingress.map(Object::Ingress),
         ),
     ];
-    for (resource, object) in children {
+    if let Some(headless) = headless_service {
+        children.insert(
+            1,
+            (
+                ApiResource::erase::<Service>(&()),
+                render::statefulset::headless_name(&name),
+                Some(Object::Service(headless)),
+            ),
+        );
+    }
+    for (resource, name, object) in children {
         let live = get_optional_kind(client, &resource, &ns, &name).await?;
         match object {
             Some(object) => {

@@ -254,7 +254,16 @@ pub struct Guardrails {
     pub denied_namespaces: Vec<String>,
     /// Also never act in the operator's own namespace.
     pub deny_operator_namespace: bool,
+    /// StorageClasses (patterns) a stateful SafeApp's claims may name. Default empty:
+    /// only the cluster's default class (claims without `storageClassName`), so a team
+    /// cannot pick an expensive or node-local class the platform did not offer.
+    pub allowed_storage_classes: Vec<String>,
+    /// The largest claim a stateful SafeApp may request. Default `100Gi`.
+    pub max_claim_size: String,
 }
+
+/// Default of `guardrails.maxClaimSize`.
+pub const DEFAULT_MAX_CLAIM_SIZE: &str = "100Gi";
 
 impl Default for Guardrails {
     fn default() -> Self {
@@ -288,6 +297,8 @@ impl Default for Guardrails {
             ]),
             denied_namespaces: strings(&["kube-system", "kube-public", "kube-node-lease"]),
             deny_operator_namespace: true,
+            allowed_storage_classes: Vec::new(),
+            max_claim_size: DEFAULT_MAX_CLAIM_SIZE.into(),
         }
     }
 }
@@ -308,7 +319,12 @@ impl Guardrails {
         name == "default" || any_match(&self.allowed_service_accounts, name)
     }
 
-    /// Whether a SafeApp may use this PriorityClass.
+    /// Whether a stateful SafeApp's claim may name this StorageClass.
+    pub fn allows_storage_class(&self, name: &str) -> bool {
+        any_match(&self.allowed_storage_classes, name)
+    }
+
+    /// Whether this PriorityClass may be used.
     pub fn allows_priority_class(&self, name: &str) -> bool {
         any_match(&self.allowed_priority_classes, name)
     }
@@ -555,6 +571,7 @@ impl Policy {
         }
         for (key, patterns) in [
             ("allowedPriorityClasses", &g.allowed_priority_classes),
+            ("allowedStorageClasses", &g.allowed_storage_classes),
             ("allowedServiceAccounts", &g.allowed_service_accounts),
             ("forbiddenPodAnnotations", &g.forbidden_pod_annotations),
         ] {
@@ -563,6 +580,11 @@ impl Policy {
                     out.push(format!("guardrails.{key}[{i}]: empty pattern"));
                 }
             }
+        }
+        match crate::quantity::parse(&g.max_claim_size) {
+            Ok(q) if q.0 > 0.0 => {}
+            Ok(_) => out.push("guardrails.maxClaimSize: must be greater than zero".into()),
+            Err(e) => out.push(format!("guardrails.maxClaimSize: {e}")),
         }
         let np = &self.network_policy;
         for (i, ns) in np.exposed_from.iter().enumerate() {

@@ -163,6 +163,18 @@ fn check_object(o: &Object) {
             }
             (&d.metadata, false)
         }
+        Object::StatefulSet(s) => {
+            let spec = s.spec.as_ref().expect("spec");
+            assert_labels_valid(
+                spec.template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.labels.as_ref()),
+                "pod template",
+            );
+            assert_labels_valid(spec.selector.match_labels.as_ref(), "selector");
+            (&s.metadata, false)
+        }
         Object::Service(s) => (&s.metadata, true),
         Object::PodDisruptionBudget(p) => (&p.metadata, false),
         Object::HorizontalPodAutoscaler(h) => (&h.metadata, false),

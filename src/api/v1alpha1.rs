@@ -29,6 +29,15 @@ pub const MAX_PORTS: u32 = 32;
 pub const MAX_PORT_NAME: u32 = 15;
 /// Longest image reference accepted.
 pub const MAX_IMAGE: u32 = 512;
+/// Most claim templates a stateful SafeApp may declare.
+pub const MAX_CLAIMS: u32 = 8;
+
+/// The CEL message when `spec.stateful` is added or removed (also used by the tests).
+pub const STATEFUL_SWITCH_MESSAGE: &str = "spec.stateful: a SafeApp cannot switch between a Deployment and a StatefulSet once created (the pods, their names and their storage are different objects). To migrate, create a new SafeApp under another name with the wanted kind, move the traffic and the data to it, then delete this one";
+/// The CEL message when a stateful SafeApp's claim templates change.
+pub const CLAIMS_IMMUTABLE_MESSAGE: &str = "spec.stateful.volumeClaimTemplates: cannot change once created (a StatefulSet's claim templates are immutable, and every replica already has its claims). To resize, expand each PersistentVolumeClaim (kubectl edit pvc) where the storage class allows it; for anything else, create a new SafeApp under another name and move the data";
+/// The CEL message when a stateful SafeApp's pod management policy changes.
+pub const POD_MANAGEMENT_IMMUTABLE_MESSAGE: &str = "spec.stateful.podManagementPolicy: cannot change once created (a StatefulSet's is immutable). To change it, create a new SafeApp under another name and move the data";
 
 /// Desired state of a SafeApp: one application, rendered into a Deployment, Service,
 /// PodDisruptionBudget, HorizontalPodAutoscaler and namespace LimitRange that carry
@@ -74,6 +83,8 @@ pub const MAX_IMAGE: u32 = 512;
         priority = "1"
     )
 )]
+#[x_kube(validation = Rule::new("has(self.stateful) == has(oldSelf.stateful)")
+    .message(STATEFUL_SWITCH_MESSAGE))]
 #[x_kube(validation = Rule::new(
     "!has(self.service) || !has(self.service.enabled) || !self.service.enabled || (has(self.ports) && size(self.ports) > 0)"
 ).message("spec.service.enabled: a Service needs at least one entry in spec.ports"))]
@@ -151,6 +162,10 @@ pub struct SafeAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_policy: Option<AccessPolicy>,
 
+    /// Run as a StatefulSet with per-replica storage instead of a Deployment (a
+    /// database, a queue, a search node). Cannot be added or removed once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful: Option<Stateful>,
     /// How the app is reached from outside: an HTTPRoute (Gateway API) or an Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expose: Option<Expose>,
@@ -462,6 +477,134 @@ pub struct Rollout {
     pub revision_history_limit: Option<i32>,
 }
 
+/// A stateful app: its pods get stable names (`<name>-0`, `<name>-1`, ...), a headless
+/// Service for peer discovery, and each its own claims.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "has(self.volumeClaimTemplates) == has(oldSelf.volumeClaimTemplates) && (!has(self.volumeClaimTemplates) || self.volumeClaimTemplates == oldSelf.volumeClaimTemplates)"
+).message(CLAIMS_IMMUTABLE_MESSAGE))]
+#[x_kube(validation = Rule::new(
+    "(has(self.podManagementPolicy) ? self.podManagementPolicy : 'OrderedReady') == (has(oldSelf.podManagementPolicy) ? oldSelf.podManagementPolicy : 'OrderedReady')"
+).message(POD_MANAGEMENT_IMMUTABLE_MESSAGE))]
+#[serde(rename_all = "camelCase")]
+pub struct Stateful {
+    /// Storage per replica: one PersistentVolumeClaim per template and pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub volume_claim_templates: Option<Vec<ClaimTemplate>>,
+    /// `OrderedReady` (default: one pod at a time, in order) or `Parallel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_management_policy: Option<PodManagementPolicy>,
+    /// Only pods with an ordinal at or above this are updated (staged rollouts by
+    /// hand). Default 0: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub partition: Option<i32>,
+    /// What happens to the claims when the SafeApp is deleted or scaled down. Default
+    /// Retain for both: the operator never deletes data by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<ClaimRetention>,
+    /// When the spec is reverted to the revision that was running while a pod of the
+    /// failed revision is stuck not ready (an `OrderedReady` rollout waits for it
+    /// forever), the operator deletes that pod so it comes back on the good revision.
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_stuck_pods: Option<bool>,
+}
+
+/// One claim each replica gets, mounted into the app's container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimTemplate {
+    /// The claim's name (the PVC of pod N is `<name>-<app>-<N>`), a DNS label.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Requested storage, e.g. `10Gi`.
+    #[schemars(length(min = 1, max = 32))]
+    pub size: String,
+    /// The StorageClass; default: the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+    /// Default `[ReadWriteOnce]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4))]
+    pub access_modes: Option<Vec<AccessMode>>,
+    /// Where the claim is mounted in the app's container (absolute).
+    #[schemars(length(min = 1, max = 512))]
+    pub mount_path: String,
+    /// A sub-path of the volume to mount (relative, no `..`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub sub_path: Option<String>,
+}
+
+/// A PersistentVolumeClaim access mode.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum AccessMode {
+    ReadWriteOnce,
+    ReadWriteOncePod,
+    ReadOnlyMany,
+    ReadWriteMany,
+}
+
+impl AccessMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadWriteOnce => "ReadWriteOnce",
+            Self::ReadWriteOncePod => "ReadWriteOncePod",
+            Self::ReadOnlyMany => "ReadOnlyMany",
+            Self::ReadWriteMany => "ReadWriteMany",
+        }
+    }
+}
+
+/// How a StatefulSet creates and deletes its pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PodManagementPolicy {
+    /// One at a time, in ordinal order, each Ready before the next.
+    OrderedReady,
+    /// All at once.
+    Parallel,
+}
+
+impl PodManagementPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrderedReady => "OrderedReady",
+            Self::Parallel => "Parallel",
+        }
+    }
+}
+
+/// What happens to the claims of a stateful app.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRetention {
+    /// When the SafeApp (and so its StatefulSet) is deleted. Default Retain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_deleted: Option<RetentionPolicy>,
+    /// When replicas are scaled down. Default Retain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_scaled: Option<RetentionPolicy>,
+}
+
+/// Keep or delete a claim.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RetentionPolicy {
+    Retain,
+    Delete,
+}
+
+impl RetentionPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retain => "Retain",
+            Self::Delete => "Delete",
+        }
+    }
+}
+
 /// Horizontal autoscaling; its presence creates an HPA and lets it own the replica count.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas")
@@ -518,6 +661,12 @@ pub struct SafeAppStatus {
     pub ready_replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_replicas: Option<i32>,
+    /// A stateful app's revisions: the one its pods ran before the rollout in progress,
+    /// and the one it rolls to (equal when no rollout is in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
     /// Label selector of the pods, as a string (serves the scale subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,

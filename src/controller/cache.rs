@@ -1,7 +1,7 @@
 //! Reflector caches of every kind the operator writes, so a reconcile reads its children
 //! from memory and a resync where nothing changed sends no request at all.
 //!
-//! - **What is cached**: Deployments, Services, PDBs, HPAs, NetworkPolicies, Ingresses,
+//! - **What is cached**: Deployments, StatefulSets, Services, PDBs, HPAs, NetworkPolicies, Ingresses,
 //!   CronJobs and Jobs (a SafeJob's runs included), and the shared LimitRanges and
 //!   ResourceQuotas, all by the `app.kubernetes.io/managed-by=safeapp-operator` label, as
 //!   [`Compact`] objects: typed metadata without `managedFields` (most of an object's
@@ -28,7 +28,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt, future};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
@@ -175,6 +175,7 @@ fn caught_up<K>(own: &OwnWrites<K>, meta: &ObjectMeta, deleted: bool) {
 #[derive(Clone)]
 pub struct Caches {
     pub deployments: KindCache<Deployment>,
+    pub stateful_sets: KindCache<StatefulSet>,
     pub services: KindCache<Service>,
     pub pdbs: KindCache<PodDisruptionBudget>,
     pub hpas: KindCache<HorizontalPodAutoscaler>,
@@ -214,6 +215,7 @@ impl Cached for HTTPRoute {
 
 cached!(
     Deployment => deployments,
+    StatefulSet => stateful_sets,
     Service => services,
     PodDisruptionBudget => pdbs,
     HorizontalPodAutoscaler => hpas,
@@ -373,6 +375,7 @@ impl Caches {
         }
         loop {
             let apps = listed(&self.deployments).await
+                && listed(&self.stateful_sets).await
                 && listed(&self.services).await
                 && listed(&self.pdbs).await
                 && listed(&self.hpas).await

@@ -33,6 +33,9 @@ pub const REASON_ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
 pub const REASON_ROLLOUT_COMPLETE: &str = "RolloutComplete";
 pub const REASON_PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 pub const REASON_REPLICA_FAILURE: &str = "ReplicaFailure";
+/// A StatefulSet's rollout waits on a pod of the new revision that does not become
+/// ready (an `OrderedReady` rollout waits for it forever).
+pub const REASON_ROLLOUT_STUCK: &str = "RolloutStuck";
 pub const REASON_RESOURCES_OUT_OF_RANGE: &str = "ResourcesOutOfRange";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 /// The SafeApp lives in a namespace the policy keeps the operator out of.
@@ -131,6 +134,7 @@ pub const STALL_REASONS: &[&str] = &[
     REASON_NAME_CONFLICT,
     REASON_NAMESPACE_NOT_ALLOWED,
     REASON_PROGRESS_DEADLINE_EXCEEDED,
+    REASON_ROLLOUT_STUCK,
     REASON_RESOURCES_OUT_OF_RANGE,
     REASON_FORBIDDEN,
     REASON_INVALID,

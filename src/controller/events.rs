@@ -29,6 +29,10 @@ pub const PRUNED: &str = "Pruned";
 pub const APPLY_FAILED: &str = "ApplyFailed";
 /// The operator rolls its own new pod template (a new version or policy): not drift.
 pub const TEMPLATE_UPGRADED: &str = "TemplateUpgraded";
+/// A pod stuck on a reverted revision was deleted so its StatefulSet recreates it.
+pub const REPLACED_STUCK_POD: &str = "ReplacedStuckPod";
+/// A StatefulSet's rollout waits on a pod that does not become ready.
+pub const ROLLOUT_STUCK: &str = "RolloutStuck";
 
 /// Normal or Warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

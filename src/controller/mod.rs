@@ -89,6 +89,10 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     // Children: watched, read before each apply, applied, pruned. A server-side apply
     // of an object that does not exist yet is authorized as `create` too (§7b).
     ("apps", "deployments", CHILD_VERBS),
+    ("apps", "statefulsets", CHILD_VERBS),
+    // A stateful app's pods: listed only while a rollout waits on a pod that is not
+    // ready; one stuck on a reverted revision is deleted (its StatefulSet recreates it).
+    ("", "pods", &["list", "delete"]),
     ("", "services", CHILD_VERBS),
     ("policy", "poddisruptionbudgets", CHILD_VERBS),
     ("autoscaling", "horizontalpodautoscalers", CHILD_VERBS),
@@ -788,6 +792,7 @@ pub async fn lead(
         .trigger_backoff(backoff::WatchBackoff::default())
         .reconcile_all_on(once_synced(store.clone()))
         .owns_stream(watches.deployments.open().map(Ok))
+        .owns_stream(watches.stateful_sets.open().map(Ok))
         .owns_stream(watches.services.open().map(Ok))
         .owns_stream(watches.pdbs.open().map(Ok))
         .owns_stream(watches.hpas.open().map(Ok))

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
@@ -116,6 +116,7 @@ pub struct Watches {
     pub app_events: Gate<DeserializeGuard<SafeApp>>,
     pub job_events: Gate<DeserializeGuard<SafeJob>>,
     pub deployments: Gate<Compact<Deployment>>,
+    pub stateful_sets: Gate<Compact<StatefulSet>>,
     pub services: Gate<Compact<Service>>,
     pub pdbs: Gate<Compact<PodDisruptionBudget>>,
     pub hpas: Gate<Compact<HorizontalPodAutoscaler>>,
@@ -158,10 +159,12 @@ impl Watches {
             job_writer,
         );
         let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
-        // The children's caches: reconciles read them instead of the API. A Deployment's
-        // status drives the SafeApp's conditions; the other children's status does not.
+        // The children's caches: reconciles read them instead of the API. A workload's
+        // (Deployment's, StatefulSet's) status drives the SafeApp's conditions; the other children's status does not.
         let (deployments, dep_changes, dep_names) =
             cache::KindCache::<Deployment>::watch(client, ns, managed(), true);
+        let (stateful_sets, sts_changes, sts_names) =
+            cache::KindCache::<StatefulSet>::watch(client, ns, managed(), true);
         let (services, svc_changes, svc_names) =
             cache::KindCache::<Service>::watch(client, ns, managed(), false);
         let (pdbs, pdb_changes, pdb_names) =
@@ -189,6 +192,7 @@ impl Watches {
             cron_jobs,
             jobs: job_caches,
             deployments,
+            stateful_sets,
             services,
             pdbs,
             hpas,
@@ -203,6 +207,7 @@ impl Watches {
         })));
         let names = futures::stream::select_all([
             dep_names.boxed(),
+            sts_names.boxed(),
             svc_names.boxed(),
             pdb_names.boxed(),
             hpa_names.boxed(),
@@ -234,6 +239,7 @@ impl Watches {
             app_events: Gate::pump(app_events, &mut tasks),
             job_events: Gate::pump(job_events, &mut tasks),
             deployments: Gate::pump(dep_changes, &mut tasks),
+            stateful_sets: Gate::pump(sts_changes, &mut tasks),
             services: Gate::pump(svc_changes, &mut tasks),
             pdbs: Gate::pump(pdb_changes, &mut tasks),
             hpas: Gate::pump(hpa_changes, &mut tasks),
@@ -254,6 +260,7 @@ impl Watches {
         self.app_events.close();
         self.job_events.close();
         self.deployments.close();
+        self.stateful_sets.close();
         self.services.close();
         self.pdbs.close();
         self.hpas.close();

@@ -77,7 +77,7 @@ pub fn deployment(app: &ValidatedApp, policy: &Policy) -> Deployment {
 /// The shared pod template, plus what a served app needs: its ports, probes and
 /// preStop pause on the app container; the grace period and the spread over nodes and
 /// zones on the pod.
-fn pod_template(app: &ValidatedApp, policy: &Policy) -> PodTemplateSpec {
+pub(super) fn pod_template(app: &ValidatedApp, policy: &Policy) -> PodTemplateSpec {
     let mut template = pod::template(&app.pod, policy);
     if let Some(c) = pod::app_container_mut(&mut template) {
         let (readiness, liveness, startup) = probes::probes(app);

@@ -16,11 +16,12 @@ mod probes;
 mod route;
 mod security;
 mod service;
+pub mod statefulset;
 mod workload;
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota, Service};
@@ -50,6 +51,8 @@ use crate::yaml;
 pub struct Resources {
     /// The object that runs the pods.
     pub workload: Workload,
+    /// A stateful app's headless Service (its pods' DNS names, for peers).
+    pub headless_service: Option<Service>,
     pub service: Option<Service>,
     pub pdb: PodDisruptionBudget,
     pub hpa: Option<HorizontalPodAutoscaler>,
@@ -62,7 +65,13 @@ pub struct Resources {
 /// [`namespace_objects`]).
 pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
     Resources {
-        workload: Workload::Deployment(Box::new(deployment::deployment(app, policy))),
+        workload: match &app.spec.stateful {
+            Some(stateful) => Workload::StatefulSet(Box::new(statefulset::stateful_set(
+                app, stateful, policy,
+            ))),
+            None => Workload::Deployment(Box::new(deployment::deployment(app, policy))),
+        },
+        headless_service: statefulset::headless_service(app),
         service: service::service(app),
         pdb: pdb::pdb(app),
         hpa: hpa::hpa(app),
@@ -100,6 +109,7 @@ pub fn namespace_objects(namespace: &str, policy: &Policy) -> (LimitRange, Optio
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
     Service(Service),
     PodDisruptionBudget(PodDisruptionBudget),
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
@@ -117,6 +127,7 @@ impl Object {
     pub fn to_json(&self) -> serde_json::Value {
         let v = match self {
             Self::Deployment(o) => serde_json::to_value(o),
+            Self::StatefulSet(o) => serde_json::to_value(o),
             Self::Service(o) => serde_json::to_value(o),
             Self::PodDisruptionBudget(o) => serde_json::to_value(o),
             Self::HorizontalPodAutoscaler(o) => serde_json::to_value(o),
@@ -134,6 +145,7 @@ impl Object {
     fn write_yaml(&self, out: &mut String) -> Result<(), yaml::Error> {
         match self {
             Self::Deployment(o) => yaml::write_document(out, o),
+            Self::StatefulSet(o) => yaml::write_document(out, o),
             Self::Service(o) => yaml::write_document(out, o),
             Self::PodDisruptionBudget(o) => yaml::write_document(out, o),
             Self::HorizontalPodAutoscaler(o) => yaml::write_document(out, o),
@@ -173,6 +185,7 @@ pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Poli
     for app in apps {
         let Resources {
             workload,
+            headless_service,
             service,
             pdb,
             hpa,
@@ -181,6 +194,7 @@ pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Poli
             ingress,
         } = render(app, policy);
         out.push(workload.into_object());
+        out.extend(headless_service.map(Object::Service));
         out.extend(service.map(Object::Service));
         out.push(Object::PodDisruptionBudget(pdb));
         out.extend(hpa.map(Object::HorizontalPodAutoscaler));

@@ -100,6 +100,20 @@ pub fn network_policy(app: &ValidatedApp, policy: &Policy) -> Option<NetworkPoli
     for (rule, ports) in access.inbound.iter().flatten().zip(&traffic.inbound_ports) {
         allow(vec![peer(rule)], ports);
     }
+    // A stateful app's replicas talk to each other (replication, gossip, quorum) on
+    // its ports, whatever the access policy says of other callers.
+    if app.spec.stateful.is_some() {
+        allow(
+            vec![NetworkPolicyPeer {
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(labels::selector(&app.pod)),
+                    match_expressions: None,
+                }),
+                ..NetworkPolicyPeer::default()
+            }],
+            &traffic.all_ports,
+        );
+    }
     if np.allow_same_namespace {
         allow(
             vec![NetworkPolicyPeer {
@@ -138,6 +152,19 @@ pub fn network_policy(app: &ValidatedApp, policy: &Policy) -> Option<NetworkPoli
                     policy_port(IntOrString::Int(53), Protocol::Tcp),
                 ]),
             }];
+            // ...and reach each other: the peers' side of the rule above.
+            if app.spec.stateful.is_some() && !traffic.all_ports.is_empty() {
+                egress.push(NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        pod_selector: Some(LabelSelector {
+                            match_labels: Some(labels::selector(&app.pod)),
+                            match_expressions: None,
+                        }),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                    ports: Some(open(&traffic.all_ports)),
+                });
+            }
             for rule in access.outbound.iter().flatten() {
                 let ports: Vec<NetworkPolicyPort> = rule
                     .ports

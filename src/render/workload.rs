@@ -4,7 +4,7 @@
 //! when autoscaling is turned off) goes through this type, never through a Deployment
 //! directly, so a second workload kind is added here once.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -15,31 +15,38 @@ use crate::api::SafeAppSpec;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Workload {
     Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
 }
 
 /// Which kind of workload a SafeApp has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Deployment,
+    StatefulSet,
 }
 
 impl Kind {
     /// The kind a SafeApp's spec asks for (valid or not: a paused app's status reads it).
-    pub fn of(_spec: &SafeAppSpec) -> Self {
-        Self::Deployment
+    pub fn of(spec: &SafeAppSpec) -> Self {
+        if spec.stateful.is_some() {
+            Self::StatefulSet
+        } else {
+            Self::Deployment
+        }
     }
 
     /// The kind, as the API names it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
         }
     }
 
     /// Its apiVersion.
     pub fn api_version(self) -> &'static str {
         match self {
-            Self::Deployment => "apps/v1",
+            Self::Deployment | Self::StatefulSet => "apps/v1",
         }
     }
 }
@@ -49,6 +56,7 @@ impl Workload {
     pub fn which(&self) -> Kind {
         match self {
             Self::Deployment(_) => Kind::Deployment,
+            Self::StatefulSet(_) => Kind::StatefulSet,
         }
     }
 
@@ -66,6 +74,15 @@ impl Workload {
     pub fn as_deployment(&self) -> Option<&Deployment> {
         match self {
             Self::Deployment(d) => Some(d),
+            Self::StatefulSet(_) => None,
+        }
+    }
+
+    /// The StatefulSet, when it is one.
+    pub fn as_stateful_set(&self) -> Option<&StatefulSet> {
+        match self {
+            Self::StatefulSet(s) => Some(s),
+            Self::Deployment(_) => None,
         }
     }
 
@@ -73,12 +90,14 @@ impl Workload {
     pub fn template(&self) -> Option<&PodTemplateSpec> {
         match self {
             Self::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Self::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
         }
     }
 
     fn template_mut(&mut self) -> Option<&mut PodTemplateSpec> {
         match self {
             Self::Deployment(d) => d.spec.as_mut().map(|s| &mut s.template),
+            Self::StatefulSet(s) => s.spec.as_mut().map(|s| &mut s.template),
         }
     }
 
@@ -86,6 +105,7 @@ impl Workload {
     pub fn replicas(&self) -> Option<i32> {
         match self {
             Self::Deployment(d) => d.spec.as_ref().and_then(|s| s.replicas),
+            Self::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.replicas),
         }
     }
 
@@ -97,15 +117,34 @@ impl Workload {
                     spec.replicas = Some(count);
                 }
             }
+            Self::StatefulSet(s) => {
+                if let Some(spec) = s.spec.as_mut() {
+                    spec.replicas = Some(count);
+                }
+            }
         }
     }
 
-    /// Holds a new template back: applied, but not rolled out (a Deployment is paused).
+    /// Holds a new template back: applied, but not rolled out. A Deployment is paused;
+    /// a StatefulSet (which has no pause) gets a partition at its replica count, so no
+    /// pod is updated until the partition is lowered again.
     pub fn hold(&mut self) {
         match self {
             Self::Deployment(d) => {
                 if let Some(spec) = d.spec.as_mut() {
                     spec.paused = Some(true);
+                }
+            }
+            Self::StatefulSet(s) => {
+                if let Some(spec) = s.spec.as_mut() {
+                    let replicas = spec.replicas.unwrap_or(1);
+                    if let Some(ru) = spec
+                        .update_strategy
+                        .as_mut()
+                        .and_then(|u| u.rolling_update.as_mut())
+                    {
+                        ru.partition = Some(replicas.max(ru.partition.unwrap_or(0)));
+                    }
                 }
             }
         }
@@ -134,6 +173,7 @@ impl Workload {
     pub fn into_object(self) -> Object {
         match self {
             Self::Deployment(d) => Object::Deployment(d),
+            Self::StatefulSet(s) => Object::StatefulSet(s),
         }
     }
 }

@@ -12,7 +12,8 @@
 //! `security` (profile, the pod's user, every container's securityContext; init
 //! containers in `containers`) → `volumes` → `guardrails` (service type, service
 //! account, priority class, pod annotations, namespace) → `config` (the ConfigMaps and
-//! Secrets whose data rolls the pods) → `traffic` (access policy, expose).
+//! Secrets whose data rolls the pods) → `traffic` (access policy, expose) → `stateful`
+//! (claim templates and the storage guardrails).
 //!
 //! The pod checks (names, image, env, resources, security, volumes, the pod guardrails)
 //! are `pod.rs`, run for both kinds; `job.rs` validates a SafeJob with them and its
@@ -32,6 +33,7 @@ mod scaling;
 pub mod schedule;
 mod security;
 mod shutdown;
+mod stateful;
 mod traffic;
 mod volumes;
 
@@ -170,6 +172,7 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
 
     security::check_probes(&mut p, spec, pod.security_profile);
     guardrails::check_service_type(&mut p, spec, policy);
+    stateful::check_stateful(&mut p, spec, policy);
     let config_refs = config::check_config(&mut p, spec);
     let traffic = traffic::check_traffic(&mut p, spec, service_enabled);
 

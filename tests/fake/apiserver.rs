@@ -153,6 +153,17 @@ pub fn prepare_for_create(plural: &str, obj: &mut Value) {
 /// subresource written): what the write may not change is put back.
 pub fn prepare_for_update(plural: &str, sub: Option<&str>, new: &mut Value, old: &Value) {
     super::batch::prepare_for_update(plural, sub, new, old);
+    // A StatefulSet keeps its status on a spec write (the registry's strategy).
+    if plural == "statefulsets" && sub.is_none() {
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(m) = new.as_object_mut() {
+                    m.remove("status");
+                }
+            }
+        }
+    }
 }
 
 /// The server's validation of a write (after [`store`]): the 422 Status when refused.
@@ -162,6 +173,9 @@ pub fn validate(
     obj: &Value,
     old: Option<&Value>,
 ) -> Option<Value> {
+    if let ("statefulsets", None, Some(old)) = (plural, sub, old) {
+        return super::apps::validate_update(obj, old);
+    }
     super::batch::validate(plural, sub, obj, old)
 }
 
@@ -178,6 +192,7 @@ pub fn store(plural: &str, obj: &mut Value) {
 
 const BUILT_IN: &[&str] = &[
     "deployments",
+    "statefulsets",
     "services",
     "poddisruptionbudgets",
     "horizontalpodautoscalers",
@@ -322,6 +337,12 @@ fn default_fields(plural: &str, obj: &mut Value) {
                 spec["strategy"] = json!({"type": "RollingUpdate",
                     "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
             }
+            if spec["template"]["spec"].is_object() {
+                default_pod_spec(&mut spec["template"]["spec"]);
+            }
+        }
+        "statefulsets" => {
+            super::apps::default_stateful_set(spec);
             if spec["template"]["spec"].is_object() {
                 default_pod_spec(&mut spec["template"]["spec"]);
             }

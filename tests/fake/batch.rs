@@ -48,6 +48,7 @@ pub enum ErrorType {
     Required,
     NotSupported(Vec<String>),
     Duplicate,
+    Forbidden,
 }
 
 #[derive(Clone, Debug)]
@@ -60,6 +61,15 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            kind: ErrorType::Forbidden,
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
     fn invalid(field: impl Into<String>, value: &Value, detail: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -123,6 +133,7 @@ impl FieldError {
                 "Duplicate value: {}",
                 show(v.as_ref().unwrap_or(&Value::Null))
             ),
+            (ErrorType::Forbidden, _) => "Forbidden".to_string(),
         };
         if let ErrorType::NotSupported(values) = &self.kind {
             let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
@@ -144,6 +155,7 @@ impl FieldError {
             ErrorType::Required => "FieldValueRequired",
             ErrorType::NotSupported(_) => "FieldValueNotSupported",
             ErrorType::Duplicate => "FieldValueDuplicate",
+            ErrorType::Forbidden => "FieldValueForbidden",
         }
     }
 }

@@ -25,6 +25,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod apps;
 pub mod batch;
 pub mod harness;
 pub mod running;

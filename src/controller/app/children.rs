@@ -1,4 +1,5 @@
-//! The children after the workload: Service, PodDisruptionBudget, HorizontalPodAutoscaler,
+//! The children after the workload: the headless Service of a stateful app, the
+//! Service, PodDisruptionBudget, HorizontalPodAutoscaler,
 //! NetworkPolicy, Ingress and HTTPRoute, each applied (or pruned) on its own so one
 //! failure does not stop the others, and the `Exposed` condition their result gives.
 
@@ -17,6 +18,8 @@ use crate::validate::ValidatedApp;
 
 /// The children of one SafeApp other than its workload (`None`: must not exist).
 pub struct Children {
+    /// A stateful app's headless Service (`<name>-headless`).
+    pub headless_service: Option<Service>,
     pub service: Option<Service>,
     pub pdb: PodDisruptionBudget,
     pub hpa: Option<HorizontalPodAutoscaler>,
@@ -37,6 +40,7 @@ pub async fn apply(
     outcome: &mut Outcome,
 ) -> Option<Cond> {
     let Children {
+        headless_service,
         service,
         pdb,
         hpa,
@@ -44,6 +48,16 @@ pub async fn apply(
         http_route,
         ingress,
     } = children;
+    // Only for apps that have (or had) one: a SafeApp named like another's headless
+    // Service must not prune it.
+    let headless = crate::render::statefulset::headless_name(name);
+    if headless_service.is_some() || sync.previously_managed.contains(&format!("Service/{headless}"))
+    {
+        let synced =
+            apply::sync::<Service>(sync, "Service", &headless, headless_service.as_ref(), own)
+                .await;
+        outcome.settle("v1", "Service", &headless, synced);
+    }
     let synced = apply::sync::<Service>(sync, "Service", name, service.as_ref(), own).await;
     outcome.settle("v1", "Service", name, synced);
     let synced =

@@ -4,8 +4,8 @@
 //! - validate and render are the pure library functions (`crate::validate`,
 //!   `crate::render`);
 //! - [`plan`] shapes the rendered workload (held replicas, config hash, staged upgrade);
-//! - apply is [`workload::apply`] then [`children::apply`]: `crate::controller::apply`
-//!   is the only writer of children;
+//! - apply is [`workload::apply`] (and, for a StatefulSet, [`stuck::check`]) then
+//!   [`children::apply`]: `crate::controller::apply` is the only writer of children;
 //! - [`report`] writes the Events and the one status patch.
 //!
 //! The namespace-shared objects are the namespace reconciler's (`controller::namespace`).
@@ -14,6 +14,7 @@ pub mod access;
 pub mod children;
 pub mod plan;
 pub mod report;
+pub mod stuck;
 pub mod traffic;
 pub mod upgrade;
 pub mod workload;
@@ -60,6 +61,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     };
     let Resources {
         mut workload,
+        headless_service,
         service,
         pdb,
         hpa,
@@ -80,7 +82,18 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     )
     .await;
     let live = workload::apply(app, ctx, &sync, &workload, &mut plan, own, &mut outcome).await;
+    let mut rollout = live.as_ref().map(workload::Live::rollout);
+    let recheck = match rollout.as_mut() {
+        Some(rollout) => stuck::check(app, ctx, &target.namespace, rollout)
+            .await
+            .unwrap_or_else(|e| {
+                outcome.fail("v1", "Pod", &target.name, e);
+                None
+            }),
+        None => None,
+    };
     let children = Children {
+        headless_service,
         service,
         pdb,
         hpa,
@@ -102,6 +115,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         outcome,
         workload_kind: workload.kind(),
         live,
+        rollout,
+        recheck,
         exposed,
     };
     report::report(app, ctx, &target, &validated, plan, applied).await

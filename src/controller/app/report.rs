@@ -22,6 +22,10 @@ pub struct Applied {
     pub outcome: Outcome,
     pub workload_kind: &'static str,
     pub live: Option<Live>,
+    /// The live workload's rollout (a StatefulSet's examined for stuck pods).
+    pub rollout: Option<workload::Rollout>,
+    /// When to look at a StatefulSet's pods again.
+    pub recheck: Option<std::time::Duration>,
     pub exposed: Option<Cond>,
 }
 
@@ -39,6 +43,8 @@ pub async fn report(
         outcome,
         workload_kind,
         live,
+        rollout,
+        recheck,
         exposed,
     } = applied;
     let Target {
@@ -50,7 +56,6 @@ pub async fn report(
         ..
     } = target;
     let key = format!("{ns}/{name}");
-    let rollout = live.as_ref().map(Live::rollout);
     let drift = announce(app, ctx, &outcome.reports, now).await;
     let clean = outcome.clean();
     let mut conds = match outcome.blocked(app, ctx).await {
@@ -124,7 +129,10 @@ pub async fn report(
     match outcome.failures.into_iter().next().or(access_failure) {
         Some(e) => Err(e),
         None if gateway_missing => Ok(Action::requeue(traffic::GATEWAY_API_RETRY)),
-        None => Ok(Action::requeue(with_jitter(ctx.resync, uid))),
+        None => {
+            let resync = with_jitter(ctx.resync, uid);
+            Ok(Action::requeue(recheck.map_or(resync, |r| r.min(resync))))
+        }
     }
 }
 
@@ -136,6 +144,9 @@ fn selector(name: &str) -> String {
 /// Replica counts and selector from the live workload.
 pub fn with_workload(mut status: SafeAppStatus, live: Option<&Live>, name: &str) -> SafeAppStatus {
     let (replicas, ready, updated) = workload::replica_counts(live);
+    let rollout = live.map(Live::rollout);
+    status.current_revision = rollout.as_ref().and_then(|r| r.current_revision.clone());
+    status.update_revision = rollout.and_then(|r| r.update_revision);
     status.replicas = Some(replicas);
     status.ready_replicas = Some(ready);
     status.updated_replicas = Some(updated);

@@ -4,7 +4,7 @@
 //! `render/workload.rs` only: everything after this step (the other children, the
 //! upgrade slots, the status) takes a [`Live`] workload and its [`Rollout`].
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use serde_json::Value;
 
 use super::plan::Plan;
@@ -21,21 +21,21 @@ use crate::render::{Workload, WorkloadKind};
 #[derive(Clone, Debug)]
 pub enum Live {
     Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
 }
 
 impl Live {
     /// Whether a pause holds its template back (`kubectl rollout pause`, or a staged
     /// upgrade waiting for its slot).
     pub fn paused(&self) -> bool {
-        match self {
-            Self::Deployment(d) => d.spec.as_ref().and_then(|s| s.paused) == Some(true),
-        }
+        self.rollout().paused
     }
 
     /// What its status says of its rollout.
     pub fn rollout(&self) -> Rollout {
         match self {
             Self::Deployment(d) => Rollout::of_deployment(d),
+            Self::StatefulSet(s) => Rollout::of_stateful_set(s),
         }
     }
 }
@@ -49,6 +49,7 @@ pub async fn read(
 ) -> Result<Option<Value>, crate::controller::Error> {
     match kind {
         WorkloadKind::Deployment => apply::read::<Deployment>(sync, "Deployment", name).await,
+        WorkloadKind::StatefulSet => apply::read::<StatefulSet>(sync, "StatefulSet", name).await,
     }
 }
 
@@ -58,6 +59,9 @@ pub fn typed(kind: WorkloadKind, live: Option<Value>) -> Option<Live> {
         WorkloadKind::Deployment => serde_json::from_value(live?)
             .ok()
             .map(|d| Live::Deployment(Box::new(d))),
+        WorkloadKind::StatefulSet => serde_json::from_value(live?)
+            .ok()
+            .map(|s| Live::StatefulSet(Box::new(s))),
     }
 }
 
@@ -89,6 +93,8 @@ pub async fn apply(
     if sync.spec_changed && desired.replicas().is_none() {
         let handed = match desired {
             Workload::Deployment(_) => apply::hand_over_replicas(&sync, name).await,
+            // Never autoscaled (validation refuses it): nothing to hand over.
+            Workload::StatefulSet(_) => Ok(false),
         };
         if let Err(e) = handed {
             outcome.fail(desired.api_version(), desired.kind(), name, e);
@@ -103,6 +109,15 @@ pub async fn apply(
                 .settle("apps/v1", "Deployment", name, synced)
                 .and_then(|s| s.live())
                 .map(|d| Live::Deployment(Box::new(d)))
+        }
+        Workload::StatefulSet(s) => {
+            let synced =
+                apply::converge::<StatefulSet>(&sync, "StatefulSet", name, Some(s), own, live)
+                    .await;
+            outcome
+                .settle("apps/v1", "StatefulSet", name, synced)
+                .and_then(|s| s.live())
+                .map(|s| Live::StatefulSet(Box::new(s)))
         }
     };
     if template.cause == upgrade::Cause::Operator
@@ -131,6 +146,12 @@ pub struct Rollout {
     pub deadline_exceeded: Option<String>,
     /// Pods refused (quota, admission): the message.
     pub replica_failure: Option<String>,
+    /// A pod of the new revision has not become ready within the bound (`stuck.rs`):
+    /// the message.
+    pub stuck: Option<String>,
+    /// A StatefulSet's revisions: what its pods ran before, what they roll to.
+    pub current_revision: Option<String>,
+    pub update_revision: Option<String>,
 }
 
 impl Rollout {
@@ -155,6 +176,44 @@ impl Rollout {
                 .filter(|x| x.reason.as_deref() == Some("ProgressDeadlineExceeded"))
                 .map(|x| x.message.unwrap_or_default()),
             replica_failure: find("ReplicaFailure", "True").map(|x| x.message.unwrap_or_default()),
+            stuck: None,
+            current_revision: None,
+            update_revision: None,
+        }
+    }
+
+    /// A StatefulSet rolls pods at or above its partition (a partition at the replica
+    /// count holds the template back: the staged upgrade's hold). It has no progress
+    /// deadline: a pod that never becomes ready is found by `stuck.rs`.
+    fn of_stateful_set(s: &StatefulSet) -> Self {
+        let st = s.status.clone().unwrap_or_default();
+        let spec = s.spec.as_ref();
+        let want = spec.and_then(|s| s.replicas).unwrap_or(1);
+        let partition = spec
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.rolling_update.as_ref())
+            .and_then(|r| r.partition)
+            .unwrap_or(0);
+        let rolled = st.current_revision.is_some() && st.current_revision == st.update_revision;
+        Self {
+            kind: "StatefulSet",
+            want,
+            caught_up: st.observed_generation >= s.metadata.generation,
+            // Pods below the partition keep the current revision by design: they count
+            // as updated once the partition's part has rolled.
+            updated: if rolled {
+                st.updated_replicas.unwrap_or(0).max(st.current_replicas.unwrap_or(0))
+            } else {
+                st.updated_replicas.unwrap_or(0) + partition.min(want)
+            },
+            available: st.available_replicas.unwrap_or(0),
+            total: st.replicas,
+            paused: partition >= want && !rolled,
+            deadline_exceeded: None,
+            replica_failure: None,
+            stuck: None,
+            current_revision: st.current_revision,
+            update_revision: st.update_revision,
         }
     }
 
@@ -169,7 +228,8 @@ impl Rollout {
     /// Whether the rollout has come to an end: complete on the current template, or
     /// failed past its progress deadline. Frees an upgrade slot.
     pub fn settled(&self) -> bool {
-        self.complete() || (self.caught_up && self.deadline_exceeded.is_some())
+        self.complete()
+            || (self.caught_up && (self.deadline_exceeded.is_some() || self.stuck.is_some()))
     }
 
     /// Ready: the spec's template rolled out and available at the spec's replicas (a
@@ -214,22 +274,22 @@ pub fn rollout_conditions(
         rollout.updated, rollout.want, rollout.available
     );
     let ready = rollout.ready();
-    let deadline = rollout.deadline_exceeded.as_ref();
+    // Past the deadline, or stuck on a pod that never becomes ready, the workload's
+    // controller stops trying: a person must act.
+    let deadline = rollout
+        .deadline_exceeded
+        .as_ref()
+        .map(|m| (c::REASON_PROGRESS_DEADLINE_EXCEEDED, m))
+        .or_else(|| rollout.stuck.as_ref().map(|m| (c::REASON_ROLLOUT_STUCK, m)));
     let failure = rollout
         .replica_failure
         .as_ref()
         .map(|m| (c::REASON_REPLICA_FAILURE, m.clone()))
-        .or_else(|| deadline.map(|m| (c::REASON_PROGRESS_DEADLINE_EXCEEDED, m.clone())));
+        .or_else(|| deadline.map(|(reason, m)| (reason, m.clone())));
     let ready_cond = if ready {
         Cond::new(c::READY, true, c::REASON_AVAILABLE, summary.clone())
-    } else if let Some(m) = deadline {
-        // Past its deadline the controller-manager stops trying: a person must act.
-        Cond::new(
-            c::READY,
-            false,
-            c::REASON_PROGRESS_DEADLINE_EXCEEDED,
-            m.clone(),
-        )
+    } else if let Some((reason, m)) = deadline {
+        Cond::new(c::READY, false, reason, m.clone())
     } else if !out_of_range.is_empty() {
         Cond::new(
             c::READY,
@@ -252,13 +312,8 @@ pub fn rollout_conditions(
     };
     let reconciling = if ready {
         Cond::new(c::RECONCILING, false, c::REASON_ROLLOUT_COMPLETE, summary)
-    } else if let Some(m) = deadline {
-        Cond::new(
-            c::RECONCILING,
-            false,
-            c::REASON_PROGRESS_DEADLINE_EXCEEDED,
-            m.clone(),
-        )
+    } else if let Some((reason, m)) = deadline {
+        Cond::new(c::RECONCILING, false, reason, m.clone())
     } else if let Some((reason, msg)) = failure.clone() {
         // A refused replica (quota, admission) is retried by the controller-manager
         // until the progress deadline: still in progress.
@@ -276,6 +331,14 @@ pub fn replica_counts(live: Option<&Live>) -> (i32, i32, i32) {
             let st = d.status.clone().unwrap_or_default();
             (
                 st.replicas.unwrap_or(0),
+                st.ready_replicas.unwrap_or(0),
+                st.updated_replicas.unwrap_or(0),
+            )
+        }
+        Some(Live::StatefulSet(s)) => {
+            let st = s.status.clone().unwrap_or_default();
+            (
+                st.replicas,
                 st.ready_replicas.unwrap_or(0),
                 st.updated_replicas.unwrap_or(0),
             )
