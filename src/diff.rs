@@ -241,7 +241,11 @@ async fn diff_app(
         render::Workload::StatefulSet(_) => ApiResource::erase::<StatefulSet>(&()),
     };
     let mut children: Vec<(ApiResource, String, Option<Object>)> = vec![
-        (workload_resource, name.clone(), Some(workload.into_object())),
+        (
+            workload_resource,
+            name.clone(),
+            Some(workload.into_object()),
+        ),
         (
             ApiResource::erase::<Service>(&()),
             name.clone(),

@@ -884,14 +884,12 @@ impl Sample {
         match self {
             Self::App(app) => {
                 let v = validate(app, policy).unwrap_or_else(|e| panic!("{label}: {e:#?}"));
+                // The workload's pod: a Deployment's, or a stateful app's StatefulSet's.
                 let template = render::render(&v, policy)
                     .workload
-                    .as_deployment()
-                    .expect("a Deployment")
-                    .spec
-                    .clone()
-                    .unwrap_or_else(|| panic!("{label}: a Deployment without a spec"))
-                    .template;
+                    .template()
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{label}: a workload without a spec"));
                 (template, v.pod.security_profile)
             }
             Self::Job(job) => {

@@ -17,6 +17,8 @@ const SAMPLES: &[&str] = &[
     "autoscaled-api",
     "queue-worker",
     "canary-app",
+    // A stateful app: a StatefulSet with claims, a headless Service.
+    "orders-db",
     // SafeJobs: a scheduled one (a CronJob) and a one-off one (a Job).
     "nightly-report",
     "db-migration",

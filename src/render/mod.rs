@@ -66,9 +66,9 @@ pub struct Resources {
 pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
     Resources {
         workload: match &app.spec.stateful {
-            Some(stateful) => Workload::StatefulSet(Box::new(statefulset::stateful_set(
-                app, stateful, policy,
-            ))),
+            Some(stateful) => {
+                Workload::StatefulSet(Box::new(statefulset::stateful_set(app, stateful, policy)))
+            }
             None => Workload::Deployment(Box::new(deployment::deployment(app, policy))),
         },
         headless_service: statefulset::headless_service(app),

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    RollingUpdateStatefulSetStrategy, StatefulSet,
-    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+    RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
@@ -32,6 +32,19 @@ pub fn headless_name(app: &str) -> String {
 pub fn stateful_set(app: &ValidatedApp, stateful: &Stateful, policy: &Policy) -> StatefulSet {
     let rollout = app.spec.rollout.clone().unwrap_or_default();
     let mut template = pod_template(app, policy);
+    // Spread per revision as a Deployment's pods are (by pod-template-hash): a
+    // StatefulSet's pods carry controller-revision-hash instead.
+    for constraint in template
+        .spec
+        .iter_mut()
+        .flat_map(|s| s.topology_spread_constraints.iter_mut().flatten())
+    {
+        if let Some(keys) = constraint.match_label_keys.as_mut() {
+            for key in keys.iter_mut().filter(|k| *k == "pod-template-hash") {
+                *key = "controller-revision-hash".into();
+            }
+        }
+    }
     let claims = stateful.volume_claim_templates.clone().unwrap_or_default();
     if let Some(c) = pod::app_container_mut(&mut template) {
         let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
@@ -43,7 +56,8 @@ pub fn stateful_set(app: &ValidatedApp, stateful: &Stateful, policy: &Policy) ->
         }));
     }
     let retention = stateful.retention.clone().unwrap_or_default();
-    let policy_of = |p: Option<RetentionPolicy>| p.unwrap_or(RetentionPolicy::Retain).as_str().to_string();
+    let policy_of =
+        |p: Option<RetentionPolicy>| p.unwrap_or(RetentionPolicy::Retain).as_str().to_string();
     StatefulSet {
         metadata: meta::child_meta(&app.pod),
         spec: Some(StatefulSetSpec {

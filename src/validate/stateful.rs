@@ -50,24 +50,25 @@ pub(super) fn check_stateful(p: &mut Problems, spec: &SafeAppSpec, policy: &Poli
         .flatten()
         .map(|v| v.name.as_str())
         .collect();
-    for (i, claim) in stateful
-        .volume_claim_templates
-        .iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, claim) in stateful.volume_claim_templates.iter().flatten().enumerate() {
         let path = format!("spec.stateful.volumeClaimTemplates[{i}]");
         p.check(
             format!("{path}.name"),
             crate::names::check_dns1123_label(&claim.name),
         );
         if !names.insert(claim.name.as_str()) {
-            p.add(format!("{path}.name"), format!("{:?} is declared twice", claim.name));
+            p.add(
+                format!("{path}.name"),
+                format!("{:?} is declared twice", claim.name),
+            );
         }
         if volumes.contains(claim.name.as_str()) {
             p.add(
                 format!("{path}.name"),
-                format!("{:?} is also the name of a volume in spec.volumes", claim.name),
+                format!(
+                    "{:?} is also the name of a volume in spec.volumes",
+                    claim.name
+                ),
             );
         }
         match crate::quantity::parse(&claim.size) {

@@ -102,9 +102,10 @@ fn revision(set: &str, template: &Value) -> String {
 }
 
 fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
 impl FakeApi {
@@ -133,7 +134,11 @@ impl FakeApi {
         'sync: {
             for i in 0..replicas {
                 // Claims first: a pod never starts without its storage.
-                for claim in spec["volumeClaimTemplates"].as_array().into_iter().flatten() {
+                for claim in spec["volumeClaimTemplates"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     let claim_name = format!(
                         "{}-{name}-{i}",
                         claim["metadata"]["name"].as_str().unwrap_or("data")
@@ -161,8 +166,13 @@ impl FakeApi {
                             // The current revision's template: what the other pods run.
                             (0..replicas)
                                 .filter_map(pod_of)
-                                .find(|p| p["metadata"]["labels"]["controller-revision-hash"] == *rev)
-                                .map_or_else(|| spec["template"].clone(), |p| p["x-template"].clone())
+                                .find(|p| {
+                                    p["metadata"]["labels"]["controller-revision-hash"] == *rev
+                                })
+                                .map_or_else(
+                                    || spec["template"].clone(),
+                                    |p| p["x-template"].clone(),
+                                )
                         };
                         self.create_pod(ns, name, i, rev, &template, &set);
                         action = format!("created {name}-{i}");

@@ -51,7 +51,10 @@ pub async fn apply(
     // Only for apps that have (or had) one: a SafeApp named like another's headless
     // Service must not prune it.
     let headless = crate::render::statefulset::headless_name(name);
-    if headless_service.is_some() || sync.previously_managed.contains(&format!("Service/{headless}"))
+    if headless_service.is_some()
+        || sync
+            .previously_managed
+            .contains(&format!("Service/{headless}"))
     {
         let synced =
             apply::sync::<Service>(sync, "Service", &headless, headless_service.as_ref(), own)

@@ -202,7 +202,9 @@ impl Rollout {
             // Pods below the partition keep the current revision by design: they count
             // as updated once the partition's part has rolled.
             updated: if rolled {
-                st.updated_replicas.unwrap_or(0).max(st.current_replicas.unwrap_or(0))
+                st.updated_replicas
+                    .unwrap_or(0)
+                    .max(st.current_replicas.unwrap_or(0))
             } else {
                 st.updated_replicas.unwrap_or(0) + partition.min(want)
             },
