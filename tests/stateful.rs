@@ -645,3 +645,130 @@ async fn a_held_upgrade_holds_the_stateful_set_by_its_partition() {
     let log = settle(&env.fake);
     assert!(log.contains(&"deleted db-0".to_string()), "{log:?}");
 }
+
+// A Service of another owner where the headless Service would go is never touched: the
+// app reports NameConflict naming it. A stateful app's config change rolls its pods
+// like a Deployment's (the config hash on the template).
+#[tokio::test]
+async fn headless_name_conflict_and_config_rollout() {
+    let env = env();
+    let foreign = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db-headless", "namespace": NS, "labels": {"team": "other"}},
+        "spec": {"ports": [{"port": 80}]}});
+    env.fake.insert(&harness::services(), foreign);
+    let before = env.fake.get(&harness::services(), "db-headless").unwrap();
+    env.create("db", db_spec(json!({})));
+    env.reconcile("db").await.expect("reconcile");
+    assert_eq!(
+        env.fake.get(&harness::services(), "db-headless").unwrap(),
+        before
+    );
+    let ready = env.condition("db", "Ready");
+    assert_eq!(ready["reason"], "NameConflict", "{ready}");
+    assert!(ready["message"].as_str().unwrap().contains("db-headless"));
+
+    let env = harness::env();
+    let config_maps = collection("v1", NS, "configmaps");
+    env.fake.insert(
+        &config_maps,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "db-config", "namespace": NS}, "data": {"max_connections": "100"}}),
+    );
+    env.create(
+        "db",
+        db_spec(json!({"envFrom": [{"configMapRef": {"name": "db-config"}}]})),
+    );
+    env.reconcile("db").await.expect("reconcile");
+    let hash = |env: &Env| {
+        env.fake.get(&stateful_sets(), "db").unwrap()["spec"]["template"]["metadata"]["annotations"]
+            [safeapp::render::CONFIG_HASH_ANNOTATION]
+            .clone()
+    };
+    let first = hash(&env);
+    assert!(
+        first.is_string(),
+        "the config hash on the StatefulSet's template"
+    );
+    env.fake
+        .edit(&config_maps, "db-config", "kubectl-edit", json!({}), |c| {
+            c["data"]["max_connections"] = json!("200");
+        });
+    let rv = env
+        .fake
+        .get(&config_maps, "db-config")
+        .and_then(|o| o["metadata"]["resourceVersion"].as_str().map(String::from));
+    env.ctx.config.observed(
+        &(
+            NS.to_string(),
+            safeapp::api::v1alpha1::ConfigKind::ConfigMap,
+            "db-config".to_string(),
+        ),
+        rv.as_deref(),
+    );
+    env.reconcile("db").await.expect("reconcile");
+    assert_ne!(hash(&env), first, "a new hash rolls the StatefulSet");
+}
+
+fn ready_reason(fake: &FakeApi) -> String {
+    fake.get(&harness::apps(), "db")
+        .and_then(|a| {
+            a["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .and_then(|c| {
+                    Some(format!(
+                        "{}/{}",
+                        c["status"].as_str()?,
+                        c["reason"].as_str()?
+                    ))
+                })
+        })
+        .unwrap_or_default()
+}
+
+// Through the running controller (resync an hour away): the StatefulSet's own status
+// events bring the app to Ready, and a pod that never becomes ready turns the app
+// Stalled at the bound with no event at all (the reconcile asked to look again then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_controller_follows_the_stateful_set() {
+    use fake::running::{self, until};
+    use std::time::Duration;
+    let fake = FakeApi::as_operator();
+    fake.insert(
+        &harness::apps(),
+        harness::safeapp(
+            "db",
+            db_spec(json!({"rollout": {"progressDeadlineSeconds": 2, "minReadySeconds": 0}})),
+        ),
+    );
+    let running = running::start(&fake, NS, Policy::default(), Duration::from_secs(3600), 4);
+    until("the StatefulSet", Duration::from_secs(10), || {
+        fake.get(&stateful_sets(), "db").is_some()
+    })
+    .await;
+    settle(&fake);
+    until(
+        "Ready from the StatefulSet's status",
+        Duration::from_secs(5),
+        || ready_reason(&fake) == "True/Available",
+    )
+    .await;
+    fake.edit(&harness::apps(), "db", "kubectl", json!({}), |a| {
+        a["spec"]["image"] = json!("registry.example.com/db:broken");
+    });
+    until("the new template applied", Duration::from_secs(5), || {
+        fake.get(&stateful_sets(), "db").is_some_and(|s| {
+            s["spec"]["template"]["spec"]["containers"][0]["image"]
+                == "registry.example.com/db:broken"
+        })
+    })
+    .await;
+    settle(&fake);
+    let took = until("RolloutStuck at the bound", Duration::from_secs(8), || {
+        ready_reason(&fake) == "False/RolloutStuck"
+    })
+    .await;
+    println!("stuck reported {took:?} after the rollout stopped");
+    running.stop().await;
+}
