@@ -409,12 +409,7 @@ async fn against_kubectl(apps: usize, latency: Duration, limit: Option<(f64, u32
     let kubectl_time = started.elapsed();
 
     // The operator, as `safeapp run` runs it (concurrency 16).
-    let fake = FakeApi::as_operator();
-    for i in 0..apps {
-        let mut m = manifest(i);
-        m["metadata"]["namespace"] = json!(ns);
-        fake.insert(&coll, m);
-    }
+    let fake = seeded(ns, apps);
     fake.set_latency(latency);
     let client = match limit {
         Some((qps, burst)) => fake.limited_client(qps, burst),
@@ -476,12 +471,7 @@ async fn failover(apps: usize) {
     use safeapp::operator::{RunOptions, run_with};
     let ns = "shop";
     let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
-    let fake = FakeApi::as_operator();
-    for i in 0..apps {
-        let mut m = manifest(i);
-        m["metadata"]["namespace"] = json!(ns);
-        fake.insert(&coll, m);
-    }
+    let fake = seeded(ns, apps);
     let replica = |id: &str| RunOptions {
         controller: safeapp::controller::RunConfig {
             policy: Policy::default(),
@@ -563,6 +553,18 @@ async fn failover(apps: usize) {
     );
 }
 
+/// The in-memory API as the operator sees it, holding `apps` SafeApps in `ns`.
+fn seeded(ns: &str, apps: usize) -> FakeApi {
+    let fake = FakeApi::as_operator();
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        fake.insert(&coll, m);
+    }
+    fake
+}
+
 /// Cold start and API-server restart over `apps` converged SafeApps, against an
 /// in-memory API with a real server's costs (20 ms per request, 300 µs per listed
 /// object): the requests of the start (lists per collection, per-object GETs, writes),
@@ -571,12 +573,7 @@ async fn recovery(apps: usize) {
     let ns = "shop";
     let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
     let deployments = collection("apps/v1", ns, "deployments");
-    let fake = FakeApi::as_operator();
-    for i in 0..apps {
-        let mut m = manifest(i);
-        m["metadata"]["namespace"] = json!(ns);
-        fake.insert(&coll, m);
-    }
+    let fake = seeded(ns, apps);
     let first = spawn_controller_with(fake.client(), ns, Duration::from_secs(3600));
     while fake
         .list(&coll)

@@ -786,3 +786,55 @@ async fn safejob_runs_and_one_off_is_immutable() {
     .await;
     c.teardown().await;
 }
+
+// A stateful app gets its StatefulSet (claims, headless serviceName) and headless
+// Service; once settled, resyncs write nothing to it: the real server's defaulting of a
+// StatefulSet (claim templates' apiVersion, kind, volumeMode, status) is not drift.
+#[tokio::test]
+async fn stateful_app_children_and_no_writes_at_rest() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let Some(c) = setup("stateful").await else {
+        return;
+    };
+    let mut spec = web();
+    spec["stateful"] =
+        json!({"volumeClaimTemplates": [{"name": "data", "size": "1Gi", "mountPath": "/data"}]});
+    c.create_app("db", spec).await.expect("create");
+    let sts: StatefulSet = within(Duration::from_secs(30), "the StatefulSet", || async {
+        c.api::<StatefulSet>().get_opt("db").await.ok().flatten()
+    })
+    .await;
+    let spec = sts.spec.expect("spec");
+    assert_eq!(spec.service_name.as_deref(), Some("db-headless"));
+    assert_eq!(spec.volume_claim_templates.map(|v| v.len()), Some(1));
+    let headless: Service = within(Duration::from_secs(10), "the headless Service", || async {
+        c.api::<Service>()
+            .get_opt("db-headless")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(
+        headless.spec.and_then(|s| s.cluster_ip).as_deref(),
+        Some("None")
+    );
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let ours = |s: StatefulSet| {
+        s.metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
+            .map(|m| m.time)
+            .collect::<Vec<_>>()
+    };
+    let before = ours(c.api::<StatefulSet>().get("db").await.expect("sts"));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let after = ours(c.api::<StatefulSet>().get("db").await.expect("sts"));
+    assert_eq!(
+        before, after,
+        "the operator re-applied the StatefulSet at rest"
+    );
+    c.teardown().await;
+}

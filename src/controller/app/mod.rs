@@ -81,7 +81,14 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         &mut outcome,
     )
     .await;
-    let live = workload::apply(app, ctx, &sync, &workload, &mut plan, own, &mut outcome).await;
+    // Without the live workload or the config the workload is left as it is.
+    let live = match (plan.live.take(), &plan.template) {
+        (Some(live), Some(template)) => {
+            let how = template.how();
+            workload::apply(app, ctx, &sync, &workload, live, how, own, &mut outcome).await
+        }
+        _ => None,
+    };
     let mut rollout = live.as_ref().map(workload::Live::rollout);
     let recheck = match rollout.as_mut() {
         Some(rollout) => stuck::check(app, ctx, &target.namespace, rollout)

@@ -119,6 +119,18 @@ pub struct TemplatePlan {
     pub record: TemplateRecord,
 }
 
+impl TemplatePlan {
+    /// How the workload step applies the template.
+    pub fn how(&self) -> workload::HowToApply<'_> {
+        let operator = self.cause == upgrade::Cause::Operator;
+        workload::HowToApply {
+            force: self.force_apply,
+            operator_change: operator,
+            announce: (operator && self.held.is_none()).then_some(self.why.as_str()),
+        }
+    }
+}
+
 /// Classifies the rendered template against the last one rolled out, takes an upgrade
 /// slot when the operator's change may go, and pauses the Deployment when it may not.
 fn template_plan(

@@ -7,8 +7,6 @@
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use serde_json::Value;
 
-use super::plan::Plan;
-use super::upgrade;
 use crate::api::SafeApp;
 use crate::controller::Context;
 use crate::controller::apply::{self, Change, Ownership, SyncCtx};
@@ -65,27 +63,34 @@ pub fn typed(kind: WorkloadKind, live: Option<Value>) -> Option<Live> {
     }
 }
 
-/// Applies the workload as `plan` says and settles the result in `outcome`: the live
-/// workload after, when it could be applied.
+/// How the workload is applied (from the staged-upgrade plan, `plan.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct HowToApply<'a> {
+    /// Apply even when the compare sees no difference (the pause a hold may drop).
+    pub force: bool,
+    /// What differs is the operator's own template change: an update, never drift.
+    pub operator_change: bool,
+    /// When the operator's change goes now: why, for the `TemplateUpgraded` Event.
+    pub announce: Option<&'a str>,
+}
+
+/// Applies the workload (`live`: the object as it is, None when it does not exist) and
+/// settles the result in `outcome`: the live workload after, when it could be applied.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     app: &SafeApp,
     ctx: &Context,
     sync: &SyncCtx<'_>,
     desired: &Workload,
-    plan: &mut Plan,
+    live: Option<Value>,
+    how: HowToApply<'_>,
     own: Ownership<'_>,
     outcome: &mut Outcome,
 ) -> Option<Live> {
     let name = app.metadata.name.as_deref().unwrap_or_default();
-    let (Some(live), Some(template)) = (plan.live.take(), &plan.template) else {
-        return None;
-    };
-    // The operator's own template change, when it goes, is an update (not drift),
-    // applied even where the compare sees nothing (the pause it may drop). A held change
-    // compares as usual: nothing is written while it waits.
     let sync = SyncCtx {
-        spec_changed: sync.spec_changed || template.force_apply,
-        own_change: template.cause == upgrade::Cause::Operator,
+        spec_changed: sync.spec_changed || how.force,
+        own_change: how.operator_change,
         ..*sync
     };
     // The operator stops applying the replica count only on a spec change (autoscaling
@@ -120,11 +125,10 @@ pub async fn apply(
                 .map(|s| Live::StatefulSet(Box::new(s)))
         }
     };
-    if template.cause == upgrade::Cause::Operator
-        && template.held.is_none()
+    if let Some(why) = how.announce
         && outcome.changed(desired.kind()) == Some(&Change::Updated)
     {
-        outcome::template_upgraded(app, ctx, &template.why).await;
+        outcome::template_upgraded(app, ctx, why).await;
     }
     applied
 }
