@@ -85,6 +85,10 @@ fn renders_a_stateful_set_with_claims_and_a_headless_service() {
     let strategy = spec.update_strategy.as_ref().unwrap();
     assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
     assert_eq!(strategy.rolling_update.as_ref().unwrap().partition, Some(0));
+    assert_eq!(
+        strategy.rolling_update.as_ref().unwrap().max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
     assert_eq!(spec.min_ready_seconds, Some(5));
     let retention = spec
         .persistent_volume_claim_retention_policy
@@ -764,11 +768,51 @@ async fn the_running_controller_follows_the_stateful_set() {
         })
     })
     .await;
-    settle(&fake);
+    let log = settle(&fake);
+    assert_eq!(
+        log.last().map(String::as_str),
+        Some("waiting for db-2"),
+        "{log:?}"
+    );
     let took = until("RolloutStuck at the bound", Duration::from_secs(8), || {
         ready_reason(&fake) == "False/RolloutStuck"
     })
     .await;
     println!("stuck reported {took:?} after the rollout stopped");
+    // A stale cache never makes the operator delete a pod of the rollout in progress.
+    assert_eq!(
+        fake.get(&pods(), "db-2")
+            .map(|p| p["spec"]["containers"][0]["image"].clone()),
+        Some(json!("registry.example.com/db:broken")),
+        "the stuck pod of the current spec is reported, not deleted"
+    );
     running.stop().await;
+}
+
+// `maxUnavailable: 1` where the API server keeps it (the MaxUnavailableStatefulSet
+// gate); where it drops the field, the operator learns that from the first answer and
+// leaves it out, so the compare never sees drift: zero writes at rest either way.
+#[tokio::test]
+async fn max_unavailable_where_the_server_supports_it() {
+    for gate in [true, false] {
+        let env = env();
+        if gate {
+            env.fake.enable_feature("MaxUnavailableStatefulSet");
+        }
+        env.create("db", db_spec(json!({})));
+        env.reconcile("db").await.expect("reconcile");
+        settle(&env.fake);
+        env.reconcile("db").await.expect("reconcile");
+        let sts = env.fake.get(&stateful_sets(), "db").unwrap();
+        let stored = &sts["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"];
+        assert_eq!(
+            *stored,
+            if gate { json!(1) } else { Value::Null },
+            "gate {gate}"
+        );
+        env.fake.clear_calls();
+        env.reconcile("db").await.expect("reconcile");
+        env.reconcile("db").await.expect("reconcile");
+        assert_eq!(env.child_writes(), Vec::<String>::new(), "gate {gate}");
+    }
 }

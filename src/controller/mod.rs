@@ -265,6 +265,8 @@ pub struct Context {
     pub watch_secrets: bool,
     /// Slots for operator-caused template upgrades (`upgrade.rs`).
     pub upgrades: app::upgrade::Slots,
+    /// What the API server turned out to drop (a field behind a feature gate that is off).
+    pub server: app::workload::ServerFields,
     /// What the rendered pod templates depend on besides the spec: this operator's
     /// version and its policy (hashed), recorded with each template rolled out so an
     /// upgrade says what caused it.
@@ -309,6 +311,7 @@ impl Context {
             config: Arc::default(),
             watch_secrets: false,
             upgrades,
+            server: app::workload::ServerFields::default(),
             template_source,
             access: app::access::AccessIndex::default(),
             drift_seen: Mutex::new(HashMap::new()),

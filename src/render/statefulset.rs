@@ -74,14 +74,14 @@ pub fn stateful_set(app: &ValidatedApp, stateful: &Stateful, policy: &Policy) ->
                     .as_str()
                     .into(),
             ),
-            // One pod at a time (maxUnavailable is left out: 1 is what every API server
-            // does, and one without the MaxUnavailableStatefulSet gate drops the field,
-            // which would read as drift on every compare).
+            // One pod at a time. A server without the MaxUnavailableStatefulSet gate
+            // drops maxUnavailable (1 is its behaviour anyway); the controller learns
+            // that from its answer and leaves the field out (`ServerFields`).
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateStatefulSetStrategy {
                     partition: Some(stateful.partition.unwrap_or(0)),
-                    max_unavailable: None,
+                    max_unavailable: Some(IntOrString::Int(1)),
                 }),
             }),
             min_ready_seconds: Some(

@@ -179,6 +179,22 @@ pub fn validate(
     super::batch::validate(plural, sub, obj, old)
 }
 
+/// Fields behind a feature gate that is off are dropped on write, silently, as the API
+/// server does (`dropDisabledFields`): a StatefulSet's `rollingUpdate.maxUnavailable`
+/// without `MaxUnavailableStatefulSet`.
+pub fn drop_gated_fields(
+    plural: &str,
+    obj: &mut Value,
+    features: &std::collections::BTreeSet<String>,
+) {
+    if plural == "statefulsets"
+        && !features.contains("MaxUnavailableStatefulSet")
+        && let Some(ru) = obj["spec"]["updateStrategy"]["rollingUpdate"].as_object_mut()
+    {
+        ru.remove("maxUnavailable");
+    }
+}
+
 /// Transforms an object of the built-in kind `plural` as the API server would between
 /// the write and the next read.
 pub fn store(plural: &str, obj: &mut Value) {

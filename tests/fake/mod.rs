@@ -76,6 +76,9 @@ struct State {
     /// Added to a list per item it returns: a real API server's list of thousands of
     /// objects takes a while to serialize and send.
     list_cost: std::time::Duration,
+    /// Feature gates turned on (`MaxUnavailableStatefulSet`); off by default, as on
+    /// most servers: a field behind a gate that is off is dropped on write.
+    features: std::collections::BTreeSet<String>,
     /// Watch events of collections whose path contains the key arrive this much later
     /// (a loaded API server's watch cache lags behind its writes, kind by kind).
     watch_delays: Vec<(String, std::time::Duration)>,
@@ -361,6 +364,11 @@ impl FakeApi {
     /// Every request takes `latency` longer, as over a network to a real API server.
     pub fn set_latency(&self, latency: std::time::Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// Turns a feature gate on (see [`apiserver::drop_gated_fields`]).
+    pub fn enable_feature(&self, gate: &str) {
+        self.state.lock().unwrap().features.insert(gate.to_string());
     }
 
     /// Every list takes `per_item` longer per object it returns (a real server's list of
@@ -832,6 +840,7 @@ impl FakeApi {
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
                 apiserver::prepare_for_create(&plural, &mut obj);
                 apiserver::store(&plural, &mut obj);
+                apiserver::drop_gated_fields(&plural, &mut obj, &st.features);
                 if let Some(invalid) = apiserver::validate(&plural, None, &obj, None) {
                     return (422, invalid);
                 }
@@ -902,6 +911,7 @@ impl FakeApi {
                         }
                     }
                     apiserver::store(&plural, &mut obj);
+                    apiserver::drop_gated_fields(&plural, &mut obj, &st.features);
                     if let Some(invalid) =
                         apiserver::validate(&plural, sub.as_deref(), &obj, existing.as_ref())
                     {
@@ -977,11 +987,13 @@ impl FakeApi {
                         if batch::is_batch(&plural) {
                             apiserver::prepare_for_update(&plural, sub.as_deref(), &mut obj, &old);
                             apiserver::store(&plural, &mut obj);
+                            apiserver::drop_gated_fields(&plural, &mut obj, &st.features);
                         }
                     } else {
                         merge(&mut obj, &body);
                         apiserver::prepare_for_update(&plural, sub.as_deref(), &mut obj, &old);
                         apiserver::store(&plural, &mut obj);
+                        apiserver::drop_gated_fields(&plural, &mut obj, &st.features);
                         // An update owns what it wrote, as its manager (the field nobody
                         // applied is then that writer's).
                         let manager = query_param(query, "fieldManager").unwrap_or("unknown");

@@ -12,16 +12,20 @@
 //!   revision. `spec.stateful.replaceStuckPods: false` turns this off.
 //!
 //! Pods are listed only while a StatefulSet has pods not ready: never at steady state.
+//! Nothing is decided on revisions the StatefulSet controller has not computed for the
+//! current spec, and a pod is deleted only when the StatefulSet read fresh from the API
+//! server (after the pods) still says its revision was reverted.
 //! [`examine`] is pure; [`check`] lists and deletes.
 
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams};
 use tracing::{info, warn};
 
-use super::workload::Rollout;
+use super::workload::{Live, Rollout};
 use crate::api::SafeApp;
 use crate::controller::events::{self, EventType};
 use crate::controller::{Context, Error};
@@ -44,6 +48,12 @@ pub struct Examined {
 /// Examines `pods` of a StatefulSet whose rollout is `rollout`, at `now`. Pure.
 pub fn examine(pods: &[Pod], rollout: &Rollout, bound: Duration, now: Timestamp) -> Examined {
     let mut out = Examined::default();
+    // Revisions the StatefulSet controller has not computed for the current spec say
+    // nothing about the pods (a stale read would have a good pod look stuck, or a
+    // stuck one look good).
+    if !rollout.caught_up {
+        return out;
+    }
     let (Some(current), Some(update)) = (&rollout.current_revision, &rollout.update_revision)
     else {
         return out;
@@ -164,7 +174,27 @@ pub async fn check(
             .unsigned_abs()
             .into(),
     );
-    let examined = examine(&pods.items, rollout, bound, Timestamp::now());
+    let mut examined = examine(&pods.items, rollout, bound, Timestamp::now());
+    if !examined.replace.is_empty() {
+        // A pod is only ever deleted on the StatefulSet as the API server has it now
+        // (read after the pods), not as a cache had it.
+        let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
+        let fresh = sets
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetChild {
+                kind: "StatefulSet",
+                name: name.clone(),
+                source,
+            })?;
+        examined.replace = match fresh {
+            Some(set) => {
+                let fresh = Live::StatefulSet(Box::new(set)).rollout();
+                examine(&pods.items, &fresh, bound, Timestamp::now()).replace
+            }
+            None => Vec::new(),
+        };
+    }
     if stateful.replace_stuck_pods != Some(false) {
         for pod in &examined.replace {
             info!(pod, "Replacing a pod stuck on a reverted revision");
@@ -189,4 +219,101 @@ pub async fn check(
     }
     rollout.stuck = examined.stuck;
     Ok(examined.recheck)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, revision: &str, ready: bool, since: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {REVISION_LABEL: revision}},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                                       "lastTransitionTime": since}],
+                       "containerStatuses": [{"name": "db", "ready": ready, "restartCount": 0, "image": "x", "imageID": "",
+                           "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }))
+        .expect("pod")
+    }
+
+    fn rollout(current: &str, update: &str, caught_up: bool) -> Rollout {
+        Rollout {
+            kind: "StatefulSet",
+            want: 3,
+            caught_up,
+            current_revision: Some(current.into()),
+            update_revision: Some(update.into()),
+            ..Rollout::default()
+        }
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().expect("time")
+    }
+
+    // A new-revision pod not ready past the bound is stuck (named, with its containers'
+    // reason); before the bound, a look again at the bound.
+    #[test]
+    fn stuck_after_the_bound() {
+        let pods = [
+            pod("db-2", "db-bad", false, "2026-01-01T00:00:00Z"),
+            pod("db-1", "db-good", true, "2026-01-01T00:00:00Z"),
+        ];
+        let r = rollout("db-good", "db-bad", true);
+        let later = examine(
+            &pods,
+            &r,
+            Duration::from_secs(600),
+            at("2026-01-01T00:11:00Z"),
+        );
+        let message = later.stuck.expect("stuck");
+        assert!(
+            message.contains("db-2") && message.contains("CrashLoopBackOff"),
+            "{message}"
+        );
+        assert!(later.replace.is_empty());
+        let early = examine(
+            &pods,
+            &r,
+            Duration::from_secs(600),
+            at("2026-01-01T00:04:00Z"),
+        );
+        assert_eq!(early.stuck, None);
+        assert_eq!(early.recheck, Some(Duration::from_secs(360)));
+    }
+
+    // Reverted (update revision = current again): the pod of the other revision that is
+    // not ready is replaced; a ready one is left to the StatefulSet.
+    #[test]
+    fn reverted_pods_are_replaced() {
+        let pods = [
+            pod("db-2", "db-bad", false, "2026-01-01T00:00:00Z"),
+            pod("db-1", "db-bad", true, "2026-01-01T00:00:00Z"),
+            pod("db-0", "db-good", true, "2026-01-01T00:00:00Z"),
+        ];
+        let r = rollout("db-good", "db-good", true);
+        let out = examine(
+            &pods,
+            &r,
+            Duration::from_secs(600),
+            at("2026-01-01T00:01:00Z"),
+        );
+        assert_eq!(out.replace, ["db-2"]);
+        assert_eq!(out.stuck, None);
+    }
+
+    // Revisions the controller has not computed for the current spec decide nothing.
+    #[test]
+    fn stale_revisions_decide_nothing() {
+        let pods = [pod("db-2", "db-bad", false, "2026-01-01T00:00:00Z")];
+        let stale = rollout("db-good", "db-good", false);
+        let out = examine(
+            &pods,
+            &stale,
+            Duration::from_secs(1),
+            at("2026-01-01T01:00:00Z"),
+        );
+        assert_eq!(out, Examined::default());
+    }
 }

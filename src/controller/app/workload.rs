@@ -63,6 +63,62 @@ pub fn typed(kind: WorkloadKind, live: Option<Value>) -> Option<Live> {
     }
 }
 
+/// Fields the API server turned out to drop, learnt from its answers: a StatefulSet's
+/// `rollingUpdate.maxUnavailable` is behind the `MaxUnavailableStatefulSet` gate (beta,
+/// off on most servers), which drops it silently. Rendered where the server keeps it;
+/// once an apply's answer lacks it, it is left out for the rest of the process, so it
+/// never reads as drift.
+#[derive(Debug, Default)]
+pub struct ServerFields {
+    drops_stateful_set_max_unavailable: std::sync::atomic::AtomicBool,
+}
+
+impl ServerFields {
+    fn drops_max_unavailable(&self) -> bool {
+        self.drops_stateful_set_max_unavailable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Learns from `live`, the answer to applying `desired`.
+    fn learn(&self, desired: &StatefulSet, live: Option<&StatefulSet>) {
+        let max_unavailable = |s: &StatefulSet| {
+            s.spec
+                .as_ref()
+                .and_then(|s| s.update_strategy.as_ref())
+                .and_then(|u| u.rolling_update.as_ref())
+                .and_then(|r| r.max_unavailable.clone())
+        };
+        if let Some(live) = live
+            && max_unavailable(desired).is_some()
+            && max_unavailable(live).is_none()
+            && !self.drops_max_unavailable()
+        {
+            tracing::info!(
+                "The API server drops a StatefulSet's maxUnavailable (MaxUnavailableStatefulSet is off): leaving it out (one pod at a time is its default)"
+            );
+            self.drops_stateful_set_max_unavailable
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// `desired` as this server keeps it.
+    fn as_kept(&self, desired: &StatefulSet) -> Option<StatefulSet> {
+        if !self.drops_max_unavailable() {
+            return None;
+        }
+        let mut kept = desired.clone();
+        if let Some(ru) = kept
+            .spec
+            .as_mut()
+            .and_then(|s| s.update_strategy.as_mut())
+            .and_then(|u| u.rolling_update.as_mut())
+        {
+            ru.max_unavailable = None;
+        }
+        Some(kept)
+    }
+}
+
 /// How the workload is applied (from the staged-upgrade plan, `plan.rs`).
 #[derive(Clone, Copy, Debug)]
 pub struct HowToApply<'a> {
@@ -116,13 +172,22 @@ pub async fn apply(
                 .map(|d| Live::Deployment(Box::new(d)))
         }
         Workload::StatefulSet(s) => {
-            let synced =
-                apply::converge::<StatefulSet>(&sync, "StatefulSet", name, Some(s), own, live)
-                    .await;
-            outcome
+            let kept = ctx.server.as_kept(s);
+            let desired = kept.as_ref().unwrap_or(s);
+            let synced = apply::converge::<StatefulSet>(
+                &sync,
+                "StatefulSet",
+                name,
+                Some(desired),
+                own,
+                live,
+            )
+            .await;
+            let live = outcome
                 .settle("apps/v1", "StatefulSet", name, synced)
-                .and_then(|s| s.live())
-                .map(|s| Live::StatefulSet(Box::new(s)))
+                .and_then(|s| s.live());
+            ctx.server.learn(desired, live.as_ref());
+            live.map(|s| Live::StatefulSet(Box::new(s)))
         }
     };
     if let Some(why) = how.announce
