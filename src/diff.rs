@@ -27,6 +27,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::api::gateway::HTTPRoute;
+use crate::api::monitoring::PodMonitor;
 use crate::api::{FIELD_MANAGER, SafeApp};
 use crate::controller::apply::{self, Ownership};
 use crate::controller::{config, namespace};
@@ -50,6 +51,7 @@ pub const DIFF_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("networking.k8s.io", "networkpolicies", DRY_RUN_VERBS),
     ("networking.k8s.io", "ingresses", DRY_RUN_VERBS),
     ("gateway.networking.k8s.io", "httproutes", DRY_RUN_VERBS),
+    ("monitoring.coreos.com", "podmonitors", DRY_RUN_VERBS),
     ("", "limitranges", DRY_RUN_VERBS),
     ("", "resourcequotas", DRY_RUN_VERBS),
     // The config hash, as the operator computes it.
@@ -222,6 +224,7 @@ async fn diff_app(
         network_policy,
         http_route,
         ingress,
+        pod_monitor,
     } = render::render(&validated, policy);
     let state = config::state(
         client,
@@ -276,6 +279,11 @@ async fn diff_app(
             name.clone(),
             ingress.map(Object::Ingress),
         ),
+        (
+            ApiResource::erase::<PodMonitor>(&()),
+            name.clone(),
+            pod_monitor.map(Object::PodMonitor),
+        ),
     ];
     if let Some(headless) = headless_service {
         children.insert(
@@ -306,14 +314,16 @@ async fn diff_app(
                     Err(DiffError::DryRun {
                         source: kube::Error::Api(s),
                         ..
-                    }) if s.code == 404 && resource.kind == "HTTPRoute" => {
+                    }) if s.code == 404 && optional_crd(&resource.kind).is_some() => {
+                        let what = optional_crd(&resource.kind).unwrap_or_default();
                         out.push(ObjectDiff {
                             kind: resource.kind.clone(),
                             namespace: ns.clone(),
                             name: name.clone(),
-                            change: Change::Unavailable(
-                                "the HTTPRoute CRD (Gateway API) is not installed".into(),
-                            ),
+                            change: Change::Unavailable(format!(
+                                "the {} CRD ({what}) is not installed",
+                                resource.kind
+                            )),
                             after: String::new(),
                         });
                     }
@@ -498,4 +508,14 @@ fn unified(before: &str, after: &str, id: &str) -> String {
 /// Whether `diffs` hold any change (the exit code of `safeapp diff`).
 pub fn any_change(diffs: &[ObjectDiff]) -> bool {
     diffs.iter().any(ObjectDiff::changes)
+}
+
+/// Kinds whose CRD may not be installed (the operator reports that in a condition and
+/// applies the rest): what installs them.
+fn optional_crd(kind: &str) -> Option<&'static str> {
+    match kind {
+        "HTTPRoute" => Some("Gateway API"),
+        "PodMonitor" => Some("Prometheus Operator"),
+        _ => None,
+    }
 }

@@ -86,6 +86,9 @@ pub struct NetworkPolicyPolicy {
     /// Namespaces whose pods may call apps that set `spec.expose` (where the Gateway or
     /// ingress controller runs).
     pub exposed_from: Vec<String>,
+    /// Namespaces whose pods may scrape an app's metrics port (where Prometheus runs),
+    /// on that port only.
+    pub metrics_from: Vec<String>,
     /// Where cluster DNS runs; egress to it on port 53 is always allowed.
     pub dns_namespace: String,
     pub dns_pod_labels: BTreeMap<String, String>,
@@ -97,6 +100,7 @@ impl Default for NetworkPolicyPolicy {
             mode: NetworkPolicyMode::Ingress,
             allow_same_namespace: false,
             exposed_from: Vec::new(),
+            metrics_from: Vec::new(),
             dns_namespace: "kube-system".into(),
             dns_pod_labels: BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]),
         }
@@ -260,6 +264,10 @@ pub struct Guardrails {
     pub allowed_storage_classes: Vec<String>,
     /// The largest claim a stateful SafeApp may request. Default `100Gi`.
     pub max_claim_size: String,
+    /// External metrics (patterns) an app may autoscale on. Default empty: none, since
+    /// an external metric is shared by every namespace and says nothing of the app's
+    /// own load unless the platform team vouches for it.
+    pub allowed_external_metrics: Vec<String>,
 }
 
 /// Default of `guardrails.maxClaimSize`.
@@ -299,6 +307,7 @@ impl Default for Guardrails {
             deny_operator_namespace: true,
             allowed_storage_classes: Vec::new(),
             max_claim_size: DEFAULT_MAX_CLAIM_SIZE.into(),
+            allowed_external_metrics: Vec::new(),
         }
     }
 }
@@ -317,6 +326,11 @@ impl Guardrails {
     /// Whether a SafeApp may run as this ServiceAccount.
     pub fn allows_service_account(&self, name: &str) -> bool {
         name == "default" || any_match(&self.allowed_service_accounts, name)
+    }
+
+    /// Whether an app may autoscale on this external metric.
+    pub fn allows_external_metric(&self, name: &str) -> bool {
+        any_match(&self.allowed_external_metrics, name)
     }
 
     /// Whether a stateful SafeApp's claim may name this StorageClass.
@@ -572,6 +586,7 @@ impl Policy {
         for (key, patterns) in [
             ("allowedPriorityClasses", &g.allowed_priority_classes),
             ("allowedStorageClasses", &g.allowed_storage_classes),
+            ("allowedExternalMetrics", &g.allowed_external_metrics),
             ("allowedServiceAccounts", &g.allowed_service_accounts),
             ("forbiddenPodAnnotations", &g.forbidden_pod_annotations),
         ] {
@@ -590,6 +605,11 @@ impl Policy {
         for (i, ns) in np.exposed_from.iter().enumerate() {
             if let Err(e) = crate::names::check_dns1123_label(ns) {
                 out.push(format!("networkPolicy.exposedFrom[{i}]: {e}"));
+            }
+        }
+        for (i, ns) in np.metrics_from.iter().enumerate() {
+            if let Err(e) = crate::names::check_dns1123_label(ns) {
+                out.push(format!("networkPolicy.metricsFrom[{i}]: {e}"));
             }
         }
         if let Err(e) = crate::names::check_dns1123_label(&np.dns_namespace) {

@@ -183,6 +183,7 @@ fn check_object(o: &Object) {
         Object::NetworkPolicy(n) => (&n.metadata, false),
         Object::HTTPRoute(r) => (&r.metadata, false),
         Object::Ingress(i) => (&i.metadata, false),
+        Object::PodMonitor(m) => (&m.metadata, false),
         Object::CronJob(c) => (&c.metadata, false),
         Object::Job(j) => (&j.metadata, false),
     };

@@ -1,6 +1,7 @@
 //! The SafeApp API (`safeapp.dev/v1alpha1`) and the constants every layer shares.
 
 pub mod gateway;
+pub mod monitoring;
 pub mod pod;
 pub mod safejob;
 pub mod v1alpha1;

@@ -162,6 +162,10 @@ pub struct SafeAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_policy: Option<AccessPolicy>,
 
+    /// Prometheus scrapes the app's pods on this port (a PodMonitor, when the
+    /// Prometheus Operator is installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
     /// Run as a StatefulSet with per-replica storage instead of a Deployment (a
     /// database, a queue, a search node). Cannot be added or removed once created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -477,6 +481,23 @@ pub struct Rollout {
     pub revision_history_limit: Option<i32>,
 }
 
+/// Where the app serves its metrics.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// A port of `spec.ports` by name, or a number (a container port of its own, named
+    /// `metrics`, when it is not one of `spec.ports`: not on the Service).
+    pub port: IntOrString,
+    /// Default `/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub path: Option<String>,
+    /// Scrape interval, e.g. `30s`, `1m`. Default: Prometheus's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub interval: Option<String>,
+}
+
 /// A stateful app: its pods get stable names (`<name>-0`, `<name>-1`, ...), a headless
 /// Service for peer discovery, and each its own claims.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -633,6 +654,40 @@ pub struct Autoscaling {
     /// HPA behavior, as in autoscaling/v2. A scale-down window of 300 s is added when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<HorizontalPodAutoscalerBehavior>,
+    /// The app's own signals, beside CPU and memory: a per-pod metric (`Pods`, from
+    /// the custom metrics API) or one from outside the cluster (`External`: a queue's
+    /// depth), each with a target average value per pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
+    pub metrics: Option<Vec<AutoscalingMetric>>,
+}
+
+/// One metric the HPA scales on.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingMetric {
+    /// `Pods` or `External`.
+    #[serde(rename = "type")]
+    pub type_: MetricSourceType,
+    /// The metric's name, e.g. `http_requests_in_flight`, `queue_messages_ready`.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Labels that pick the series (`matchLabels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<BTreeMap<String, String>>,
+    /// Target average value per pod, a quantity (`10`, `500m`, `2k`).
+    #[schemars(length(min = 1, max = 32))]
+    pub target_average_value: String,
+}
+
+/// Where an autoscaling metric comes from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MetricSourceType {
+    /// Per pod, from the custom metrics API (e.g. prometheus-adapter).
+    #[default]
+    Pods,
+    /// From outside the cluster, from the external metrics API.
+    External,
 }
 
 /// PodDisruptionBudget settings: one of minAvailable or maxUnavailable.

@@ -213,6 +213,12 @@ impl Cached for HTTPRoute {
     }
 }
 
+impl Cached for crate::api::monitoring::PodMonitor {
+    fn cache(_: &Caches) -> Option<&KindCache<Self>> {
+        None
+    }
+}
+
 cached!(
     Deployment => deployments,
     StatefulSet => stateful_sets,

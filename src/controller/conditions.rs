@@ -25,6 +25,8 @@ pub const DEGRADED: &str = "Degraded";
 pub const ACCESS_POLICIES_MATCHED: &str = "AccessPoliciesMatched";
 /// Whether `spec.expose` is in effect (the Gateway accepted the route; the Ingress exists).
 pub const EXPOSED: &str = "Exposed";
+/// Prometheus scrapes the app (`spec.metrics`): its PodMonitor exists.
+pub const MONITORED: &str = "Monitored";
 /// An operator-caused pod-template change waits for its turn (`upgrade.rs`).
 pub const UPGRADE_PENDING: &str = "UpgradePending";
 
@@ -55,6 +57,10 @@ pub const REASON_ROUTE_NOT_ACCEPTED: &str = "NotAccepted";
 pub const REASON_REFS_NOT_RESOLVED: &str = "RefsNotResolved";
 /// The HTTPRoute CRD (Gateway API) is not installed.
 pub const REASON_GATEWAY_API_MISSING: &str = "GatewayAPIMissing";
+/// The PodMonitor CRD (Prometheus Operator) is not installed.
+pub const REASON_PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
+/// The PodMonitor is in place.
+pub const REASON_POD_MONITOR_READY: &str = "PodMonitorApplied";
 pub const REASON_INGRESS_CREATED: &str = "IngressCreated";
 /// The route exists, but the app's NetworkPolicy keeps the Gateway out.
 pub const REASON_BLOCKED_BY_NETWORK_POLICY: &str = "BlockedByNetworkPolicy";

@@ -106,6 +106,8 @@ pub const CLUSTER_PERMISSIONS: &[(&str, &str, &[&str])] = &[
     ("networking.k8s.io", "networkpolicies", CHILD_VERBS),
     ("networking.k8s.io", "ingresses", CHILD_VERBS),
     ("gateway.networking.k8s.io", "httproutes", CHILD_VERBS),
+    // Metrics: the PodMonitor of an app with spec.metrics (Prometheus Operator).
+    ("monitoring.coreos.com", "podmonitors", CHILD_VERBS),
     // SafeJob: a CronJob or a one-off Job; the runs of a CronJob are listed for status.
     ("batch", "cronjobs", CHILD_VERBS),
     ("batch", "jobs", CHILD_VERBS),
@@ -802,6 +804,7 @@ pub async fn lead(
         .owns_stream(watches.network_policies.open().map(Ok))
         .owns_stream(watches.ingresses.open().map(Ok))
         .owns_stream(watches.http_routes.open().map(Ok))
+        .owns_stream(watches.pod_monitors.open().map(Ok))
         .reconcile_on(watches.config_triggers.open())
         .reconcile_on(retriggers)
         .with_config(controller_config(config.concurrency))

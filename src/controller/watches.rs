@@ -24,6 +24,7 @@ use super::cache::{self, Compact};
 use super::config::ConfigIndex;
 use super::{MANAGED_SELECTOR, RunConfig, api, backoff, without_errors};
 use crate::api::gateway::HTTPRoute;
+use crate::api::monitoring::PodMonitor;
 use crate::api::{SafeApp, SafeJob};
 
 /// A task aborted when dropped.
@@ -129,6 +130,8 @@ pub struct Watches {
     /// HTTPRoutes: not cached (their CRD may be missing); the watch only triggers the
     /// owner (drift, the Gateway's verdict in status), retrying until the CRD exists.
     pub http_routes: Gate<HTTPRoute>,
+    /// PodMonitors: no cache (their CRD may be missing), a watch for drift.
+    pub pod_monitors: Gate<PodMonitor>,
     /// Referenced ConfigMaps/Secrets and their data digests (`config.rs`), and the apps
     /// a change of one triggers.
     pub config_index: Arc<ConfigIndex>,
@@ -229,11 +232,18 @@ impl Watches {
                 .touched_objects(),
         )
         .filter_map(|r| futures::future::ready(r.ok()));
+        let pod_monitors = without_errors(
+            watcher(api::<PodMonitor>(client, ns), managed().any_semantic())
+                .backoff(backoff::WatchBackoff::default())
+                .touched_objects(),
+        )
+        .filter_map(|r| futures::future::ready(r.ok()));
         let config_index = Arc::<ConfigIndex>::default();
         let config_triggers =
             super::config::triggers(client, ns, config.watch_secrets, config_index.clone());
         Self {
             http_routes: Gate::pump(http_routes, &mut tasks),
+            pod_monitors: Gate::pump(pod_monitors, &mut tasks),
             config_triggers: Gate::pump(config_triggers, &mut tasks),
             config_index,
             app_events: Gate::pump(app_events, &mut tasks),
@@ -270,6 +280,7 @@ impl Watches {
         self.runs.close();
         self.shared.close();
         self.http_routes.close();
+        self.pod_monitors.close();
         self.config_triggers.close();
     }
 }

@@ -92,6 +92,16 @@ pub(super) fn pod_template(app: &ValidatedApp, policy: &Policy) -> PodTemplateSp
                 })
                 .collect()
         });
+        // A metrics port outside spec.ports: on the container (the PodMonitor names
+        // it), not on the Service.
+        if let Some(m) = app.metrics.as_ref().filter(|m| m.own_port) {
+            c.ports.get_or_insert_with(Vec::new).push(ContainerPort {
+                name: Some(m.port_name.clone()),
+                container_port: m.port,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            });
+        }
         c.readiness_probe = Some(readiness);
         c.liveness_probe = Some(liveness);
         c.startup_probe = startup;

@@ -1,10 +1,12 @@
 //! The HorizontalPodAutoscaler (autoscaling/v2), when `spec.autoscaling` is set.
 
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    CrossVersionObjectReference, ExternalMetricSource, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec,
+    MetricTarget, PodsMetricSource, ResourceMetricSource,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::meta;
 use crate::validate::ValidatedApp;
@@ -27,10 +29,44 @@ pub fn hpa(app: &ValidatedApp) -> Option<HorizontalPodAutoscaler> {
         }),
         ..MetricSpec::default()
     };
-    let metrics = [("cpu", a.cpu_target), ("memory", a.memory_target)]
+    let mut metrics: Vec<MetricSpec> = [("cpu", a.cpu_target), ("memory", a.memory_target)]
         .into_iter()
         .filter_map(|(name, t)| t.map(|t| metric(name, t)))
         .collect();
+    // The app's own signals: a target average value per pod.
+    metrics.extend(a.custom.iter().map(|m| {
+        let identifier = MetricIdentifier {
+            name: m.name.clone(),
+            selector: m.selector.clone().map(|labels| LabelSelector {
+                match_labels: Some(labels),
+                match_expressions: None,
+            }),
+        };
+        let target = MetricTarget {
+            type_: "AverageValue".into(),
+            average_value: Some(Quantity(m.target_average_value.clone())),
+            ..MetricTarget::default()
+        };
+        if m.external {
+            MetricSpec {
+                type_: "External".into(),
+                external: Some(ExternalMetricSource {
+                    metric: identifier,
+                    target,
+                }),
+                ..MetricSpec::default()
+            }
+        } else {
+            MetricSpec {
+                type_: "Pods".into(),
+                pods: Some(PodsMetricSource {
+                    metric: identifier,
+                    target,
+                }),
+                ..MetricSpec::default()
+            }
+        }
+    }));
     let mut behavior = app
         .spec
         .autoscaling

@@ -9,6 +9,7 @@ pub mod job;
 pub mod labels;
 mod limits;
 mod meta;
+mod monitoring;
 mod network;
 mod pdb;
 pub mod pod;
@@ -29,6 +30,7 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::api::gateway::HTTPRoute;
+use crate::api::monitoring::PodMonitor;
 
 pub use deployment::{
     CONFIG_HASH_ANNOTATION, DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE, DEFAULT_MIN_READY_SECONDS,
@@ -59,6 +61,8 @@ pub struct Resources {
     pub network_policy: Option<NetworkPolicy>,
     pub http_route: Option<HTTPRoute>,
     pub ingress: Option<Ingress>,
+    /// The PodMonitor of an app with `spec.metrics`.
+    pub pod_monitor: Option<PodMonitor>,
 }
 
 /// Renders every object of one SafeApp (the namespace-shared ones come from
@@ -78,6 +82,7 @@ pub fn render(app: &ValidatedApp, policy: &Policy) -> Resources {
         network_policy: network::network_policy(app, policy),
         http_route: route::http_route(app),
         ingress: route::ingress(app),
+        pod_monitor: monitoring::pod_monitor(app),
     }
 }
 
@@ -118,6 +123,7 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     HTTPRoute(HTTPRoute),
     Ingress(Ingress),
+    PodMonitor(PodMonitor),
     CronJob(Box<CronJob>),
     Job(Box<Job>),
 }
@@ -136,6 +142,7 @@ impl Object {
             Self::NetworkPolicy(o) => serde_json::to_value(o),
             Self::HTTPRoute(o) => serde_json::to_value(o),
             Self::Ingress(o) => serde_json::to_value(o),
+            Self::PodMonitor(o) => serde_json::to_value(o),
             Self::CronJob(o) => serde_json::to_value(o),
             Self::Job(o) => serde_json::to_value(o),
         };
@@ -154,6 +161,7 @@ impl Object {
             Self::NetworkPolicy(o) => yaml::write_document(out, o),
             Self::HTTPRoute(o) => yaml::write_document(out, o),
             Self::Ingress(o) => yaml::write_document(out, o),
+            Self::PodMonitor(o) => yaml::write_document(out, o),
             Self::CronJob(o) => yaml::write_document(out, o),
             Self::Job(o) => yaml::write_document(out, o),
         }
@@ -192,6 +200,7 @@ pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Poli
             network_policy,
             http_route,
             ingress,
+            pod_monitor,
         } = render(app, policy);
         out.push(workload.into_object());
         out.extend(headless_service.map(Object::Service));
@@ -201,6 +210,7 @@ pub fn render_stream(apps: &[ValidatedApp], jobs: &[ValidatedJob], policy: &Poli
         out.extend(network_policy.map(Object::NetworkPolicy));
         out.extend(http_route.map(Object::HTTPRoute));
         out.extend(ingress.map(Object::Ingress));
+        out.extend(pod_monitor.map(Object::PodMonitor));
     }
     for job in jobs {
         let JobResources { cron_job, job } = render_job(job, policy);

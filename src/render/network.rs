@@ -114,6 +114,21 @@ pub fn network_policy(app: &ValidatedApp, policy: &Policy) -> Option<NetworkPoli
             &traffic.all_ports,
         );
     }
+    // The scraper's namespaces, on the metrics port only.
+    if let Some(m) = &app.metrics {
+        for ns in &np.metrics_from {
+            allow(
+                vec![NetworkPolicyPeer {
+                    namespace_selector: selector(&[(NAMESPACE_NAME_LABEL, ns)]),
+                    ..NetworkPolicyPeer::default()
+                }],
+                &[OpenPort {
+                    port: IntOrString::Int(m.port),
+                    protocol: Protocol::Tcp,
+                }],
+            );
+        }
+    }
     if np.allow_same_namespace {
         allow(
             vec![NetworkPolicyPeer {

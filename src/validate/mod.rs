@@ -13,7 +13,8 @@
 //! containers in `containers`) → `volumes` → `guardrails` (service type, service
 //! account, priority class, pod annotations, namespace) → `config` (the ConfigMaps and
 //! Secrets whose data rolls the pods) → `traffic` (access policy, expose) → `stateful`
-//! (claim templates and the storage guardrails).
+//! (claim templates and the storage guardrails) → `metrics` (scraping, and autoscaling
+//! on the app's own metrics).
 //!
 //! The pod checks (names, image, env, resources, security, volumes, the pod guardrails)
 //! are `pod.rs`, run for both kinds; `job.rs` validates a SafeJob with them and its
@@ -25,6 +26,7 @@ mod guardrails;
 mod image;
 mod job;
 mod metadata;
+pub mod metrics;
 mod pod;
 mod ports;
 mod probes;
@@ -122,6 +124,8 @@ pub struct ValidatedApp {
     pub config_refs: Vec<ConfigRef>,
     /// Access-policy ports and the exposed Service port, resolved.
     pub traffic: ResolvedTraffic,
+    /// Where Prometheus scrapes the app (`spec.metrics`), resolved.
+    pub metrics: Option<metrics::ResolvedMetrics>,
 }
 
 /// Autoscaling with defaults applied.
@@ -131,6 +135,8 @@ pub struct ResolvedAutoscaling {
     pub max_replicas: i32,
     pub cpu_target: Option<i32>,
     pub memory_target: Option<i32>,
+    /// The app's own metrics (`autoscaling.metrics`).
+    pub custom: Vec<metrics::ResolvedMetric>,
 }
 
 /// Collects problems with their paths.
@@ -168,7 +174,18 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     let service_enabled = ports::service_enabled(&mut p, spec, !port_names.is_empty());
     let readiness = probes::check_probes(&mut p, spec, &port_names);
     let shutdown = shutdown::check_shutdown(&mut p, spec, policy);
-    let (replicas, autoscaling) = scaling::check_scaling(&mut p, spec);
+    let (replicas, mut autoscaling) = scaling::check_scaling(&mut p, spec);
+    let scraped = metrics::check_metrics(&mut p, spec);
+    if let Some(a) = autoscaling.as_mut() {
+        a.custom = metrics::check_autoscaling_metrics(&mut p, spec, policy);
+        // CPU 70 is the default only when nothing else says when to scale.
+        if !a.custom.is_empty() && spec.autoscaling.as_ref().is_some_and(|s| {
+            s.target_cpu_utilization_percentage.is_none()
+                && s.target_memory_utilization_percentage.is_none()
+        }) {
+            a.cpu_target = None;
+        }
+    }
 
     security::check_probes(&mut p, spec, pod.security_profile);
     guardrails::check_service_type(&mut p, spec, policy);
@@ -194,5 +211,6 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
         service_enabled,
         config_refs,
         traffic,
+        metrics: scraped,
     })
 }

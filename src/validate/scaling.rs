@@ -146,6 +146,7 @@ fn check_autoscaling(p: &mut Problems, spec: &SafeAppSpec) -> Option<ResolvedAut
         max_replicas: a.max_replicas,
         cpu_target: cpu,
         memory_target: mem,
+        custom: Vec::new(),
     })
 }
 

@@ -10,9 +10,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::traffic;
 use crate::api::gateway::HTTPRoute;
+use crate::api::monitoring::PodMonitor;
 use crate::controller::Context;
 use crate::controller::apply::{self, Ownership, SyncCtx};
-use crate::controller::conditions::Cond;
+use crate::controller::conditions::{self as c, Cond};
 use crate::controller::outcome::Outcome;
 use crate::validate::ValidatedApp;
 
@@ -26,10 +27,31 @@ pub struct Children {
     pub network_policy: Option<NetworkPolicy>,
     pub http_route: Option<HTTPRoute>,
     pub ingress: Option<Ingress>,
+    pub pod_monitor: Option<PodMonitor>,
 }
 
-/// Applies every child, settling each in `outcome`: the `Exposed` condition, when the
-/// app is exposed (or its Gateway API is missing).
+/// The conditions the children give: `Exposed`, `Monitored`.
+#[derive(Default)]
+pub struct ChildConditions {
+    pub exposed: Option<Cond>,
+    pub monitored: Option<Cond>,
+}
+
+impl ChildConditions {
+    /// A CRD the app needs is not installed: look again in a minute.
+    pub fn crd_missing(&self) -> bool {
+        self.exposed
+            .iter()
+            .chain(&self.monitored)
+            .any(|x| {
+                x.reason == c::REASON_GATEWAY_API_MISSING
+                    || x.reason == c::REASON_PROMETHEUS_OPERATOR_MISSING
+            })
+    }
+}
+
+/// Applies every child, settling each in `outcome`: the `Exposed` condition when the app
+/// is exposed (or its Gateway API is missing), `Monitored` when it has `spec.metrics`.
 pub async fn apply(
     ctx: &Context,
     sync: &SyncCtx<'_>,
@@ -38,7 +60,7 @@ pub async fn apply(
     children: Children,
     own: Ownership<'_>,
     outcome: &mut Outcome,
-) -> Option<Cond> {
+) -> ChildConditions {
     let Children {
         headless_service,
         service,
@@ -47,6 +69,7 @@ pub async fn apply(
         network_policy,
         http_route,
         ingress,
+        pod_monitor,
     } = children;
     // Only for apps that have (or had) one: a SafeApp named like another's headless
     // Service must not prune it.
@@ -115,5 +138,21 @@ pub async fn apply(
     {
         exposed = Some(traffic::blocked_by_network_policy());
     }
-    exposed
+    // PodMonitors are read from the API too: only for apps that have (or had) one.
+    let mut monitored = None;
+    if pod_monitor.is_some() || sync.previously_managed.contains(&format!("PodMonitor/{name}")) {
+        let synced =
+            apply::sync::<PodMonitor>(sync, "PodMonitor", name, pod_monitor.as_ref(), own).await;
+        monitored = match synced {
+            Err(e) if pod_monitor.is_some() && e.api_status() == Some(404) => {
+                Some(traffic::prometheus_operator_missing())
+            }
+            synced => outcome
+                .settle("monitoring.coreos.com/v1", "PodMonitor", name, synced)
+                .filter(|_| pod_monitor.is_some())
+                .and(validated.metrics.as_ref())
+                .map(|m| traffic::monitored(&m.port_name, &m.path)),
+        };
+    }
+    ChildConditions { exposed, monitored }
 }

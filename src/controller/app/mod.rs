@@ -68,6 +68,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         network_policy,
         http_route,
         ingress,
+        pod_monitor,
     } = render::render(&validated, &ctx.policy);
     let own = Ownership::Controller { uid: &target.uid };
     let mut outcome = Outcome::default();
@@ -107,8 +108,9 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         network_policy,
         http_route,
         ingress,
+        pod_monitor,
     };
-    let exposed = children::apply(
+    let conditions = children::apply(
         ctx,
         &sync,
         &validated,
@@ -124,7 +126,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         live,
         rollout,
         recheck,
-        exposed,
+        conditions,
     };
     report::report(app, ctx, &target, &validated, plan, applied).await
 }

@@ -26,7 +26,8 @@ pub struct Applied {
     pub rollout: Option<workload::Rollout>,
     /// When to look at a StatefulSet's pods again.
     pub recheck: Option<std::time::Duration>,
-    pub exposed: Option<Cond>,
+    /// `Exposed`, `Monitored`.
+    pub conditions: super::children::ChildConditions,
 }
 
 /// Reports one reconcile of `app`: Events, conditions, the status write; the next
@@ -45,7 +46,7 @@ pub async fn report(
         live,
         rollout,
         recheck,
-        exposed,
+        conditions,
     } = applied;
     let Target {
         namespace: ns,
@@ -100,13 +101,12 @@ pub async fn report(
         Ok(cond) => (cond, None),
         Err(e) => (None, Some(e)),
     };
+    let crd_missing = conditions.crd_missing();
     if clean {
         conds.extend(access);
-        conds.extend(exposed.clone());
+        conds.extend(conditions.exposed);
+        conds.extend(conditions.monitored);
     }
-    let gateway_missing = exposed
-        .as_ref()
-        .is_some_and(|x| x.reason == c::REASON_GATEWAY_API_MISSING);
     let missing = plan.config.map(|c| c.missing).filter(|m| !m.is_empty());
     if clean && let Some(missing) = &missing {
         config_missing(&mut conds, missing);
@@ -128,7 +128,7 @@ pub async fn report(
     status::write(ctx, app, base, &conds, now).await?;
     match outcome.failures.into_iter().next().or(access_failure) {
         Some(e) => Err(e),
-        None if gateway_missing => Ok(Action::requeue(traffic::GATEWAY_API_RETRY)),
+        None if crd_missing => Ok(Action::requeue(traffic::GATEWAY_API_RETRY)),
         None => {
             let resync = with_jitter(ctx.resync, uid);
             Ok(Action::requeue(recheck.map_or(resync, |r| r.min(resync))))

@@ -29,6 +29,30 @@ pub fn gateway_api_missing() -> Cond {
     )
 }
 
+/// `Monitored=False`: the Prometheus Operator is not installed (a retry a minute, the
+/// rest applied).
+pub fn prometheus_operator_missing() -> Cond {
+    Cond::new(
+        c::MONITORED,
+        false,
+        c::REASON_PROMETHEUS_OPERATOR_MISSING,
+        format!(
+            "the PodMonitor CRD (monitoring.coreos.com/v1, Prometheus Operator) is not installed: the app is not scraped; checked again every {} s",
+            GATEWAY_API_RETRY.as_secs()
+        ),
+    )
+}
+
+/// `Monitored=True`: the PodMonitor selects the app's pods on the metrics port.
+pub fn monitored(port: &str, path: &str) -> Cond {
+    Cond::new(
+        c::MONITORED,
+        true,
+        c::REASON_POD_MONITOR_READY,
+        format!("PodMonitor scrapes every pod on port {port}, path {path}"),
+    )
+}
+
 /// Whether the app's NetworkPolicy can admit no Gateway or ingress controller: the
 /// policy enforces ingress, names no `exposedFrom` namespace, does not open the app's
 /// namespace, and no inbound rule names another namespace.
