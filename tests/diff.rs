@@ -192,3 +192,24 @@ async fn missing_gateway_api_does_not_stop_the_preview() {
     ));
     assert_eq!(change_of(&diffs, "Deployment"), &Change::Created);
 }
+
+// An app with spec.metrics: the preview shows its PodMonitor; without the Prometheus
+// Operator the PodMonitor is reported as not applicable and the rest is previewed.
+#[tokio::test]
+async fn pod_monitor_in_the_preview() {
+    let env = env();
+    let scraped = MANIFEST.replace("  envFrom:", "  metrics: {port: 9090}\n  envFrom:");
+    let diffs = diff::diff(&ci_client(&env.fake), &scraped, &Policy::default(), false)
+        .await
+        .expect("diff");
+    assert_eq!(change_of(&diffs, "PodMonitor"), &Change::Created);
+    env.fake.uninstall("podmonitors");
+    let diffs = diff::diff(&ci_client(&env.fake), &scraped, &Policy::default(), false)
+        .await
+        .expect("diff");
+    assert!(matches!(
+        change_of(&diffs, "PodMonitor"),
+        Change::Unavailable(_)
+    ));
+    assert_eq!(change_of(&diffs, "Deployment"), &Change::Created);
+}

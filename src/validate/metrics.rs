@@ -72,7 +72,10 @@ pub(super) fn check_metrics(p: &mut Problems, spec: &SafeAppSpec) -> Option<Reso
             }
         }
     };
-    let path = m.path.clone().unwrap_or_else(|| DEFAULT_METRICS_PATH.into());
+    let path = m
+        .path
+        .clone()
+        .unwrap_or_else(|| DEFAULT_METRICS_PATH.into());
     if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
         p.add(
             "spec.metrics.path",
@@ -109,7 +112,9 @@ fn check_interval(s: &str) -> Result<(), String> {
         if digits == 0 || unit_len == 0 {
             return Err(format!("{s:?} is not a duration like 30s or 1m"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("{s:?} is too large"))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?} is too large"))?;
         let per = match &rest[digits..digits + unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -121,7 +126,9 @@ fn check_interval(s: &str) -> Result<(), String> {
         rest = &rest[digits + unit_len..];
     }
     if total_ms < 5_000 {
-        return Err(format!("{s} is shorter than 5s: every replica would be scraped too often"));
+        return Err(format!(
+            "{s} is shorter than 5s: every replica would be scraped too often"
+        ));
     }
     Ok(())
 }
@@ -163,7 +170,10 @@ pub(super) fn check_autoscaling_metrics(
             p.add(format!("{path}.name"), e);
             ok = false;
         } else if !seen.insert((external, m.name.clone(), m.selector.clone())) {
-            p.add(format!("{path}.name"), format!("{:?} is listed twice", m.name));
+            p.add(
+                format!("{path}.name"),
+                format!("{:?} is listed twice", m.name),
+            );
             ok = false;
         }
         if external && !policy.guardrails.allows_external_metric(&m.name) {

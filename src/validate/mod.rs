@@ -179,10 +179,12 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     if let Some(a) = autoscaling.as_mut() {
         a.custom = metrics::check_autoscaling_metrics(&mut p, spec, policy);
         // CPU 70 is the default only when nothing else says when to scale.
-        if !a.custom.is_empty() && spec.autoscaling.as_ref().is_some_and(|s| {
-            s.target_cpu_utilization_percentage.is_none()
-                && s.target_memory_utilization_percentage.is_none()
-        }) {
+        if !a.custom.is_empty()
+            && spec.autoscaling.as_ref().is_some_and(|s| {
+                s.target_cpu_utilization_percentage.is_none()
+                    && s.target_memory_utilization_percentage.is_none()
+            })
+        {
             a.cpu_target = None;
         }
     }

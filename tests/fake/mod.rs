@@ -79,6 +79,9 @@ struct State {
     /// Feature gates turned on (`MaxUnavailableStatefulSet`); off by default, as on
     /// most servers: a field behind a gate that is off is dropped on write.
     features: std::collections::BTreeSet<String>,
+    /// Resources whose CRD is not installed (`podmonitors`): every request to them is
+    /// the server's 404, as for any resource it does not know.
+    missing: std::collections::BTreeSet<String>,
     /// Watch events of collections whose path contains the key arrive this much later
     /// (a loaded API server's watch cache lags behind its writes, kind by kind).
     watch_delays: Vec<(String, std::time::Duration)>,
@@ -366,6 +369,21 @@ impl FakeApi {
         self.state.lock().unwrap().latency = latency;
     }
 
+    /// Takes the CRD of `plural` away (or brings it back with [`FakeApi::install`]):
+    /// requests to it answer 404, its watches too.
+    pub fn uninstall(&self, plural: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .missing
+            .insert(plural.to_string());
+    }
+
+    /// Installs the CRD of `plural` again.
+    pub fn install(&self, plural: &str) {
+        self.state.lock().unwrap().missing.remove(plural);
+    }
+
     /// Turns a feature gate on (see [`apiserver::drop_gated_fields`]).
     pub fn enable_feature(&self, gate: &str) {
         self.state.lock().unwrap().features.insert(gate.to_string());
@@ -584,6 +602,24 @@ impl FakeApi {
             let body = status(503, "ServiceUnavailable", "the API server is restarting");
             return Response::builder()
                 .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())).boxed())
+                .unwrap();
+        }
+        if let Some(address) = apiserver::Address::parse(req.uri().path())
+            && self.state.lock().unwrap().missing.contains(&address.plural)
+        {
+            self.state.lock().unwrap().calls.push(Call {
+                method: req.method().clone(),
+                path: req.uri().path().to_string(),
+            });
+            let body = status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+            return Response::builder()
+                .status(StatusCode::NOT_FOUND)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(Full::new(Bytes::from(serde_json::to_vec(&body).unwrap())).boxed())
                 .unwrap();

@@ -40,13 +40,10 @@ pub struct ChildConditions {
 impl ChildConditions {
     /// A CRD the app needs is not installed: look again in a minute.
     pub fn crd_missing(&self) -> bool {
-        self.exposed
-            .iter()
-            .chain(&self.monitored)
-            .any(|x| {
-                x.reason == c::REASON_GATEWAY_API_MISSING
-                    || x.reason == c::REASON_PROMETHEUS_OPERATOR_MISSING
-            })
+        self.exposed.iter().chain(&self.monitored).any(|x| {
+            x.reason == c::REASON_GATEWAY_API_MISSING
+                || x.reason == c::REASON_PROMETHEUS_OPERATOR_MISSING
+        })
     }
 }
 
@@ -140,7 +137,11 @@ pub async fn apply(
     }
     // PodMonitors are read from the API too: only for apps that have (or had) one.
     let mut monitored = None;
-    if pod_monitor.is_some() || sync.previously_managed.contains(&format!("PodMonitor/{name}")) {
+    if pod_monitor.is_some()
+        || sync
+            .previously_managed
+            .contains(&format!("PodMonitor/{name}"))
+    {
         let synced =
             apply::sync::<PodMonitor>(sync, "PodMonitor", name, pod_monitor.as_ref(), own).await;
         monitored = match synced {
