@@ -838,3 +838,50 @@ async fn stateful_app_children_and_no_writes_at_rest() {
     );
     c.teardown().await;
 }
+
+// An app with spec.metrics: where the Prometheus Operator is installed it gets its
+// PodMonitor (Monitored=True); where it is not, Monitored=False with
+// PrometheusOperatorMissing, and every other child all the same.
+#[tokio::test]
+async fn metrics_pod_monitor_or_its_missing_crd() {
+    let Some(c) = setup("metrics").await else {
+        return;
+    };
+    let mut spec = web();
+    spec["metrics"] = json!({"port": "http", "path": "/metrics"});
+    c.create_app("scraped", spec).await.expect("create");
+    c.deployment("scraped").await;
+    let apps = c.api::<SafeApp>();
+    let monitored = within(
+        Duration::from_secs(30),
+        "the Monitored condition",
+        || async {
+            let app = apps.get("scraped").await.ok()?;
+            app.status?
+                .conditions?
+                .into_iter()
+                .find(|x| x.type_ == "Monitored")
+        },
+    )
+    .await;
+    let pod_monitors: Api<kube::core::DynamicObject> = Api::namespaced_with(
+        c.client.clone(),
+        &c.ns,
+        &kube::core::ApiResource::erase::<safeapp::api::monitoring::PodMonitor>(&()),
+    );
+    match monitored.reason.as_str() {
+        "PodMonitorApplied" => {
+            assert_eq!(monitored.status, "True");
+            assert!(
+                pod_monitors
+                    .get_opt("scraped")
+                    .await
+                    .expect("get")
+                    .is_some()
+            );
+        }
+        "PrometheusOperatorMissing" => assert_eq!(monitored.status, "False"),
+        other => panic!("unexpected Monitored reason {other}: {monitored:?}"),
+    }
+    c.teardown().await;
+}

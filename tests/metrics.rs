@@ -383,3 +383,38 @@ async fn pod_monitor_drift_is_repaired_through_the_watch() {
     );
     running.stop().await;
 }
+
+// On the in-memory API, the NetworkPolicy the reconciler applies admits the scraper's
+// namespace on the metrics port and on nothing else.
+#[tokio::test]
+async fn applied_network_policy_admits_the_scraper_on_the_metrics_port_only() {
+    let mut policy = Policy::default();
+    policy.network_policy.metrics_from = vec!["monitoring".into()];
+    let env = harness::env_with(policy);
+    env.create("web", spec(json!({"metrics": {"port": 9090}})));
+    env.reconcile("web").await.expect("reconcile");
+    let np = env
+        .fake
+        .get(
+            &collection("networking.k8s.io/v1", NS, "networkpolicies"),
+            "web",
+        )
+        .expect("NetworkPolicy");
+    let rules = np["spec"]["ingress"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let from_monitoring: Vec<&Value> = rules
+        .iter()
+        .filter(|r| {
+            r["from"].as_array().into_iter().flatten().any(|p| {
+                p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
+            })
+        })
+        .collect();
+    assert_eq!(from_monitoring.len(), 1, "{rules:?}");
+    assert_eq!(
+        from_monitoring[0]["ports"],
+        json!([{"port": 9090, "protocol": "TCP"}])
+    );
+}

@@ -613,6 +613,16 @@ impl FakeApi {
                 method: req.method().clone(),
                 path: req.uri().path().to_string(),
             });
+            // Authorization comes first: without the grant, 403 even for a resource the
+            // server does not know.
+            let verb = safeapp::metrics::verb_of(req.method(), req.uri().path(), req.uri().query());
+            if let Some(denied) = self.deny(req.uri().path(), verb) {
+                return Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(serde_json::to_vec(&denied).unwrap())).boxed())
+                    .unwrap();
+            }
             let body = status(
                 404,
                 "NotFound",
