@@ -45,8 +45,15 @@ pub struct Examined {
     pub recheck: Option<Duration>,
 }
 
-/// Examines `pods` of a StatefulSet whose rollout is `rollout`, at `now`. Pure.
-pub fn examine(pods: &[Pod], rollout: &Rollout, bound: Duration, now: Timestamp) -> Examined {
+/// Examines `pods` of the StatefulSet named `owner` whose rollout is `rollout`, at
+/// `now`. Pure.
+pub fn examine(
+    pods: &[Pod],
+    owner: Option<&String>,
+    rollout: &Rollout,
+    bound: Duration,
+    now: Timestamp,
+) -> Examined {
     let mut out = Examined::default();
     // Revisions the StatefulSet controller has not computed for the current spec say
     // nothing about the pods (a stale read would have a good pod look stuck, or a
@@ -70,7 +77,12 @@ pub fn examine(pods: &[Pod], rollout: &Rollout, bound: Duration, now: Timestamp)
             .and_then(|l| l.get(REVISION_LABEL))
             .cloned()
             .unwrap_or_default();
-        if revision != *update && update == current {
+        // Only a pod its StatefulSet controls is ever replaced (not one that merely
+        // carries the app's labels).
+        let controlled = pod.metadata.owner_references.iter().flatten().any(|o| {
+            o.controller == Some(true) && o.kind == "StatefulSet" && Some(&o.name) == owner
+        });
+        if revision != *update && update == current && controlled {
             // The spec is back on the revision that was running: this pod of another
             // revision will never be replaced by the StatefulSet while it is not ready.
             out.replace.push(name);
@@ -174,7 +186,8 @@ pub async fn check(
             .unsigned_abs()
             .into(),
     );
-    let mut examined = examine(&pods.items, rollout, bound, Timestamp::now());
+    let owner = Some(&name);
+    let mut examined = examine(&pods.items, owner, rollout, bound, Timestamp::now());
     if !examined.replace.is_empty() {
         // A pod is only ever deleted on the StatefulSet as the API server has it now
         // (read after the pods), not as a cache had it.
@@ -190,7 +203,7 @@ pub async fn check(
         examined.replace = match fresh {
             Some(set) => {
                 let fresh = Live::StatefulSet(Box::new(set)).rollout();
-                examine(&pods.items, &fresh, bound, Timestamp::now()).replace
+                examine(&pods.items, owner, &fresh, bound, Timestamp::now()).replace
             }
             None => Vec::new(),
         };
@@ -228,7 +241,9 @@ mod tests {
 
     fn pod(name: &str, revision: &str, ready: bool, since: &str) -> Pod {
         serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": {REVISION_LABEL: revision}},
+            "metadata": {"name": name, "labels": {REVISION_LABEL: revision},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+                                              "uid": "u", "controller": true}]},
             "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
                                        "lastTransitionTime": since}],
                        "containerStatuses": [{"name": "db", "ready": ready, "restartCount": 0, "image": "x", "imageID": "",
@@ -263,6 +278,7 @@ mod tests {
         let r = rollout("db-good", "db-bad", true);
         let later = examine(
             &pods,
+            Some(&"db".into()),
             &r,
             Duration::from_secs(600),
             at("2026-01-01T00:11:00Z"),
@@ -275,6 +291,7 @@ mod tests {
         assert!(later.replace.is_empty());
         let early = examine(
             &pods,
+            Some(&"db".into()),
             &r,
             Duration::from_secs(600),
             at("2026-01-01T00:04:00Z"),
@@ -284,7 +301,8 @@ mod tests {
     }
 
     // Reverted (update revision = current again): the pod of the other revision that is
-    // not ready is replaced; a ready one is left to the StatefulSet.
+    // not ready is replaced; a ready one is left to the StatefulSet, and so is a pod the
+    // StatefulSet does not control.
     #[test]
     fn reverted_pods_are_replaced() {
         let pods = [
@@ -295,12 +313,25 @@ mod tests {
         let r = rollout("db-good", "db-good", true);
         let out = examine(
             &pods,
+            Some(&"db".into()),
             &r,
             Duration::from_secs(600),
             at("2026-01-01T00:01:00Z"),
         );
         assert_eq!(out.replace, ["db-2"]);
         assert_eq!(out.stuck, None);
+        // A pod that only carries the labels (another owner, or none) is never replaced.
+        let mut foreign = pods[0].clone();
+        foreign.metadata.owner_references = None;
+        let owner = "db".to_string();
+        let out = examine(
+            &[foreign],
+            Some(&owner),
+            &r,
+            Duration::from_secs(600),
+            at("2026-01-01T00:01:00Z"),
+        );
+        assert!(out.replace.is_empty());
     }
 
     // Revisions the controller has not computed for the current spec decide nothing.
@@ -310,6 +341,7 @@ mod tests {
         let stale = rollout("db-good", "db-good", false);
         let out = examine(
             &pods,
+            Some(&"db".into()),
             &stale,
             Duration::from_secs(1),
             at("2026-01-01T01:00:00Z"),
