@@ -816,3 +816,41 @@ async fn max_unavailable_where_the_server_supports_it() {
         assert_eq!(env.child_writes(), Vec::<String>::new(), "gate {gate}");
     }
 }
+
+// A partition held below the replica count is a steady state: the pods at or above it
+// roll, the others keep the old template, the app is Ready, and no pod is listed.
+#[tokio::test]
+async fn a_partition_is_a_steady_state() {
+    let env = env();
+    env.create("db", db_spec(json!({"stateful": {"partition": 2}})));
+    env.reconcile("db").await.expect("reconcile");
+    settle(&env.fake);
+    env.reconcile("db").await.expect("reconcile");
+    set_image(&env, "registry.example.com/db:1.1.0");
+    env.reconcile("db").await.expect("reconcile");
+    let log = settle(&env.fake);
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("deleted"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        ["deleted db-2"]
+    );
+    assert_eq!(image_of(&env.fake, "db-2"), "registry.example.com/db:1.1.0");
+    assert_eq!(image_of(&env.fake, "db-1"), GOOD);
+    env.reconcile("db").await.expect("reconcile");
+    assert_eq!(
+        env.condition("db", "Ready")["status"],
+        "True",
+        "{}",
+        env.app("db")["status"]
+    );
+    env.fake.clear_calls();
+    env.reconcile("db").await.expect("reconcile");
+    assert!(
+        env.fake.calls().iter().all(|c| !c.path.ends_with("/pods")),
+        "no pod list at rest: {:?}",
+        env.fake.calls()
+    );
+    assert_eq!(env.child_writes(), Vec::<String>::new());
+}

@@ -159,10 +159,9 @@ pub async fn check(
     let Some(stateful) = &app.spec.stateful else {
         return Ok(None);
     };
-    let all_ready = rollout.caught_up
-        && rollout.available >= rollout.want
-        && rollout.current_revision == rollout.update_revision;
-    if all_ready || rollout.update_revision.is_none() {
+    // Rolled out as far as the partition asks, every pod available: nothing to look at
+    // (a partition held below the replica count is a steady state too).
+    if rollout.complete() || rollout.update_revision.is_none() {
         return Ok(None);
     }
     let name = app.metadata.name.clone().unwrap_or_default();
