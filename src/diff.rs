@@ -32,7 +32,7 @@ use crate::api::{FIELD_MANAGER, SafeApp};
 use crate::controller::apply::{self, Ownership};
 use crate::controller::{config, namespace};
 use crate::policy::Policy;
-use crate::render::{self, Object, Resources};
+use crate::render::{self, Object};
 use crate::{manifest, validate};
 
 /// Field manager of the SafeApp's own dry run (what `kubectl apply --server-side`
@@ -215,17 +215,19 @@ async fn diff_app(
         .and_then(|l| l["metadata"]["uid"].as_str().map(String::from));
     // Children are owned by the live SafeApp (none yet: no ownerReference).
     validated.pod.uid = uid.clone();
-    let Resources {
+    let (
         mut workload,
-        headless_service,
-        service,
-        pdb,
-        hpa,
-        network_policy,
-        http_route,
-        ingress,
-        pod_monitor,
-    } = render::render(&validated, policy);
+        render::Children {
+            headless_service,
+            service,
+            pdb,
+            hpa,
+            network_policy,
+            http_route,
+            ingress,
+            pod_monitor,
+        },
+    ) = render::render(&validated, policy).split();
     let state = config::state(
         client,
         &config::ConfigIndex::default(),

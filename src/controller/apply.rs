@@ -145,6 +145,21 @@ pub struct SyncCtx<'a> {
 }
 
 impl<'a> SyncCtx<'a> {
+    /// The sync of children in `namespace` with `ctx`'s client and metrics, read from
+    /// `caches`: no spec change, nothing listed as managed before (a reconciler that
+    /// knows better sets those).
+    pub fn new(ctx: &'a super::Context, namespace: &'a str, caches: Option<&'a Caches>) -> Self {
+        Self {
+            client: &ctx.client,
+            namespace,
+            spec_changed: false,
+            own_change: false,
+            previously_managed: &[],
+            metrics: &ctx.metrics,
+            caches,
+        }
+    }
+
     /// The caches, when kind K is read from them (and so must be confirmed before a
     /// write); None when K has no cache or there are no caches.
     fn caches_for<K: Cached>(&self) -> Option<&'a Caches> {

@@ -47,8 +47,8 @@ use crate::validate::{ValidatedApp, ValidatedJob};
 use crate::yaml;
 
 /// Everything one SafeApp produces. `None` means "must not exist" (the controller prunes
-/// it). The controller destructures this without `..`, so a new kind cannot be built
-/// and silently never applied.
+/// it). [`Resources::split`] and the output writer destructure this without `..`, so a
+/// new kind cannot be built and silently never applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resources {
     /// The object that runs the pods.
@@ -63,6 +63,49 @@ pub struct Resources {
     pub ingress: Option<Ingress>,
     /// The PodMonitor of an app with `spec.metrics`.
     pub pod_monitor: Option<PodMonitor>,
+}
+
+/// The children of one SafeApp other than its workload (`None`: must not exist): what
+/// the controller applies after the workload step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Children {
+    pub headless_service: Option<Service>,
+    pub service: Option<Service>,
+    pub pdb: PodDisruptionBudget,
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    pub network_policy: Option<NetworkPolicy>,
+    pub http_route: Option<HTTPRoute>,
+    pub ingress: Option<Ingress>,
+    pub pod_monitor: Option<PodMonitor>,
+}
+
+impl Resources {
+    /// The workload, and the children applied after it. Destructures without `..`: a
+    /// new kind cannot be rendered and silently never applied.
+    pub fn split(self) -> (Workload, Children) {
+        let Resources {
+            workload,
+            headless_service,
+            service,
+            pdb,
+            hpa,
+            network_policy,
+            http_route,
+            ingress,
+            pod_monitor,
+        } = self;
+        let children = Children {
+            headless_service,
+            service,
+            pdb,
+            hpa,
+            network_policy,
+            http_route,
+            ingress,
+            pod_monitor,
+        };
+        (workload, children)
+    }
 }
 
 /// Renders every object of one SafeApp (the namespace-shared ones come from

@@ -15,20 +15,8 @@ use crate::controller::Context;
 use crate::controller::apply::{self, Ownership, SyncCtx};
 use crate::controller::conditions::{self as c, Cond};
 use crate::controller::outcome::Outcome;
+use crate::render::Children;
 use crate::validate::ValidatedApp;
-
-/// The children of one SafeApp other than its workload (`None`: must not exist).
-pub struct Children {
-    /// A stateful app's headless Service (`<name>-headless`).
-    pub headless_service: Option<Service>,
-    pub service: Option<Service>,
-    pub pdb: PodDisruptionBudget,
-    pub hpa: Option<HorizontalPodAutoscaler>,
-    pub network_policy: Option<NetworkPolicy>,
-    pub http_route: Option<HTTPRoute>,
-    pub ingress: Option<Ingress>,
-    pub pod_monitor: Option<PodMonitor>,
-}
 
 /// The conditions the children give: `Exposed`, `Monitored`.
 #[derive(Default)]

@@ -29,9 +29,8 @@ use crate::api::{SafeApp, SafeAppStatus, WorkloadKind};
 use crate::controller::apply::{Ownership, SyncCtx};
 use crate::controller::outcome::{self, Outcome};
 use crate::controller::{Context, Error, status};
-use crate::render::{self, Resources};
+use crate::render;
 use crate::validate::{self, ValidatedApp};
-use children::Children;
 use report::Applied;
 
 /// Reconciles one SafeApp. Invalid and paused apps write nothing but their status and
@@ -59,17 +58,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         Ok(validated) => validated,
         Err(done) => return Ok(done),
     };
-    let Resources {
-        mut workload,
-        headless_service,
-        service,
-        pdb,
-        hpa,
-        network_policy,
-        http_route,
-        ingress,
-        pod_monitor,
-    } = render::render(&validated, &ctx.policy);
+    let (mut workload, children) = render::render(&validated, &ctx.policy).split();
     let own = Ownership::Controller { uid: &target.uid };
     let mut outcome = Outcome::default();
     let mut plan = plan::plan(
@@ -99,16 +88,6 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 None
             }),
         None => None,
-    };
-    let children = Children {
-        headless_service,
-        service,
-        pdb,
-        hpa,
-        network_policy,
-        http_route,
-        ingress,
-        pod_monitor,
     };
     let conditions = children::apply(
         ctx,
@@ -154,13 +133,9 @@ impl Target {
         caches: Option<&'a crate::controller::cache::Caches>,
     ) -> SyncCtx<'a> {
         SyncCtx {
-            own_change: false,
-            client: &ctx.client,
-            namespace: &self.namespace,
             spec_changed: self.previous.observed_generation != self.generation,
             previously_managed: previously,
-            metrics: &ctx.metrics,
-            caches,
+            ..SyncCtx::new(ctx, &self.namespace, caches)
         }
     }
 }

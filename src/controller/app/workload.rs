@@ -23,12 +23,6 @@ pub enum Live {
 }
 
 impl Live {
-    /// Whether a pause holds its template back (`kubectl rollout pause`, or a staged
-    /// upgrade waiting for its slot).
-    pub fn paused(&self) -> bool {
-        self.rollout().paused
-    }
-
     /// What its status says of its rollout.
     pub fn rollout(&self) -> Rollout {
         match self {

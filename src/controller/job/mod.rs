@@ -88,13 +88,9 @@ pub async fn reconcile_job(job: &SafeJob, ctx: &Context) -> Result<Action, Error
     let caches = ctx.ready_caches(WorkloadKind::SafeJob).await;
     let previously = outcome::managed_keys(previous.managed_objects.as_deref());
     let sync = SyncCtx {
-        own_change: false,
-        client: &ctx.client,
-        namespace: &ns,
         spec_changed: previous.observed_generation != job.metadata.generation,
         previously_managed: &previously,
-        metrics: &ctx.metrics,
-        caches,
+        ..SyncCtx::new(ctx, &ns, caches)
     };
     let own = Ownership::Controller { uid: &uid };
     let JobResources {
@@ -198,15 +194,7 @@ async fn observe_one_off(
     previous: SafeJobStatus,
     now: &Time,
 ) -> Result<Action, Error> {
-    let sync = SyncCtx {
-        own_change: false,
-        client: &ctx.client,
-        namespace: ns,
-        spec_changed: false,
-        previously_managed: &[],
-        metrics: &ctx.metrics,
-        caches: ctx.ready_caches(WorkloadKind::SafeJob).await,
-    };
+    let sync = SyncCtx::new(ctx, ns, ctx.ready_caches(WorkloadKind::SafeJob).await);
     let live: Option<Job> = apply::read::<Job>(&sync, "Job", name)
         .await?
         .filter(|l| apply::raw_owned(l, Ownership::Controller { uid }))

@@ -243,15 +243,8 @@ pub async fn reconcile_namespace(ns: &str, ctx: &Context) -> Result<(), Error> {
         // Nothing to own them: the garbage collector removes them with the last app.
         return Ok(());
     }
-    let sync = SyncCtx {
-        own_change: false,
-        client: &ctx.client,
-        namespace: ns,
-        spec_changed: false,
-        previously_managed: &[],
-        metrics: &ctx.metrics,
-        caches: ctx.ready_caches(crate::api::WorkloadKind::SafeApp).await,
-    };
+    let caches = ctx.ready_caches(crate::api::WorkloadKind::SafeApp).await;
+    let sync = SyncCtx::new(ctx, ns, caches);
     let (limit_range, quota) = render::namespace_objects(ns, &ctx.policy);
 
     sync_shared(
