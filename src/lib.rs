@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod operator;
 pub mod policy;
+pub mod prometheus;
 pub mod quantity;
 pub mod ratelimit;
 pub mod render;

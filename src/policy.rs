@@ -34,6 +34,9 @@
 //!   exposedFrom: []      # namespaces of the Gateway / ingress controller
 //!   dnsNamespace: kube-system
 //!   dnsPodLabels: {k8s-app: kube-dns}
+//! canary:                # README "Canary releases"
+//!   prometheusAddress: http://prometheus-operated.monitoring:9090
+//!   queryTimeoutSeconds: 10
 //! ```
 //!
 //! Unlike the CRD, the policy refuses unknown keys: it is read once at start, by the team
@@ -61,6 +64,28 @@ pub struct Policy {
     pub guardrails: Guardrails,
     pub upgrades: UpgradePolicy,
     pub network_policy: NetworkPolicyPolicy,
+    pub canary: CanaryPolicy,
+}
+
+/// Where canary releases read their metrics (`spec.rollout.canary.analysis`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CanaryPolicy {
+    /// The Prometheus HTTP API (`http://host:port`, no trailing `/api`). Unset: a
+    /// SafeApp with `analysis.prometheus` is refused, naming the field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_address: Option<String>,
+    /// How long one query may take before it counts as inconclusive.
+    pub query_timeout_seconds: u64,
+}
+
+impl Default for CanaryPolicy {
+    fn default() -> Self {
+        Self {
+            prometheus_address: None,
+            query_timeout_seconds: 10,
+        }
+    }
 }
 
 /// What the NetworkPolicy of each SafeApp enforces.
@@ -484,6 +509,16 @@ impl Policy {
                     Err(e) => out.push(format!("{path}.{key}: {e}")),
                 }
             }
+        }
+        if let Some(address) = &self.canary.prometheus_address
+            && !(address.starts_with("http://") && address.len() > "http://".len())
+        {
+            out.push(format!(
+                "canary.prometheusAddress: {address:?} is not an http:// address (https is not supported; reach Prometheus in-cluster or through a local proxy)"
+            ));
+        }
+        if self.canary.query_timeout_seconds == 0 {
+            out.push("canary.queryTimeoutSeconds: must be at least 1".into());
         }
         if let Some(rq) = &self.resource_quota {
             for (key, q) in &rq.hard {

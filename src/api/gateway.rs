@@ -86,6 +86,10 @@ pub struct HTTPBackendRef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
+    /// Share of the rule's traffic (relative to the other backends'); set only during
+    /// a canary release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
 }
 
 /// What the Gateways say about the route.

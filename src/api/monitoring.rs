@@ -34,6 +34,9 @@ pub struct PodMonitorSpec {
     pub selector: PodMonitorSelector,
     /// How to scrape them.
     pub pod_metrics_endpoints: Vec<PodMetricsEndpoint>,
+    /// Pod labels copied onto every scraped series (`track`, for a canary's analysis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_target_labels: Option<Vec<String>>,
 }
 
 /// A label selector (match labels only).

@@ -479,6 +479,80 @@ pub struct Rollout {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub revision_history_limit: Option<i32>,
+    /// Release a new pod template as a canary: it runs as `<name>-canary` beside the
+    /// stable Deployment, takes a growing share of the traffic step by step, and is
+    /// promoted when every step's gate passes, or aborted at the first that fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+}
+
+/// A canary release: the steps it walks and the gate each must pass.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Canary {
+    /// The canary's share of the traffic, step by step, and how long each is watched.
+    #[schemars(length(min = 1, max = 10))]
+    pub steps: Vec<CanaryStep>,
+    /// What must hold at every step besides the canary's pods being healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<CanaryAnalysis>,
+}
+
+/// One step: `weight` percent of the traffic goes to the canary for `pause`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Percent of the traffic (1 to 100).
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+    /// How long the step is watched before the next: `30s`, `2m`, `1h`.
+    #[schemars(length(max = 16))]
+    pub pause: String,
+}
+
+/// The metric checks of a canary.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysis {
+    /// A PromQL query evaluated through the Prometheus the operator policy names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusCheck>,
+}
+
+/// A PromQL check: the query gives one number, which must lie within `min`/`max`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusCheck {
+    /// Must give one sample (a scalar, or a vector of one series).
+    #[schemars(length(max = 4096))]
+    pub query: String,
+    /// The value must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The value must be at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// How often the query is evaluated during a step. Default `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub interval: Option<String>,
+    /// Failed evaluations tolerated over the whole canary; one more aborts it. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub failure_limit: Option<i32>,
+    /// How many requests the canary must have served for the value to count: below
+    /// `min`, the evaluation is inconclusive (never a pass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestsCheck>,
+}
+
+/// A second query giving the number of requests behind the checked value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestsCheck {
+    #[schemars(length(max = 4096))]
+    pub query: String,
+    pub min: f64,
 }
 
 /// Where the app serves its metrics.
@@ -754,6 +828,79 @@ pub struct SafeAppStatus {
     /// failover never runs more upgrades than the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_slot: Option<Time>,
+    /// The canary release in progress or last run (`spec.rollout.canary`): where it is,
+    /// so that a restarted or failed-over operator resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+}
+
+/// Where a canary release is.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum CanaryPhase {
+    /// Walking the steps.
+    #[default]
+    Progressing,
+    /// Every step passed (or `safeapp.dev/canary: promote`): the stable Deployment rolls
+    /// to the new template; the traffic stays split until it is available.
+    Promoting,
+    /// Promoted: the stable Deployment runs the new template, the canary is at 0.
+    Succeeded,
+    /// A gate failed (or `safeapp.dev/canary: abort`): the canary is at 0 and takes no
+    /// traffic; the stable Deployment was never touched. A new generation starts over.
+    Aborted,
+}
+
+/// The state of one canary release.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    pub phase: CanaryPhase,
+    /// The step in progress, from 0 (the last one once promoting).
+    pub step: i32,
+    /// The canary's share of the traffic now, in percent.
+    pub weight: i32,
+    /// The template hash the stable Deployment runs.
+    pub stable_hash: String,
+    /// The template hash under test.
+    pub canary_hash: String,
+    /// The SafeApp generation the canary was started for.
+    pub generation: i64,
+    /// When the step in progress started.
+    pub step_started: Time,
+    /// The canary pods' restarts when the step started (a restart during the step fails
+    /// the gate).
+    #[serde(default)]
+    pub restarts_at_step_start: i32,
+    /// Failed metric evaluations so far (aborted past `failureLimit`).
+    #[serde(default)]
+    pub failed_checks: i32,
+    /// The last metric evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_analysis: Option<CanaryAnalysisResult>,
+    /// The weight the HTTPRoute was last written with (drift repair leaves the weights
+    /// alone; the steps set them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed_weight: Option<i32>,
+    /// The `safeapp.dev/canary` annotation as it was when the canary started or last
+    /// acted on it: only a new value decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation_seen: Option<String>,
+    /// What happened last, in words (why it aborted, what it waits for).
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One evaluation of the canary's metric check.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysisResult {
+    pub time: Time,
+    /// `Pass`, `Fail` or `Inconclusive`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub message: String,
 }
 
 /// The pod template the Deployment last rolled out to.

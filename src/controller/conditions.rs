@@ -66,6 +66,12 @@ pub const REASON_INGRESS_CREATED: &str = "IngressCreated";
 pub const REASON_BLOCKED_BY_NETWORK_POLICY: &str = "BlockedByNetworkPolicy";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 pub const REASON_WAITING: &str = "WaitingForDeployment";
+/// A canary release walks its steps (`spec.rollout.canary`).
+pub const REASON_CANARY_PROGRESSING: &str = "CanaryProgressing";
+/// The canary passed: the stable Deployment rolls to its template.
+pub const REASON_CANARY_PROMOTING: &str = "CanaryPromoting";
+/// A canary's gate failed (or a person aborted it): the stable runs the old template.
+pub const REASON_CANARY_ABORTED: &str = "CanaryAborted";
 /// A ConfigMap or Secret the pods reference does not exist (yet).
 pub const REASON_CONFIG_MISSING: &str = "ConfigMissing";
 
@@ -141,6 +147,7 @@ pub const STALL_REASONS: &[&str] = &[
     REASON_NAMESPACE_NOT_ALLOWED,
     REASON_PROGRESS_DEADLINE_EXCEEDED,
     REASON_ROLLOUT_STUCK,
+    REASON_CANARY_ABORTED,
     REASON_RESOURCES_OUT_OF_RANGE,
     REASON_FORBIDDEN,
     REASON_INVALID,

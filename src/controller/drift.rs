@@ -64,6 +64,21 @@ pub(crate) fn difference(display: String, steps: &[String]) -> Difference {
     }
 }
 
+/// An HTTPRoute without its backends' weights: a canary's steps set them, and drift
+/// repair must not fight the steps (Flagger's router leaves them out of its compare
+/// for the same reason).
+pub fn without_route_weights(route: &Value) -> Value {
+    let mut route = route.clone();
+    for rule in route["spec"]["rules"].as_array_mut().into_iter().flatten() {
+        for backend in rule["backendRefs"].as_array_mut().into_iter().flatten() {
+            if let Some(b) = backend.as_object_mut() {
+                b.remove("weight");
+            }
+        }
+    }
+    route
+}
+
 /// The fields where `actual` lacks or differs from a field `desired` sets.
 pub fn differences(desired: &Value, actual: &Value) -> Vec<Difference> {
     let mut out = Vec::new();

@@ -3,6 +3,7 @@
 //! a BTreeMap), and every object carries apiVersion/kind so the controller can
 //! server-side apply it as is.
 
+pub mod canary;
 mod deployment;
 mod hpa;
 pub mod job;

@@ -19,6 +19,11 @@ pub fn pod_monitor(app: &ValidatedApp) -> Option<PodMonitor> {
                 path: Some(m.path.clone()),
                 interval: m.interval.clone(),
             }],
+            // A canary's analysis tells its series from the stable's by `track`.
+            pod_target_labels: app
+                .canary
+                .as_ref()
+                .map(|_| vec![super::canary::TRACK_LABEL.to_string()]),
         },
     })
 }

@@ -58,6 +58,7 @@ pub fn http_route(app: &ValidatedApp) -> Option<HTTPRoute> {
                     kind: None,
                     name: app.pod.name.clone(),
                     port: Some(port),
+                    weight: None,
                 }]),
             }]),
         },

@@ -150,6 +150,14 @@ impl Workload {
         }
     }
 
+    /// Keeps the pod template the workload runs (a canary release holds the stable
+    /// Deployment's while the new one runs beside it).
+    pub fn keep_template(&mut self, template: PodTemplateSpec) {
+        if let Some(t) = self.template_mut() {
+            *t = template;
+        }
+    }
+
     /// Stamps the config-data hash on the pod template (the controller computes it;
     /// `render` without a cluster has none).
     pub fn set_config_hash(&mut self, hash: &str) {

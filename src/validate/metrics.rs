@@ -98,6 +98,16 @@ pub(super) fn check_metrics(p: &mut Problems, spec: &SafeAppSpec) -> Option<Reso
 
 /// A Prometheus duration of at least 5 s: `30s`, `1m`, `1m30s`.
 fn check_interval(s: &str) -> Result<(), String> {
+    if parse_duration(s)? < std::time::Duration::from_secs(5) {
+        return Err(format!(
+            "{s} is shorter than 5s: every replica would be scraped too often"
+        ));
+    }
+    Ok(())
+}
+
+/// A Prometheus-style duration: `500ms`, `30s`, `2m`, `1h`, `1m30s`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let mut total_ms: u64 = 0;
     let mut rest = s;
     if rest.is_empty() {
@@ -125,12 +135,7 @@ fn check_interval(s: &str) -> Result<(), String> {
         total_ms = total_ms.saturating_add(n.saturating_mul(per));
         rest = &rest[digits + unit_len..];
     }
-    if total_ms < 5_000 {
-        return Err(format!(
-            "{s} is shorter than 5s: every replica would be scraped too often"
-        ));
-    }
-    Ok(())
+    Ok(std::time::Duration::from_millis(total_ms))
 }
 
 /// A metric name as the custom and external metrics APIs take it.

@@ -13,13 +13,14 @@
 //! containers in `containers`) → `volumes` → `guardrails` (service type, service
 //! account, priority class, pod annotations, namespace) → `config` (the ConfigMaps and
 //! Secrets whose data rolls the pods) → `traffic` (access policy, expose) → `stateful`
-//! (claim templates and the storage guardrails) → `metrics` (scraping, and autoscaling
+//! (claim templates and the storage guardrails) → `canary` (steps and analysis) → `metrics` (scraping, and autoscaling
 //! on the app's own metrics).
 //!
 //! The pod checks (names, image, env, resources, security, volumes, the pod guardrails)
 //! are `pod.rs`, run for both kinds; `job.rs` validates a SafeJob with them and its
 //! own `schedule.rs`.
 
+mod canary;
 mod config;
 mod containers;
 mod guardrails;
@@ -48,6 +49,7 @@ use crate::api::v1alpha1::PreStopMode;
 use crate::api::{SafeApp, SafeAppSpec, WorkloadKind};
 use crate::policy::Policy;
 
+pub use canary::{CANARY_TRACK, ResolvedCanary, ResolvedCheck, ResolvedStep, STABLE_TRACK};
 pub use config::{ConfigRef, references};
 pub use job::{ValidatedJob, validate_job};
 pub use pod::ValidatedPod;
@@ -126,6 +128,8 @@ pub struct ValidatedApp {
     pub traffic: ResolvedTraffic,
     /// Where Prometheus scrapes the app (`spec.metrics`), resolved.
     pub metrics: Option<metrics::ResolvedMetrics>,
+    /// The canary release settings (`spec.rollout.canary`), resolved.
+    pub canary: Option<canary::ResolvedCanary>,
 }
 
 /// Autoscaling with defaults applied.
@@ -162,7 +166,7 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     let mut p = Problems::default();
     let spec = &app.spec;
 
-    let pod = pod::check_pod(
+    let mut pod = pod::check_pod(
         &mut p,
         WorkloadKind::SafeApp,
         &app.metadata,
@@ -192,11 +196,17 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
     security::check_probes(&mut p, spec, pod.security_profile);
     guardrails::check_service_type(&mut p, spec, policy);
     stateful::check_stateful(&mut p, spec, policy);
+    let canary = canary::check_canary(&mut p, spec, &pod.name, policy);
     let config_refs = config::check_config(&mut p, spec);
     let traffic = traffic::check_traffic(&mut p, spec, service_enabled);
 
     if !p.0.is_empty() {
         return Err(p.0);
+    }
+    // With a canary the stable pods carry a track too, so that a Gateway's stable
+    // backend can select them without the canary's (README "Canary releases").
+    if canary.is_some() && pod.fields.track.is_none() {
+        pod.fields.track = Some(STABLE_TRACK.into());
     }
     Ok(ValidatedApp {
         pod,
@@ -214,5 +224,6 @@ pub fn validate(app: &SafeApp, policy: &Policy) -> Result<ValidatedApp, Vec<Fiel
         config_refs,
         traffic,
         metrics: scraped,
+        canary,
     })
 }

@@ -37,12 +37,15 @@ impl ChildConditions {
 
 /// Applies every child, settling each in `outcome`: the `Exposed` condition when the app
 /// is exposed (or its Gateway API is missing), `Monitored` when it has `spec.metrics`.
+/// `route_weights_changed`: a canary step set new weights on the HTTPRoute (applied as
+/// an update; otherwise its weights are not compared).
 pub async fn apply(
     ctx: &Context,
     sync: &SyncCtx<'_>,
     validated: &ValidatedApp,
     name: &str,
     children: Children,
+    route_weights_changed: bool,
     own: Ownership<'_>,
     outcome: &mut Outcome,
 ) -> ChildConditions {
@@ -102,8 +105,13 @@ pub async fn apply(
             .previously_managed
             .contains(&format!("HTTPRoute/{name}"))
     {
+        // A canary's new weights are the operator's own change, never drift.
+        let sync = SyncCtx {
+            spec_changed: sync.spec_changed || route_weights_changed,
+            ..*sync
+        };
         let synced =
-            apply::sync::<HTTPRoute>(sync, "HTTPRoute", name, http_route.as_ref(), own).await;
+            apply::sync::<HTTPRoute>(&sync, "HTTPRoute", name, http_route.as_ref(), own).await;
         exposed = match synced {
             Err(e) if http_route.is_some() && e.api_status() == Some(404) => {
                 Some(traffic::gateway_api_missing())

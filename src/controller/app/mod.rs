@@ -11,6 +11,7 @@
 //! The namespace-shared objects are the namespace reconciler's (`controller::namespace`).
 
 pub mod access;
+pub mod canary;
 pub mod children;
 pub mod plan;
 pub mod report;
@@ -58,7 +59,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         Ok(validated) => validated,
         Err(done) => return Ok(done),
     };
-    let (mut workload, children) = render::render(&validated, &ctx.policy).split();
+    let (mut workload, mut children) = render::render(&validated, &ctx.policy).split();
     let own = Ownership::Controller { uid: &target.uid };
     let mut outcome = Outcome::default();
     let mut plan = plan::plan(
@@ -71,6 +72,29 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         &mut outcome,
     )
     .await;
+    // A canary release holds the stable template, and splits the traffic.
+    let canary = match (&plan.live, &plan.template) {
+        (Some(live), Some(template)) => {
+            let input = canary::Inputs {
+                app,
+                validated: &validated,
+                previous: target.previous.canary.as_ref(),
+                stable_hash: target.previous.template.as_ref().map(|t| t.hash.as_str()),
+                cause: template.cause,
+                live: live.as_ref(),
+            };
+            canary::plan(
+                ctx,
+                &sync,
+                input,
+                &mut workload,
+                &mut children,
+                &mut outcome,
+            )
+            .await
+        }
+        _ => None,
+    };
     // Without the live workload or the config the workload is left as it is.
     let live = match (plan.live.take(), &plan.template) {
         (Some(live), Some(template)) => {
@@ -89,12 +113,23 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             }),
         None => None,
     };
+    canary::apply(&sync, &target.name, canary.as_ref(), own, &mut outcome).await;
+    // The steps write the route's weights (drift repair compares it without them).
+    let weights = canary.as_ref().and_then(|c| c.weight);
+    let route_weights_changed = weights.is_some()
+        && weights
+            != target
+                .previous
+                .canary
+                .as_ref()
+                .and_then(|c| c.routed_weight);
     let conditions = children::apply(
         ctx,
         &sync,
         &validated,
         &target.name,
         children,
+        route_weights_changed,
         own,
         &mut outcome,
     )
@@ -106,6 +141,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         rollout,
         recheck,
         conditions,
+        canary,
     };
     report::report(app, ctx, &target, &validated, plan, applied).await
 }

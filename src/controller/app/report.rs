@@ -28,6 +28,8 @@ pub struct Applied {
     pub recheck: Option<std::time::Duration>,
     /// `Exposed`, `Monitored`.
     pub conditions: super::children::ChildConditions,
+    /// The canary release, with `spec.rollout.canary`.
+    pub canary: Option<super::canary::CanaryPlan>,
 }
 
 /// Reports one reconcile of `app`: Events, conditions, the status write; the next
@@ -47,6 +49,7 @@ pub async fn report(
         rollout,
         recheck,
         conditions,
+        canary,
     } = applied;
     let Target {
         namespace: ns,
@@ -75,7 +78,9 @@ pub async fn report(
             // upgrade cannot progress here, so its slot goes to the next.
             None => ctx.release_slot(&key),
             Some(rollout) => {
-                if template.held.is_none() {
+                // A canary holds the stable's template: it has not rolled out.
+                let canary_holds = canary.as_ref().is_some_and(|c| c.decision.hold_stable);
+                if template.held.is_none() && !canary_holds {
                     record = Some(template.record.clone());
                 } else if record.is_none() {
                     // Held before any record (an older operator's workload): a record
@@ -107,6 +112,20 @@ pub async fn report(
         conds.extend(conditions.exposed);
         conds.extend(conditions.monitored);
     }
+    let canary_status = canary.as_ref().and_then(|c| {
+        let mut status = c.decision.status.clone()?;
+        // The route carries the step's weight once it was written.
+        if c.weight.is_some() && route_written(&outcome) {
+            status.routed_weight = c.weight;
+        }
+        Some(status)
+    });
+    if clean {
+        super::canary::conditions(&mut conds, canary_status.as_ref());
+    }
+    if let Some(event) = canary.as_ref().and_then(|c| c.decision.event.clone()) {
+        super::canary::announce(app, ctx, event).await;
+    }
     let missing = plan.config.map(|c| c.missing).filter(|m| !m.is_empty());
     if clean && let Some(missing) = &missing {
         config_missing(&mut conds, missing);
@@ -123,6 +142,7 @@ pub async fn report(
         held_replicas: plan.held_replicas,
         template: record,
         missing_config: missing,
+        canary: canary_status,
         ..with_workload(previous.clone(), live.as_ref(), name)
     };
     status::write(ctx, app, base, &conds, now).await?;
@@ -131,9 +151,25 @@ pub async fn report(
         None if crd_missing => Ok(Action::requeue(traffic::GATEWAY_API_RETRY)),
         None => {
             let resync = with_jitter(ctx.resync, uid);
-            Ok(Action::requeue(recheck.map_or(resync, |r| r.min(resync))))
+            let look = [recheck, canary.and_then(|c| c.requeue)]
+                .into_iter()
+                .flatten()
+                .min();
+            Ok(Action::requeue(look.map_or(resync, |r| r.min(resync))))
         }
     }
+}
+
+/// The HTTPRoute was applied (or left as it is) without a failure.
+fn route_written(outcome: &Outcome) -> bool {
+    outcome.reports.iter().any(|r| {
+        r.kind == "HTTPRoute"
+            && !matches!(
+                r.change,
+                crate::controller::apply::Change::Failed
+                    | crate::controller::apply::Change::Conflict { .. }
+            )
+    })
 }
 
 /// The pods' label selector (`status.selector`, for `kubectl scale` and the HPA).

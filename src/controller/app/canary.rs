@@ -1,0 +1,1011 @@
+//! The canary step of a SafeApp's reconcile (`spec.rollout.canary`).
+//!
+//! A change that rolls pods (image, env, config data, resources) does not roll the
+//! stable Deployment: it keeps the template it runs, and the new one runs as
+//! `<name>-canary` (label `track: canary`) beside it, walking the steps. The state is
+//! `status.canary` ([`CanaryStatus`]): a restarted or failed-over operator resumes
+//! where it was, and one reconcile moves it at most one step ([`decide`], pure).
+//!
+//! - **Traffic.** With `spec.expose.gateway` the HTTPRoute splits each rule between the
+//!   stable Service (pinned to the stable pods' `track` for the canary's duration) and
+//!   `<name>-canary`, by the step's weight; drift repair compares the route without its
+//!   weights (as Flagger's router does), and the steps write them. Without a Gateway
+//!   the canary's share is its part of the pods behind the one Service
+//!   (`render::canary::replicas`: approximate).
+//! - **The gate**, at every step: the canary Deployment rolled out and available, no
+//!   canary pod restarted during the step, none in `CrashLoopBackOff`, and, with
+//!   `analysis.prometheus`, the query evaluated every `interval` through Prometheus'
+//!   HTTP API (`crate::prometheus`). A step ends once its pause is over and the gate
+//!   holds, the last evaluation a pass: no data or too few requests is inconclusive and
+//!   the step waits.
+//! - **Abort** (a check failed, past `failureLimit` for the metric; or
+//!   `safeapp.dev/canary: abort`): weight 0, canary at 0, the stable untouched,
+//!   `Stalled=True`, reason `CanaryAborted`, naming the check and its value. It stays so
+//!   until a new generation (which starts over) or a spec back on the stable template.
+//! - **Promote** (the last step passed; or `safeapp.dev/canary: promote`): the stable
+//!   Deployment takes the new template with its usual RollingUpdate; once it is
+//!   available all traffic goes to it and the canary is scaled to 0.
+//!
+//! The annotation decides once per value: the value present when a canary starts is
+//! not a decision for it (remove it after use, or set the other value).
+//!
+//! The first rollout after `spec.rollout.canary` is added rolls the stable Deployment
+//! directly: its pods gain the `track` label the stable Service is pinned to, and a
+//! canary needs them to carry it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use serde_json::Value;
+
+use super::upgrade::Cause;
+use crate::api::SafeApp;
+use crate::api::v1alpha1::{CanaryAnalysisResult, CanaryPhase, CanaryStatus};
+use crate::controller::apply::{self, Ownership, SyncCtx};
+use crate::controller::conditions::{self as c, Cond};
+use crate::controller::outcome::Outcome;
+use crate::controller::{Context, drift};
+use crate::prometheus::{self, Measurement, Verdict};
+use crate::render::canary as objects;
+use crate::render::labels;
+use crate::render::{Children, Workload};
+use crate::validate::{ResolvedCanary, ValidatedApp};
+
+/// SafeApp annotation: `promote` ends the canary now with a promotion, `abort` with an
+/// abort.
+pub const CANARY_ANNOTATION: &str = "safeapp.dev/canary";
+/// How often the canary's pods are looked at while a step runs without a metric check
+/// (the canary Deployment's own events wake the reconcile sooner).
+pub const POD_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// What the stable Deployment is, as the canary step needs it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stable {
+    /// Its pods' `track` label.
+    pub track: Option<String>,
+    /// Rolled out and available on the rendered template.
+    pub promoted: bool,
+}
+
+/// What the canary's pods and Deployment showed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PodHealth {
+    /// The canary Deployment is rolled out on the current template and available.
+    pub available: bool,
+    /// Its progress deadline passed: the message.
+    pub deadline_exceeded: Option<String>,
+    /// Restarts of its pods' containers, summed.
+    pub restarts: i32,
+    /// A pod whose container restarted most, for the message.
+    pub restarted_pod: Option<String>,
+    /// A pod in `CrashLoopBackOff`.
+    pub crash_looping: Option<String>,
+}
+
+/// Everything [`decide`] reads.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub now: Timestamp,
+    pub generation: i64,
+    /// The rendered template's hash.
+    pub desired_hash: String,
+    /// The template hash the stable Deployment last rolled out (`status.template`).
+    pub stable_hash: Option<String>,
+    pub cause: Cause,
+    /// None when there is no stable Deployment yet.
+    pub stable: Option<Stable>,
+    /// The track the stable pods carry with a canary configured.
+    pub stable_track: String,
+    /// None when not looked at (no canary step running).
+    pub pods: Option<PodHealth>,
+    /// This reconcile's metric evaluation, when one was due.
+    pub measurement: Option<Measurement>,
+    pub annotation: Option<String>,
+}
+
+/// An Event to publish about a transition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Announcement {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What [`decide`] concluded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: Option<CanaryStatus>,
+    /// The stable Deployment keeps the template it runs.
+    pub hold_stable: bool,
+    pub event: Option<Announcement>,
+}
+
+fn time(t: Timestamp) -> Time {
+    Time(t)
+}
+
+fn since(then: &Time, now: Timestamp) -> Duration {
+    now.duration_since(then.0).unsigned_abs()
+}
+
+fn step_message(canary: &ResolvedCanary, step: i32, weight: i32) -> String {
+    format!(
+        "canary step {} of {}: {weight}% of the traffic",
+        step + 1,
+        canary.steps.len()
+    )
+}
+
+/// The canary release's next state. Pure: one reconcile moves it at most one step.
+pub fn decide(canary: &ResolvedCanary, prev: Option<&CanaryStatus>, o: &Observed) -> Decision {
+    let keep = |status: Option<&CanaryStatus>, hold| Decision {
+        status: status.cloned(),
+        hold_stable: hold,
+        event: None,
+    };
+    // Creating the app: its first template goes straight to the stable Deployment.
+    let Some(stable) = &o.stable else {
+        return keep(None, false);
+    };
+    // The canary of the template now rendered (an aborted one only for its generation:
+    // a new generation starts over).
+    let current = prev.filter(|s| {
+        s.canary_hash == o.desired_hash
+            && (s.phase != CanaryPhase::Aborted || s.generation == o.generation)
+    });
+    if let Some(status) = current {
+        return match status.phase {
+            CanaryPhase::Progressing => progress(canary, status, o),
+            CanaryPhase::Promoting if stable.promoted => {
+                let mut next = status.clone();
+                next.phase = CanaryPhase::Succeeded;
+                next.weight = 0;
+                next.message = "promoted: the stable Deployment runs the new template".into();
+                Decision {
+                    event: Some(Announcement {
+                        warning: false,
+                        reason: "CanaryPromoted",
+                        message: next.message.clone(),
+                    }),
+                    status: Some(next),
+                    hold_stable: false,
+                }
+            }
+            CanaryPhase::Promoting | CanaryPhase::Succeeded => keep(Some(status), false),
+            CanaryPhase::Aborted => keep(Some(status), true),
+        };
+    }
+    // Nothing to test: the stable runs this template already (a revert included), or
+    // the change is the operator's own (staged by the upgrade slots instead).
+    let same_as_stable = o.stable_hash.as_deref() == Some(o.desired_hash.as_str());
+    if same_as_stable || o.stable_hash.is_none() || o.cause != Cause::User {
+        let settled = prev.filter(|s| s.phase == CanaryPhase::Succeeded);
+        return keep(settled, false);
+    }
+    // The first rollout with a canary configured: the stable pods gain their track.
+    if stable.track.as_deref() != Some(o.stable_track.as_str()) {
+        return keep(None, false);
+    }
+    let first = &canary.steps[0];
+    let status = CanaryStatus {
+        phase: CanaryPhase::Progressing,
+        step: 0,
+        weight: first.weight,
+        stable_hash: o.stable_hash.clone().unwrap_or_default(),
+        canary_hash: o.desired_hash.clone(),
+        generation: o.generation,
+        step_started: time(o.now),
+        restarts_at_step_start: 0,
+        failed_checks: 0,
+        last_analysis: None,
+        routed_weight: prev.and_then(|p| p.routed_weight),
+        annotation_seen: o.annotation.clone(),
+        message: step_message(canary, 0, first.weight),
+    };
+    Decision {
+        event: Some(Announcement {
+            warning: false,
+            reason: "CanaryStarted",
+            message: format!("the new pod template runs as a canary: {}", status.message),
+        }),
+        status: Some(status),
+        hold_stable: true,
+    }
+}
+
+/// A step in progress: the annotation, the gate, then the step's end.
+fn progress(canary: &ResolvedCanary, status: &CanaryStatus, o: &Observed) -> Decision {
+    let mut next = status.clone();
+    let abort = |mut next: CanaryStatus, why: String| {
+        next.phase = CanaryPhase::Aborted;
+        next.weight = 0;
+        next.message = why;
+        Decision {
+            event: Some(Announcement {
+                warning: true,
+                reason: "CanaryAborted",
+                message: next.message.clone(),
+            }),
+            status: Some(next),
+            hold_stable: true,
+        }
+    };
+    let promote = |mut next: CanaryStatus, why: String| {
+        next.phase = CanaryPhase::Promoting;
+        next.message = why;
+        Decision {
+            event: Some(Announcement {
+                warning: false,
+                reason: "CanaryPromoting",
+                message: next.message.clone(),
+            }),
+            status: Some(next),
+            hold_stable: false,
+        }
+    };
+    if o.annotation != status.annotation_seen {
+        next.annotation_seen = o.annotation.clone();
+        match o.annotation.as_deref() {
+            Some("abort") => {
+                return abort(next, format!("aborted by {CANARY_ANNOTATION}=abort"));
+            }
+            Some("promote") => {
+                return promote(
+                    next,
+                    format!(
+                        "promoted early by {CANARY_ANNOTATION}=promote: the stable Deployment rolls to the new template"
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(pods) = &o.pods {
+        if let Some(pod) = &pods.crash_looping {
+            return abort(
+                next,
+                format!("check pods failed: canary pod {pod} is in CrashLoopBackOff"),
+            );
+        }
+        if pods.restarts > status.restarts_at_step_start {
+            return abort(
+                next,
+                format!(
+                    "check pods failed: canary pod {} restarted ({} restarts during step {})",
+                    pods.restarted_pod.as_deref().unwrap_or("?"),
+                    pods.restarts - status.restarts_at_step_start,
+                    status.step + 1
+                ),
+            );
+        }
+        if let Some(m) = &pods.deadline_exceeded {
+            return abort(
+                next,
+                format!("check pods failed: the canary's pods did not become ready: {m}"),
+            );
+        }
+    }
+    if let Some(m) = &o.measurement {
+        next.last_analysis = Some(CanaryAnalysisResult {
+            time: time(o.now),
+            result: m.verdict.as_str().into(),
+            value: m.value,
+            message: m.message.clone(),
+        });
+        if m.verdict == Verdict::Fail {
+            next.failed_checks += 1;
+            let limit = canary.check.as_ref().map_or(0, |c| c.failure_limit);
+            if next.failed_checks > limit {
+                let query = canary.check.as_ref().map_or("", |c| c.query.as_str());
+                return abort(
+                    next.clone(),
+                    format!(
+                        "check prometheus failed: {query} = {}: {} ({} failed of {} tolerated)",
+                        m.value.map_or_else(|| "no value".into(), |v| v.to_string()),
+                        m.message,
+                        next.failed_checks,
+                        limit
+                    ),
+                );
+            }
+        }
+    }
+    let step = usize::try_from(status.step).unwrap_or(0);
+    let pause = canary.steps.get(step).map_or(Duration::ZERO, |s| s.pause);
+    let pods_ok = o.pods.as_ref().is_some_and(|p| p.available);
+    let metric = match &canary.check {
+        None => Ok(()),
+        Some(_) => match &next.last_analysis {
+            Some(a) if a.result == Verdict::Pass.as_str() && a.time.0 >= status.step_started.0 => {
+                Ok(())
+            }
+            Some(a) if a.time.0 >= status.step_started.0 => Err(format!(
+                "a passing analysis (last: {}: {})",
+                a.result, a.message
+            )),
+            _ => Err("the first analysis of the step".to_string()),
+        },
+    };
+    let base = step_message(canary, status.step, status.weight);
+    let elapsed = since(&status.step_started, o.now);
+    if elapsed < pause {
+        next.message = format!(
+            "{base}, {}s of {}s watched",
+            elapsed.as_secs(),
+            pause.as_secs()
+        );
+        return Decision {
+            status: Some(next),
+            hold_stable: true,
+            event: None,
+        };
+    }
+    let waiting: Vec<String> = [
+        (!pods_ok).then(|| "the canary's pods to be available".to_string()),
+        metric.err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !waiting.is_empty() {
+        next.message = format!("{base}: waiting for {}", waiting.join(" and "));
+        return Decision {
+            status: Some(next),
+            hold_stable: true,
+            event: None,
+        };
+    }
+    if step + 1 >= canary.steps.len() {
+        return promote(
+            next,
+            format!(
+                "all {} steps passed: the stable Deployment rolls to the new template",
+                canary.steps.len()
+            ),
+        );
+    }
+    let following = &canary.steps[step + 1];
+    next.step = status.step + 1;
+    next.weight = following.weight;
+    next.step_started = time(o.now);
+    next.restarts_at_step_start = o.pods.as_ref().map_or(0, |p| p.restarts);
+    next.message = step_message(canary, next.step, next.weight);
+    Decision {
+        event: Some(Announcement {
+            warning: false,
+            reason: "CanaryStepPassed",
+            message: format!("step {} passed; {}", status.step + 1, next.message),
+        }),
+        status: Some(next),
+        hold_stable: true,
+    }
+}
+
+/// Whether the metric is evaluated this reconcile: during a step, every `interval`.
+pub fn measurement_due(
+    canary: &ResolvedCanary,
+    status: Option<&CanaryStatus>,
+    now: Timestamp,
+) -> bool {
+    let (Some(check), Some(status)) = (&canary.check, status) else {
+        return false;
+    };
+    if status.phase != CanaryPhase::Progressing {
+        return false;
+    }
+    match &status.last_analysis {
+        Some(a) if a.time.0 >= status.step_started.0 => since(&a.time, now) >= check.interval,
+        _ => true,
+    }
+}
+
+/// When to look again: the step's end, the next evaluation, or the pods' next check.
+pub fn next_look(
+    canary: &ResolvedCanary,
+    status: Option<&CanaryStatus>,
+    now: Timestamp,
+) -> Option<Duration> {
+    let status = status.filter(|s| s.phase == CanaryPhase::Progressing)?;
+    let pause = canary
+        .steps
+        .get(usize::try_from(status.step).unwrap_or(0))
+        .map_or(Duration::ZERO, |s| s.pause);
+    let elapsed = since(&status.step_started, now);
+    let mut next = POD_CHECK_INTERVAL;
+    if elapsed < pause {
+        next = next.min(pause - elapsed + Duration::from_millis(100));
+    }
+    if let Some(check) = &canary.check {
+        let since_last = status
+            .last_analysis
+            .as_ref()
+            .filter(|a| a.time.0 >= status.step_started.0)
+            .map_or(check.interval, |a| since(&a.time, now));
+        next = next.min(
+            check
+                .interval
+                .saturating_sub(since_last)
+                .max(Duration::from_secs(1)),
+        );
+    }
+    Some(next)
+}
+
+/// The conditions a canary overrides, when one is under way or aborted.
+pub fn conditions(conds: &mut Vec<Cond>, status: Option<&CanaryStatus>) {
+    let Some(status) = status else { return };
+    let (ready, reconciling) = match status.phase {
+        CanaryPhase::Progressing => (
+            Some(Cond::new(
+                c::READY,
+                false,
+                c::REASON_CANARY_PROGRESSING,
+                status.message.clone(),
+            )),
+            Cond::new(
+                c::RECONCILING,
+                true,
+                c::REASON_CANARY_PROGRESSING,
+                status.message.clone(),
+            ),
+        ),
+        CanaryPhase::Promoting => (
+            None,
+            Cond::new(
+                c::RECONCILING,
+                true,
+                c::REASON_CANARY_PROMOTING,
+                status.message.clone(),
+            ),
+        ),
+        CanaryPhase::Aborted => (
+            Some(Cond::new(
+                c::READY,
+                false,
+                c::REASON_CANARY_ABORTED,
+                status.message.clone(),
+            )),
+            Cond::new(
+                c::RECONCILING,
+                false,
+                c::REASON_CANARY_ABORTED,
+                status.message.clone(),
+            ),
+        ),
+        CanaryPhase::Succeeded => return,
+    };
+    for cond in conds.iter_mut() {
+        if cond.type_ == c::RECONCILING {
+            *cond = reconciling.clone();
+        } else if let Some(ready) = ready.as_ref().filter(|_| cond.type_ == c::READY) {
+            *cond = ready.clone();
+        }
+    }
+}
+
+/// What the canary step gives the rest of the reconcile.
+pub struct CanaryPlan {
+    pub decision: Decision,
+    /// The canary Deployment to apply (None: must not exist).
+    pub deployment: Option<Deployment>,
+    /// The canary's Service (behind a Gateway).
+    pub service: Option<Service>,
+    /// The route's split, when the canary has a Service.
+    pub weight: Option<i32>,
+    /// When to look again.
+    pub requeue: Option<Duration>,
+}
+
+/// The inputs of the canary step the reconcile already has.
+pub struct Inputs<'a> {
+    pub app: &'a SafeApp,
+    pub validated: &'a ValidatedApp,
+    pub previous: Option<&'a CanaryStatus>,
+    pub stable_hash: Option<&'a str>,
+    pub cause: Cause,
+    /// The live stable Deployment.
+    pub live: Option<&'a Value>,
+}
+
+/// The canary step: observes the canary (its Deployment, pods and metric), decides, and
+/// shapes the stable workload and the children (its template held, the Service pinned,
+/// the route split). `None` without `spec.rollout.canary`, and nothing then changes but
+/// the removal of a canary left from before.
+pub async fn plan(
+    ctx: &Context,
+    sync: &SyncCtx<'_>,
+    input: Inputs<'_>,
+    workload: &mut Workload,
+    children: &mut Children,
+    outcome: &mut Outcome,
+) -> Option<CanaryPlan> {
+    let canary = input.validated.canary.as_ref()?;
+    let Workload::Deployment(rendered) = &*workload else {
+        return None;
+    };
+    let name = input.validated.pod.name.as_str();
+    let canary_name = objects::name(name);
+    let now = Timestamp::now();
+    let generation = input.app.metadata.generation.unwrap_or(0);
+    let desired_hash = workload.template_hash();
+    let stable_track = input
+        .validated
+        .pod
+        .fields
+        .track
+        .clone()
+        .unwrap_or_else(|| crate::validate::STABLE_TRACK.into());
+    let stable = input.live.map(|live| {
+        let template = &live["spec"]["template"];
+        let desired = serde_json::to_value(workload.template()).unwrap_or_default();
+        let rollout = serde_json::from_value::<Deployment>(live.clone())
+            .ok()
+            .map(|d| super::workload::Live::Deployment(Box::new(d)).rollout());
+        Stable {
+            track: template["metadata"]["labels"][objects::TRACK_LABEL]
+                .as_str()
+                .map(str::to_string),
+            promoted: rollout.is_some_and(|r| r.complete())
+                && drift::differences(&desired, template).is_empty(),
+        }
+    });
+    let annotation = input
+        .app
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CANARY_ANNOTATION))
+        .cloned();
+    let running = input
+        .previous
+        .filter(|s| s.phase == CanaryPhase::Progressing && s.canary_hash == desired_hash);
+    let pods = match running {
+        Some(_) => match observe_pods(ctx, sync, input.validated, &canary_name).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                outcome.fail("v1", "Pod", &canary_name, e);
+                None
+            }
+        },
+        None => None,
+    };
+    let measurement = match (&canary.check, &ctx.policy.canary.prometheus_address) {
+        (Some(check), Some(address)) if measurement_due(canary, running, now) => {
+            let timeout = Duration::from_secs(ctx.policy.canary.query_timeout_seconds);
+            Some(prometheus::measure(address, check, timeout).await)
+        }
+        _ => None,
+    };
+    let observed = Observed {
+        now,
+        generation,
+        desired_hash,
+        stable_hash: input.stable_hash.map(str::to_string),
+        cause: input.cause,
+        stable,
+        stable_track: stable_track.clone(),
+        pods,
+        measurement,
+        annotation,
+    };
+    let decision = decide(canary, input.previous, &observed);
+    let status = decision.status.as_ref();
+    let active = status
+        .is_some_and(|s| matches!(s.phase, CanaryPhase::Progressing | CanaryPhase::Promoting));
+    let stable_replicas = input
+        .live
+        .and_then(|l| l["spec"]["replicas"].as_i64())
+        .and_then(|r| i32::try_from(r).ok())
+        .or(rendered.spec.as_ref().and_then(|s| s.replicas))
+        .unwrap_or(1);
+    let routed = children.http_route.is_some();
+    let deployment = status.map(|s| {
+        let replicas = if active {
+            objects::replicas(stable_replicas, s.weight, routed)
+        } else {
+            0
+        };
+        objects::deployment(rendered, name, replicas)
+    });
+    let service = match (status, &children.service) {
+        (Some(_), Some(stable)) if routed => Some(objects::service(stable, name)),
+        _ => None,
+    };
+    let weight = service
+        .as_ref()
+        .and(status)
+        .map(|s| if active { s.weight } else { 0 });
+    if let Some(weight) = weight {
+        if let Some(route) = children.http_route.as_mut() {
+            objects::split_route(route, name, weight);
+        }
+        if active && let Some(svc) = children.service.as_mut() {
+            objects::pin_to_track(svc, &stable_track);
+        }
+    }
+    if decision.hold_stable
+        && let Some(template) = input.live.and_then(|l| {
+            serde_json::from_value::<PodTemplateSpec>(l["spec"]["template"].clone()).ok()
+        })
+    {
+        workload.keep_template(template);
+    }
+    let requeue = next_look(canary, status, now);
+    Some(CanaryPlan {
+        decision,
+        deployment,
+        service,
+        weight,
+        requeue,
+    })
+}
+
+/// Publishes a transition's Event (`CanaryStarted`, `CanaryStepPassed`,
+/// `CanaryPromoting`, `CanaryPromoted`: Normal; `CanaryAborted`: Warning).
+pub async fn announce(app: &SafeApp, ctx: &Context, event: Announcement) {
+    use crate::controller::events::{self, EventType};
+    tracing::info!(reason = event.reason, message = %event.message, "Canary");
+    let type_ = if event.warning {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    events::publish(&ctx.recorder, app, type_, event.reason, event.message).await;
+}
+
+/// The canary's pods: its Deployment's rollout, their restarts and crash loops.
+async fn observe_pods(
+    ctx: &Context,
+    sync: &SyncCtx<'_>,
+    validated: &ValidatedApp,
+    canary_name: &str,
+) -> Result<PodHealth, crate::controller::Error> {
+    let live = apply::read::<Deployment>(sync, "Deployment", canary_name).await?;
+    let rollout = live
+        .and_then(|l| serde_json::from_value::<Deployment>(l).ok())
+        .map(|d| super::workload::Live::Deployment(Box::new(d)).rollout());
+    let mut selector = labels::selector(&validated.pod);
+    selector.insert(
+        objects::TRACK_LABEL.into(),
+        crate::validate::CANARY_TRACK.into(),
+    );
+    let selector = selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), sync.namespace);
+    let pods = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| crate::controller::Error::GetChild {
+            kind: "Pod",
+            name: canary_name.into(),
+            source,
+        })?;
+    let mut health = PodHealth {
+        available: rollout.as_ref().is_some_and(|r| r.complete() && r.want > 0),
+        deadline_exceeded: rollout.and_then(|r| r.deadline_exceeded),
+        ..PodHealth::default()
+    };
+    let mut most = 0;
+    for pod in &pods.items {
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        for cs in pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+        {
+            health.restarts += cs.restart_count;
+            if cs.restart_count > most {
+                most = cs.restart_count;
+                health.restarted_pod = Some(pod_name.clone());
+            }
+            let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
+            if waiting.and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff") {
+                health.crash_looping = Some(pod_name.clone());
+            }
+        }
+    }
+    Ok(health)
+}
+
+/// Applies (or removes) the canary Deployment and its Service, settling each.
+pub async fn apply(
+    sync: &SyncCtx<'_>,
+    name: &str,
+    plan: Option<&CanaryPlan>,
+    own: Ownership<'_>,
+    outcome: &mut Outcome,
+) {
+    let canary_name = objects::name(name);
+    let deployment = plan.and_then(|p| p.deployment.as_ref());
+    let service = plan.and_then(|p| p.service.as_ref());
+    let had = |kind: &str| {
+        sync.previously_managed
+            .contains(&format!("{kind}/{canary_name}"))
+    };
+    if deployment.is_some() || had("Deployment") {
+        let synced =
+            apply::sync::<Deployment>(sync, "Deployment", &canary_name, deployment, own).await;
+        outcome.settle("apps/v1", "Deployment", &canary_name, synced);
+    }
+    if service.is_some() || had("Service") {
+        let synced = apply::sync::<Service>(sync, "Service", &canary_name, service, own).await;
+        outcome.settle("v1", "Service", &canary_name, synced);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{ResolvedCheck, ResolvedStep};
+
+    fn canary(check: bool) -> ResolvedCanary {
+        ResolvedCanary {
+            steps: vec![
+                ResolvedStep {
+                    weight: 10,
+                    pause: Duration::from_secs(60),
+                },
+                ResolvedStep {
+                    weight: 50,
+                    pause: Duration::from_secs(120),
+                },
+            ],
+            check: check.then(|| ResolvedCheck {
+                query: "errors".into(),
+                min: None,
+                max: Some(0.01),
+                interval: Duration::from_secs(30),
+                failure_limit: 1,
+                requests: None,
+            }),
+        }
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_000_000 + s).unwrap()
+    }
+
+    fn observed(now: i64) -> Observed {
+        Observed {
+            now: at(now),
+            generation: 2,
+            desired_hash: "new".into(),
+            stable_hash: Some("old".into()),
+            cause: Cause::User,
+            stable: Some(Stable {
+                track: Some("stable".into()),
+                promoted: false,
+            }),
+            stable_track: "stable".into(),
+            pods: Some(PodHealth {
+                available: true,
+                ..PodHealth::default()
+            }),
+            measurement: None,
+            annotation: None,
+        }
+    }
+
+    fn pass(v: f64) -> Option<Measurement> {
+        Some(prometheus::judge(v, None, Some(0.01)))
+    }
+
+    // A whole canary: start, wait out the step, advance one step per reconcile, promote,
+    // succeed once the stable Deployment has rolled.
+    #[test]
+    fn walks_the_steps_and_promotes() {
+        let c = canary(false);
+        let start = decide(&c, None, &observed(0));
+        assert!(start.hold_stable);
+        let s = start.status.unwrap();
+        assert_eq!(
+            (s.phase, s.step, s.weight),
+            (CanaryPhase::Progressing, 0, 10)
+        );
+        assert_eq!(start.event.unwrap().reason, "CanaryStarted");
+        // Mid-step: nothing moves.
+        let mid = decide(&c, Some(&s), &observed(30));
+        assert_eq!(mid.status.as_ref().unwrap().step, 0);
+        assert!(mid.status.unwrap().message.contains("30s of 60s"));
+        // Past the pause with healthy pods: the next step, and only one.
+        let s1 = decide(&c, Some(&s), &observed(61)).status.unwrap();
+        assert_eq!((s1.step, s1.weight), (1, 50));
+        let again = decide(&c, Some(&s1), &observed(62)).status.unwrap();
+        assert_eq!(again.step, 1);
+        // The last step passed: promoting, the stable no longer held.
+        let promoting = decide(&c, Some(&s1), &observed(182));
+        assert!(!promoting.hold_stable);
+        let p = promoting.status.unwrap();
+        assert_eq!(p.phase, CanaryPhase::Promoting);
+        assert_eq!(
+            p.weight, 50,
+            "the traffic stays split until the stable is rolled"
+        );
+        let mut rolled = observed(200);
+        rolled.stable = Some(Stable {
+            track: Some("stable".into()),
+            promoted: true,
+        });
+        let done = decide(&c, Some(&p), &rolled).status.unwrap();
+        assert_eq!((done.phase, done.weight), (CanaryPhase::Succeeded, 0));
+        // Settled: the same template stays succeeded, nothing held.
+        let after = decide(&c, Some(&done), &rolled);
+        assert_eq!(after.status.unwrap().phase, CanaryPhase::Succeeded);
+        assert!(!after.hold_stable);
+    }
+
+    // Pods that are not available hold the step past its pause.
+    #[test]
+    fn a_step_waits_for_available_pods() {
+        let c = canary(false);
+        let s = decide(&c, None, &observed(0)).status.unwrap();
+        let mut o = observed(90);
+        o.pods = Some(PodHealth::default());
+        let waiting = decide(&c, Some(&s), &o).status.unwrap();
+        assert_eq!(waiting.step, 0);
+        assert!(
+            waiting.message.contains("waiting for the canary's pods"),
+            "{}",
+            waiting.message
+        );
+    }
+
+    // A crash loop or a restart during the step aborts, naming the pod; the stable stays held.
+    #[test]
+    fn unhealthy_pods_abort() {
+        let c = canary(false);
+        let s = decide(&c, None, &observed(0)).status.unwrap();
+        let mut o = observed(5);
+        o.pods = Some(PodHealth {
+            crash_looping: Some("web-canary-abc".into()),
+            ..PodHealth::default()
+        });
+        let d = decide(&c, Some(&s), &o);
+        let a = d.status.unwrap();
+        assert_eq!((a.phase, a.weight), (CanaryPhase::Aborted, 0));
+        assert!(a.message.contains("web-canary-abc is in CrashLoopBackOff"));
+        assert!(d.hold_stable);
+        assert!(d.event.unwrap().warning);
+        let mut o = observed(5);
+        o.pods = Some(PodHealth {
+            available: true,
+            restarts: 1,
+            restarted_pod: Some("web-canary-x".into()),
+            ..PodHealth::default()
+        });
+        let a = decide(&c, Some(&s), &o).status.unwrap();
+        assert!(
+            a.message.contains("web-canary-x restarted"),
+            "{}",
+            a.message
+        );
+        // Aborted stays aborted for its generation; a new generation starts over.
+        let stays = decide(&c, Some(&a), &observed(100)).status.unwrap();
+        assert_eq!(stays.phase, CanaryPhase::Aborted);
+        let mut next_gen = observed(100);
+        next_gen.generation = 3;
+        let again = decide(&c, Some(&a), &next_gen).status.unwrap();
+        assert_eq!((again.phase, again.step), (CanaryPhase::Progressing, 0));
+    }
+
+    // The metric: a pass is needed to advance, inconclusive waits, failures past the limit abort.
+    #[test]
+    fn the_metric_gates_each_step() {
+        let c = canary(true);
+        let s = decide(&c, None, &observed(0)).status.unwrap();
+        // Past the pause, never measured: waits.
+        let w = decide(&c, Some(&s), &observed(61)).status.unwrap();
+        assert_eq!(w.step, 0);
+        assert!(w.message.contains("the first analysis"), "{}", w.message);
+        // Inconclusive: never a pass.
+        let mut o = observed(61);
+        o.measurement = Some(Measurement {
+            verdict: Verdict::Inconclusive,
+            value: None,
+            message: "no data for query errors".into(),
+        });
+        let inc = decide(&c, Some(&s), &o).status.unwrap();
+        assert_eq!(inc.step, 0);
+        assert!(
+            inc.message.contains("Inconclusive: no data"),
+            "{}",
+            inc.message
+        );
+        // A pass moves on.
+        let mut o = observed(62);
+        o.measurement = pass(0.001);
+        assert_eq!(decide(&c, Some(&inc), &o).status.unwrap().step, 1);
+        // One failure is tolerated (failureLimit 1), the second aborts with the value.
+        let mut o = observed(10);
+        o.measurement = pass(0.5);
+        let f1 = decide(&c, Some(&s), &o).status.unwrap();
+        assert_eq!((f1.phase, f1.failed_checks), (CanaryPhase::Progressing, 1));
+        let mut o = observed(40);
+        o.measurement = pass(0.7);
+        let f2 = decide(&c, Some(&f1), &o).status.unwrap();
+        assert_eq!(f2.phase, CanaryPhase::Aborted);
+        assert!(f2.message.contains("errors = 0.7"), "{}", f2.message);
+        assert!(
+            f2.message.contains("2 failed of 1 tolerated"),
+            "{}",
+            f2.message
+        );
+    }
+
+    // The annotation decides once per value; a value present at the start is no decision.
+    #[test]
+    fn the_annotation_promotes_or_aborts_once() {
+        let c = canary(false);
+        let mut o = observed(0);
+        o.annotation = Some("abort".into());
+        let s = decide(&c, None, &o).status.unwrap();
+        assert_eq!(s.phase, CanaryPhase::Progressing);
+        let mut o = observed(5);
+        o.annotation = Some("abort".into());
+        assert_eq!(
+            decide(&c, Some(&s), &o).status.unwrap().phase,
+            CanaryPhase::Progressing
+        );
+        o.annotation = Some("promote".into());
+        let p = decide(&c, Some(&s), &o);
+        assert_eq!(p.status.unwrap().phase, CanaryPhase::Promoting);
+        assert!(!p.hold_stable);
+        let fresh = decide(&c, None, &observed(0)).status.unwrap();
+        let mut o = observed(5);
+        o.annotation = Some("abort".into());
+        let a = decide(&c, Some(&fresh), &o).status.unwrap();
+        assert_eq!(a.phase, CanaryPhase::Aborted);
+        assert!(a.message.contains("safeapp.dev/canary=abort"));
+    }
+
+    // No canary for a new app, a template the stable runs, the operator's own change, or
+    // a stable whose pods do not carry their track yet.
+    #[test]
+    fn when_there_is_no_canary() {
+        let c = canary(false);
+        let mut o = observed(0);
+        o.stable = None;
+        assert_eq!(decide(&c, None, &o).status, None);
+        let mut o = observed(0);
+        o.desired_hash = "old".into();
+        assert_eq!(decide(&c, None, &o).status, None);
+        let mut o = observed(0);
+        o.cause = Cause::Operator;
+        assert!(!decide(&c, None, &o).hold_stable);
+        let mut o = observed(0);
+        o.stable = Some(Stable::default());
+        assert_eq!(decide(&c, None, &o).status, None);
+    }
+
+    // Evaluations come every interval within a step, the next look at the earliest due.
+    #[test]
+    fn evaluations_and_looks_are_timed() {
+        let c = canary(true);
+        let s = decide(&c, None, &observed(0)).status.unwrap();
+        assert!(measurement_due(&c, Some(&s), at(0)));
+        let mut measured = s.clone();
+        measured.last_analysis = Some(CanaryAnalysisResult {
+            time: time(at(10)),
+            result: "Pass".into(),
+            value: Some(0.0),
+            message: String::new(),
+        });
+        assert!(!measurement_due(&c, Some(&measured), at(20)));
+        assert!(measurement_due(&c, Some(&measured), at(40)));
+        // The pods are looked at every 15 s; the next evaluation 30 s after the last.
+        let look = next_look(&c, Some(&measured), at(20)).unwrap();
+        assert_eq!(look, POD_CHECK_INTERVAL);
+        let look = next_look(&c, Some(&measured), at(35)).unwrap();
+        assert_eq!(look, Duration::from_secs(5));
+        let no_check = canary(false);
+        let look = next_look(&no_check, Some(&s), at(55)).unwrap();
+        assert!(look <= Duration::from_secs(6), "{look:?}");
+    }
+}
