@@ -290,3 +290,129 @@ impl FakeApi {
         );
     }
 }
+
+impl FakeApi {
+    /// One sync of Deployment `name` in `ns` by the Deployment and ReplicaSet controllers,
+    /// with pods: each pod is `<name>-<hash>-<i>`, labelled with its template's
+    /// `pod-template-hash`; pods of another template and pods past the replica count go,
+    /// missing ones are made (the whole rollout in one step; a paused Deployment keeps
+    /// the pods it has). A pod whose image contains `broken` never becomes ready
+    /// (`ImagePullBackOff`); one whose image contains `crash` is in `CrashLoopBackOff`
+    /// with restarts. The status follows the pods.
+    pub fn deployment_step(&self, ns: &str, name: &str) {
+        let coll = collection("apps/v1", ns, "deployments");
+        let pods_coll = collection("v1", ns, "pods");
+        let Some(d) = self.get(&coll, name) else {
+            return;
+        };
+        let spec = &d["spec"];
+        let replicas = spec["replicas"].as_i64().unwrap_or(1);
+        let rendered_hash = {
+            let h = safeapp::digest::of_json(&spec["template"]);
+            h[..10.min(h.len())].to_string()
+        };
+        let hash = rendered_hash.clone();
+        let owned: Vec<Value> = self
+            .list(&pods_coll)
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["ownerReferences"][0]["name"]
+                    .as_str()
+                    .is_some_and(|o| o.rsplit_once('-').is_some_and(|(d, _)| d == name))
+            })
+            .collect();
+        let paused = spec["paused"] == true;
+        let running_hash = owned
+            .first()
+            .and_then(|p| p["metadata"]["labels"]["pod-template-hash"].as_str())
+            .map(str::to_string);
+        // A paused Deployment rolls nothing: it keeps what runs.
+        let hash = match (&running_hash, paused) {
+            (Some(h), true) => h.clone(),
+            _ => hash,
+        };
+        for p in &owned {
+            let pod_name = p["metadata"]["name"].as_str().unwrap_or_default();
+            let index = pod_name
+                .rsplit('-')
+                .next()
+                .and_then(|i| i.parse::<i64>().ok())
+                .unwrap_or(0);
+            if p["metadata"]["labels"]["pod-template-hash"] != *hash || index >= replicas {
+                self.remove(&pods_coll, pod_name);
+            }
+        }
+        let template = if paused && running_hash.is_some() {
+            owned[0]["x-template"].clone()
+        } else {
+            spec["template"].clone()
+        };
+        for i in 0..replicas {
+            let pod_name = format!("{name}-{hash}-{i}");
+            if self.get(&pods_coll, &pod_name).is_some() {
+                continue;
+            }
+            let image = template["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let container = template["spec"]["containers"][0]["name"]
+                .as_str()
+                .unwrap_or("app")
+                .to_string();
+            let mut labels = template["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels["pod-template-hash"] = json!(hash);
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let (ready, state, restarts) = if image.contains("broken") {
+                (false, json!({"waiting": {"reason": "ImagePullBackOff"}}), 0)
+            } else if image.contains("crash") {
+                (
+                    false,
+                    json!({"waiting": {"reason": "CrashLoopBackOff",
+                           "message": "back-off 40s restarting failed container"}}),
+                    3,
+                )
+            } else {
+                (true, json!({"running": {"startedAt": now}}), 0)
+            };
+            self.insert(
+                &pods_coll,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": pod_name, "namespace": ns, "labels": labels,
+                                    "creationTimestamp": now,
+                                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                        "name": format!("{name}-{hash}"), "uid": format!("rs-{hash}"),
+                                        "controller": true}]},
+                       "spec": template["spec"].clone(),
+                       "x-template": template.clone(),
+                       "status": {"phase": if ready { "Running" } else { "Pending" },
+                                  "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
+                                                  "lastTransitionTime": now}],
+                                  "containerStatuses": [{"name": container, "ready": ready,
+                                      "restartCount": restarts, "image": image, "imageID": "",
+                                      "state": state}]}}),
+            );
+        }
+        let pods: Vec<Value> = self
+            .list(&pods_coll)
+            .into_iter()
+            .filter(|p| p["metadata"]["ownerReferences"][0]["name"] == format!("{name}-{hash}"))
+            .collect();
+        let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+        let status = json!({
+            "observedGeneration": d["metadata"]["generation"].clone(),
+            "replicas": pods.len(),
+            "updatedReplicas": if hash == rendered_hash { pods.len() } else { 0 },
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+        });
+        if d["status"] != status {
+            self.edit(&coll, name, "kube-controller-manager", json!({}), |d| {
+                d["status"] = status;
+            });
+        }
+    }
+}

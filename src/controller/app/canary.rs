@@ -62,6 +62,14 @@ pub const CANARY_ANNOTATION: &str = "safeapp.dev/canary";
 /// (the canary Deployment's own events wake the reconcile sooner).
 pub const POD_CHECK_INTERVAL: Duration = Duration::from_secs(15);
 
+/// Whether the canary runs (walking its steps, or promoting): it takes traffic.
+pub fn active(status: &CanaryStatus) -> bool {
+    matches!(
+        status.phase,
+        CanaryPhase::Progressing | CanaryPhase::Promoting
+    )
+}
+
 /// What the stable Deployment is, as the canary step needs it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stable {
@@ -498,6 +506,8 @@ pub struct CanaryPlan {
     pub weight: Option<i32>,
     /// When to look again.
     pub requeue: Option<Duration>,
+    /// What the step changed that the compare does not see.
+    pub rewrite: super::children::Rewrite,
 }
 
 /// The inputs of the canary step the reconcile already has.
@@ -594,8 +604,7 @@ pub async fn plan(
     };
     let decision = decide(canary, input.previous, &observed);
     let status = decision.status.as_ref();
-    let active = status
-        .is_some_and(|s| matches!(s.phase, CanaryPhase::Progressing | CanaryPhase::Promoting));
+    let running_now = status.is_some_and(active);
     let stable_replicas = input
         .live
         .and_then(|l| l["spec"]["replicas"].as_i64())
@@ -604,7 +613,7 @@ pub async fn plan(
         .unwrap_or(1);
     let routed = children.http_route.is_some();
     let deployment = status.map(|s| {
-        let replicas = if active {
+        let replicas = if running_now {
             objects::replicas(stable_replicas, s.weight, routed)
         } else {
             0
@@ -618,12 +627,12 @@ pub async fn plan(
     let weight = service
         .as_ref()
         .and(status)
-        .map(|s| if active { s.weight } else { 0 });
+        .map(|s| if running_now { s.weight } else { 0 });
     if let Some(weight) = weight {
         if let Some(route) = children.http_route.as_mut() {
             objects::split_route(route, name, weight);
         }
-        if active && let Some(svc) = children.service.as_mut() {
+        if running_now && let Some(svc) = children.service.as_mut() {
             objects::pin_to_track(svc, &stable_track);
         }
     }
@@ -635,12 +644,21 @@ pub async fn plan(
         workload.keep_template(template);
     }
     let requeue = next_look(canary, status, now);
+    // The steps write the route's weights (drift repair compares it without them); the
+    // stable Service's pin is a selector key the compare would not miss once lifted.
+    let routed_before = input.previous.and_then(|p| p.routed_weight);
+    let pinned = |s: Option<&CanaryStatus>| s.is_some_and(active);
+    let rewrite = super::children::Rewrite {
+        route: weight.is_some() && weight != routed_before,
+        service: routed && pinned(input.previous) != (pinned(status) && weight.is_some()),
+    };
     Some(CanaryPlan {
         decision,
         deployment,
         service,
         weight,
         requeue,
+        rewrite,
     })
 }
 

@@ -35,17 +35,27 @@ impl ChildConditions {
     }
 }
 
+/// Children to apply even when the compare sees no difference (a canary's step).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rewrite {
+    /// New backend weights on the HTTPRoute (the compare leaves weights out).
+    pub route: bool,
+    /// The stable Service's selector changed by a key (the compare sees only missing
+    /// or changed ones).
+    pub service: bool,
+}
+
 /// Applies every child, settling each in `outcome`: the `Exposed` condition when the app
 /// is exposed (or its Gateway API is missing), `Monitored` when it has `spec.metrics`.
-/// `route_weights_changed`: a canary step set new weights on the HTTPRoute (applied as
-/// an update; otherwise its weights are not compared).
+/// `rewrite`: children a canary step changed in a way the compare does not see (the
+/// route's weights, the stable Service's pin lifted), applied as an update.
 pub async fn apply(
     ctx: &Context,
     sync: &SyncCtx<'_>,
     validated: &ValidatedApp,
     name: &str,
     children: Children,
-    route_weights_changed: bool,
+    rewrite: Rewrite,
     own: Ownership<'_>,
     outcome: &mut Outcome,
 ) -> ChildConditions {
@@ -72,7 +82,12 @@ pub async fn apply(
                 .await;
         outcome.settle("v1", "Service", &headless, synced);
     }
-    let synced = apply::sync::<Service>(sync, "Service", name, service.as_ref(), own).await;
+    let service_sync = SyncCtx {
+        spec_changed: sync.spec_changed || rewrite.service,
+        ..*sync
+    };
+    let synced =
+        apply::sync::<Service>(&service_sync, "Service", name, service.as_ref(), own).await;
     outcome.settle("v1", "Service", name, synced);
     let synced =
         apply::sync::<PodDisruptionBudget>(sync, "PodDisruptionBudget", name, Some(&pdb), own)
@@ -107,7 +122,7 @@ pub async fn apply(
     {
         // A canary's new weights are the operator's own change, never drift.
         let sync = SyncCtx {
-            spec_changed: sync.spec_changed || route_weights_changed,
+            spec_changed: sync.spec_changed || rewrite.route,
             ..*sync
         };
         let synced =

@@ -114,22 +114,21 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         None => None,
     };
     canary::apply(&sync, &target.name, canary.as_ref(), own, &mut outcome).await;
-    // The steps write the route's weights (drift repair compares it without them).
-    let weights = canary.as_ref().and_then(|c| c.weight);
-    let route_weights_changed = weights.is_some()
-        && weights
-            != target
-                .previous
-                .canary
-                .as_ref()
-                .and_then(|c| c.routed_weight);
+    let rewrite = match &canary {
+        Some(c) => c.rewrite,
+        // A canary turned off mid-way: the stable Service's pin is lifted.
+        None => children::Rewrite {
+            route: false,
+            service: target.previous.canary.as_ref().is_some_and(canary::active),
+        },
+    };
     let conditions = children::apply(
         ctx,
         &sync,
         &validated,
         &target.name,
         children,
-        route_weights_changed,
+        rewrite,
         own,
         &mut outcome,
     )

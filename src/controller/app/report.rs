@@ -112,13 +112,19 @@ pub async fn report(
         conds.extend(conditions.exposed);
         conds.extend(conditions.monitored);
     }
-    let canary_status = canary.as_ref().and_then(|c| {
-        let mut status = c.decision.status.clone()?;
+    // Without a canary step (the stable could not be read) the state stays as it was.
+    let canary_status = match &canary {
+        None if validated.canary.is_some() => previous.canary.clone(),
+        None => None,
+        Some(c) => c.decision.status.clone(),
+    }
+    .map(|mut status| {
+        let Some(c) = &canary else { return status };
         // The route carries the step's weight once it was written.
         if c.weight.is_some() && route_written(&outcome) {
             status.routed_weight = c.weight;
         }
-        Some(status)
+        status
     });
     if clean {
         super::canary::conditions(&mut conds, canary_status.as_ref());
