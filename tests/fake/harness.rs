@@ -99,7 +99,9 @@ impl Env {
     pub async fn reconcile(&self, name: &str) -> Result<Action, controller::Error> {
         let app: SafeApp =
             serde_json::from_value(self.fake.get(&apps(), name).expect("safeapp")).expect("typed");
-        let result = controller::app::reconcile_app(&app, &self.ctx).await;
+        // Boxed, as the controller runs it: a debug build's test functions that await
+        // many reconciles would otherwise hold each one's whole future in their frame.
+        let result = Box::pin(controller::app::reconcile_app(&app, &self.ctx)).await;
         if result.is_ok() {
             self.sync_namespaces().await;
         }

@@ -83,14 +83,16 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 cause: template.cause,
                 live: live.as_ref(),
             };
-            canary::plan(
+            // Boxed: its future (a Prometheus query among others) would otherwise sit
+            // inside every reconcile's.
+            Box::pin(canary::plan(
                 ctx,
                 &sync,
                 input,
                 &mut workload,
                 &mut children,
                 &mut outcome,
-            )
+            ))
             .await
         }
         _ => None,
