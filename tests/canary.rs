@@ -162,6 +162,8 @@ async fn a_canary_walks_its_steps_and_is_promoted() {
         env.app("web")["status"]["template"]["hash"],
         st["canaryHash"]
     );
+    // Steps, promotion and scale-down were the operator's own changes, never drift.
+    assert_eq!(env.app("web")["status"]["lastDriftCorrection"], Value::Null);
     // The next change is a canary again.
     set_spec(&env, "web", |s| {
         s["image"] = json!("registry.example.com/web:3.0.0")
@@ -457,4 +459,34 @@ async fn removing_the_canary_rolls_the_stable_and_prunes_it() {
     let stable_svc = env.fake.get(&services(), "web").unwrap();
     assert_eq!(stable_svc["spec"]["selector"].get("track"), None);
     assert_eq!(canary_status(&env), Value::Null);
+}
+
+// Someone else's change to the canary Deployment is drift: put back, and said so.
+#[tokio::test]
+async fn the_canary_deployment_is_drift_repaired() {
+    let env = env();
+    started(&env, false, "registry.example.com/web:2.0.0").await;
+    env.fake.edit(
+        &deployments(),
+        "web-canary",
+        "kubectl-edit",
+        json!({}),
+        |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:latest");
+        },
+    );
+    env.reconcile("web").await.unwrap();
+    assert_eq!(
+        image(&deployment(&env, "web-canary")),
+        "registry.example.com/web:2.0.0"
+    );
+    let drift = &env.app("web")["status"]["lastDriftCorrection"];
+    assert_eq!(drift["name"], "web-canary");
+    assert!(
+        drift["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("spec.template.spec.containers[0].image")),
+        "{drift}"
+    );
 }

@@ -272,6 +272,37 @@ async fn safeapp_states() -> Vec<State> {
         "InProgress",
         "Healthy",
     ));
+    // A canary walking its steps: in progress; a canary aborted: a person must act.
+    for (state, abort, kstatus, argocd) in [
+        ("canary-progressing", false, "InProgress", "Progressing"),
+        ("canary-aborted", true, "Failed", "Degraded"),
+    ] {
+        let env = fake::harness::env();
+        let mut spec = web_spec();
+        spec["rollout"] = json!({"canary": {"steps": [{"weight": 20, "pause": "5m"}]}});
+        env.create("web", spec);
+        env.reconcile("web").await.expect("reconcile");
+        env.fake.deployment_step(NS, "web");
+        env.reconcile("web").await.expect("reconcile");
+        fake::harness::set_spec(&env, "web", |s| {
+            s["image"] = json!("registry.example.com/web:2.0.0");
+        });
+        env.reconcile("web").await.expect("reconcile");
+        env.fake.deployment_step(NS, "web-canary");
+        if abort {
+            env.fake.edit(
+                &fake::harness::apps(),
+                "web",
+                "kubectl-annotate",
+                json!({}),
+                |a| {
+                    a["metadata"]["annotations"] = json!({"safeapp.dev/canary": "abort"});
+                },
+            );
+        }
+        env.reconcile("web").await.expect("reconcile");
+        out.push(app_state(&env, state, "web", kstatus, argocd));
+    }
     out
 }
 
@@ -521,6 +552,13 @@ fn fixture_of(obj: &Value) -> Value {
     // The template record carries hashes of this build's rendering and policy.
     if let Some(status) = obj["status"].as_object_mut() {
         status.remove("template");
+    }
+    // A canary's hashes are this build's rendering too; its step started this run.
+    if obj["status"]["canary"].is_object() {
+        let canary = &mut obj["status"]["canary"];
+        canary["stepStarted"] = json!("2026-12-01T00:00:00Z");
+        canary["canaryHash"] = json!("(hash of the new template)");
+        canary["stableHash"] = json!("(hash of the stable template)");
     }
     if obj["status"]["lastDriftCorrection"].is_object() {
         obj["status"]["lastDriftCorrection"]["time"] = json!("2026-12-01T00:00:00Z");

@@ -341,11 +341,9 @@ fn progress(canary: &ResolvedCanary, status: &CanaryStatus, o: &Observed) -> Dec
     let base = step_message(canary, status.step, status.weight);
     let elapsed = since(&status.step_started, o.now);
     if elapsed < pause {
-        next.message = format!(
-            "{base}, {}s of {}s watched",
-            elapsed.as_secs(),
-            pause.as_secs()
-        );
+        // No elapsed time in the message: a status that changes every reconcile is a
+        // write every reconcile (`status.canary.stepStarted` says when it began).
+        next.message = format!("{base}, watched for {}s", pause.as_secs());
         return Decision {
             status: Some(next),
             hold_stable: true,
@@ -508,6 +506,8 @@ pub struct CanaryPlan {
     pub requeue: Option<Duration>,
     /// What the step changed that the compare does not see.
     pub rewrite: super::children::Rewrite,
+    /// The stable Deployment takes the promoted template: the operator's own change.
+    pub promotes_stable: bool,
 }
 
 /// The inputs of the canary step the reconcile already has.
@@ -652,6 +652,9 @@ pub async fn plan(
         route: weight.is_some() && weight != routed_before,
         service: routed && pinned(input.previous) != (pinned(status) && weight.is_some()),
     };
+    let promotes_stable = !decision.hold_stable
+        && status.is_some_and(|s| s.phase == CanaryPhase::Promoting)
+        && input.previous.is_some_and(active);
     Some(CanaryPlan {
         decision,
         deployment,
@@ -659,6 +662,7 @@ pub async fn plan(
         weight,
         requeue,
         rewrite,
+        promotes_stable,
     })
 }
 
@@ -732,6 +736,17 @@ async fn observe_pods(
     Ok(health)
 }
 
+/// Whether the only field of `desired` the live canary Deployment lacks is its replica
+/// count.
+fn replicas_only(desired: Option<&Deployment>, live: Option<&Value>) -> bool {
+    let (Some(desired), Some(live)) = (desired, live) else {
+        return false;
+    };
+    let want = serde_json::to_value(desired).unwrap_or_default();
+    let diffs = drift::differences(&want, live);
+    !diffs.is_empty() && diffs.iter().all(|d| d.path == "spec.replicas")
+}
+
 /// Applies (or removes) the canary Deployment and its Service, settling each.
 pub async fn apply(
     sync: &SyncCtx<'_>,
@@ -748,8 +763,22 @@ pub async fn apply(
             .contains(&format!("{kind}/{canary_name}"))
     };
     if deployment.is_some() || had("Deployment") {
+        let live = match apply::read::<Deployment>(sync, "Deployment", &canary_name).await {
+            Ok(live) => live,
+            Err(e) => {
+                outcome.fail("apps/v1", "Deployment", &canary_name, e);
+                return;
+            }
+        };
+        // The canary's replica count moves with the steps and the stable's scale: the
+        // operator's own change, never drift (anything else that differs is).
+        let sync = SyncCtx {
+            own_change: replicas_only(deployment, live.as_ref()),
+            ..*sync
+        };
         let synced =
-            apply::sync::<Deployment>(sync, "Deployment", &canary_name, deployment, own).await;
+            apply::converge::<Deployment>(&sync, "Deployment", &canary_name, deployment, own, live)
+                .await;
         outcome.settle("apps/v1", "Deployment", &canary_name, synced);
     }
     if service.is_some() || had("Service") {
@@ -831,7 +860,7 @@ mod tests {
         // Mid-step: nothing moves.
         let mid = decide(&c, Some(&s), &observed(30));
         assert_eq!(mid.status.as_ref().unwrap().step, 0);
-        assert!(mid.status.unwrap().message.contains("30s of 60s"));
+        assert!(mid.status.unwrap().message.contains("watched for 60s"));
         // Past the pause with healthy pods: the next step, and only one.
         let s1 = decide(&c, Some(&s), &observed(61)).status.unwrap();
         assert_eq!((s1.step, s1.weight), (1, 50));

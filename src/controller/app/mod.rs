@@ -100,7 +100,11 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
     // Without the live workload or the config the workload is left as it is.
     let live = match (plan.live.take(), &plan.template) {
         (Some(live), Some(template)) => {
-            let how = template.how();
+            let mut how = template.how();
+            if canary.as_ref().is_some_and(|c| c.promotes_stable) {
+                how.force = true;
+                how.operator_change = true;
+            }
             workload::apply(app, ctx, &sync, &workload, live, how, own, &mut outcome).await
         }
         _ => None,
