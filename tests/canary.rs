@@ -3,13 +3,19 @@
 //! steps by replica ratio and behind a Gateway, the gate's pod checks aborting a canary,
 //! the annotations, a promotion, and an operator restarted in the middle. Time passes by
 //! moving the step's start back in the SafeApp's status (what a step's wait would do).
-//! The Prometheus check against a real Prometheus is `tests/canary_prometheus.rs`.
+//! The Prometheus check runs against a real Prometheus (`prometheus_server`: Debian's
+//! package, backfilled with promtool), both on its own and inside a whole canary.
 
 mod fake;
+mod prometheus_server;
 
 use fake::collection;
 use fake::harness::{Env, NS, apps, deployments, env, env_on, services, set_spec, web_spec};
+use std::time::Duration;
+
 use safeapp::policy::Policy;
+use safeapp::prometheus::{self, Verdict};
+use safeapp::validate::ResolvedCheck;
 use serde_json::{Value, json};
 
 fn routes() -> String {
@@ -47,6 +53,12 @@ fn age_step(env: &Env, secs: i64) {
                 .expect("a time");
             let earlier = started - k8s_openapi::jiff::SignedDuration::from_secs(secs);
             a["status"]["canary"]["stepStarted"] = json!(earlier.to_string());
+            // The last evaluation is as much older.
+            if let Some(t) = a["status"]["canary"]["lastAnalysis"]["time"].as_str() {
+                let t: k8s_openapi::jiff::Timestamp = t.parse().expect("a time");
+                let earlier = t - k8s_openapi::jiff::SignedDuration::from_secs(secs);
+                a["status"]["canary"]["lastAnalysis"]["time"] = json!(earlier.to_string());
+            }
         });
 }
 
@@ -489,4 +501,190 @@ async fn the_canary_deployment_is_drift_repaired() {
             .contains(&json!("spec.template.spec.containers[0].image")),
         "{drift}"
     );
+}
+
+fn check(query: &str, max: f64) -> ResolvedCheck {
+    ResolvedCheck {
+        query: query.into(),
+        min: None,
+        max: Some(max),
+        interval: Duration::from_secs(5),
+        failure_limit: 0,
+        requests: None,
+    }
+}
+
+// The check against a real Prometheus: within bounds passes, outside fails with the
+// value; no data, too few requests, a query of many series and a query Prometheus
+// refuses are inconclusive, never a pass.
+#[tokio::test]
+async fn the_prometheus_check_reads_a_real_prometheus() {
+    let Some(address) = prometheus_server::address() else {
+        return;
+    };
+    let timeout = Duration::from_secs(10);
+    let good = prometheus::measure(
+        address,
+        &check(r#"canary_error_ratio{app="good"}"#, 0.01),
+        timeout,
+    )
+    .await;
+    assert_eq!(good.verdict, Verdict::Pass, "{good:?}");
+    assert_eq!(good.value, Some(0.001));
+    let bad = prometheus::measure(
+        address,
+        &check(r#"canary_error_ratio{app="bad"}"#, 0.01),
+        timeout,
+    )
+    .await;
+    assert_eq!(bad.verdict, Verdict::Fail, "{bad:?}");
+    assert_eq!(bad.value, Some(0.2));
+    assert!(bad.message.contains("above the maximum 0.01"), "{bad:?}");
+    let min = ResolvedCheck {
+        min: Some(0.5),
+        max: None,
+        ..check(r#"sum(canary_requests{app="good"}) / 1000"#, 0.0)
+    };
+    assert_eq!(
+        prometheus::measure(address, &min, timeout).await.verdict,
+        Verdict::Pass
+    );
+    let none = prometheus::measure(
+        address,
+        &check(r#"canary_error_ratio{app="absent"}"#, 0.01),
+        timeout,
+    )
+    .await;
+    assert_eq!(none.verdict, Verdict::Inconclusive, "{none:?}");
+    assert!(none.message.contains("no data"), "{none:?}");
+    // NaN (0/0) is no data too.
+    let nan = prometheus::measure(
+        address,
+        &check(r#"canary_error_ratio{app="good"} * 0 / 0"#, 0.01),
+        timeout,
+    )
+    .await;
+    assert_eq!(nan.verdict, Verdict::Inconclusive, "{nan:?}");
+    let quiet = ResolvedCheck {
+        requests: Some((r#"canary_requests{app="quiet"}"#.into(), 100.0)),
+        ..check(r#"canary_error_ratio{app="good"}"#, 0.01)
+    };
+    let few = prometheus::measure(address, &quiet, timeout).await;
+    assert_eq!(few.verdict, Verdict::Inconclusive, "{few:?}");
+    assert!(few.message.contains("only 3 requests"), "{few:?}");
+    let busy = ResolvedCheck {
+        requests: Some((r#"canary_requests{app="good"}"#.into(), 100.0)),
+        ..check(r#"canary_error_ratio{app="good"}"#, 0.01)
+    };
+    assert_eq!(
+        prometheus::measure(address, &busy, timeout).await.verdict,
+        Verdict::Pass
+    );
+    let many = prometheus::measure(address, &check("canary_latency_seconds", 1.0), timeout).await;
+    assert_eq!(many.verdict, Verdict::Inconclusive);
+    assert!(many.message.contains("2 series"), "{many:?}");
+    let refused = prometheus::measure(address, &check("sum(", 1.0), timeout).await;
+    assert_eq!(refused.verdict, Verdict::Inconclusive);
+    assert!(refused.message.contains("bad_data"), "{refused:?}");
+}
+
+fn with_prometheus(address: &str) -> Policy {
+    let mut policy = Policy::default();
+    policy.canary.prometheus_address = Some(address.into());
+    policy
+}
+
+/// `canary_spec` with a Prometheus check on `query`, at most 1%.
+fn analysed(env: &Env, query: &str) {
+    let mut spec = canary_spec(true);
+    spec["rollout"]["canary"]["analysis"] =
+        json!({"prometheus": {"query": query, "max": 0.01, "interval": "5s"}});
+    env.create("web", spec);
+}
+
+async fn change_image(env: &Env) {
+    roll(env);
+    env.reconcile("web").await.expect("settle");
+    set_spec(env, "web", |s| {
+        s["image"] = json!("registry.example.com/web:2.0.0")
+    });
+    env.reconcile("web").await.expect("canary starts");
+    roll(env);
+}
+
+// A whole canary gated by a real Prometheus: a healthy metric passes each step; a bad
+// one aborts at once with the query and its value; no data holds the step.
+#[tokio::test]
+async fn a_canary_gated_by_a_real_prometheus() {
+    let Some(address) = prometheus_server::address() else {
+        return;
+    };
+    // Healthy: measured, then each step passes once its pause is over.
+    let env = env_on(fake::FakeApi::as_operator(), with_prometheus(address));
+    analysed(&env, r#"canary_error_ratio{app="good"}"#);
+    env.reconcile("web").await.unwrap();
+    change_image(&env).await;
+    env.reconcile("web").await.unwrap();
+    let st = canary_status(&env);
+    assert_eq!(st["lastAnalysis"]["result"], "Pass", "{st}");
+    assert_eq!(st["lastAnalysis"]["value"], 0.001);
+    age_step(&env, 61);
+    env.reconcile("web").await.unwrap();
+    assert_eq!(canary_status(&env)["step"], 1);
+    // A new step needs its own pass: the next evaluation comes with the next reconcile.
+    roll(&env);
+    age_step(&env, 121);
+    let before = canary_status(&env)["lastAnalysis"]["time"].clone();
+    env.reconcile("web").await.unwrap();
+    let st = canary_status(&env);
+    assert_eq!(st["phase"], "Promoting", "{st}");
+    assert_ne!(
+        st["lastAnalysis"]["time"], before,
+        "step 2 was measured itself"
+    );
+    assert_eq!(st["lastAnalysis"]["result"], "Pass");
+
+    // Failing: aborted on the first evaluation (failureLimit 0), the value in the message.
+    let env = env_on(fake::FakeApi::as_operator(), with_prometheus(address));
+    analysed(&env, r#"canary_error_ratio{app="bad"}"#);
+    env.reconcile("web").await.unwrap();
+    change_image(&env).await;
+    env.reconcile("web").await.unwrap();
+    let st = canary_status(&env);
+    assert_eq!(st["phase"], "Aborted", "{st}");
+    let stalled = env.condition("web", "Stalled");
+    assert_eq!(stalled["reason"], "CanaryAborted");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"check prometheus failed: canary_error_ratio{app="bad"} = 0.2"#),
+        "{message}"
+    );
+    assert_eq!(
+        image(&deployment(&env, "web")),
+        "registry.example.com/web:1.0.0"
+    );
+    assert_eq!(deployment(&env, "web-canary")["spec"]["replicas"], 0);
+
+    // No data: inconclusive, the step never passes.
+    let env = env_on(fake::FakeApi::as_operator(), with_prometheus(address));
+    analysed(&env, r#"canary_error_ratio{app="absent"}"#);
+    env.reconcile("web").await.unwrap();
+    change_image(&env).await;
+    env.reconcile("web").await.unwrap();
+    age_step(&env, 600);
+    env.reconcile("web").await.unwrap();
+    let st = canary_status(&env);
+    assert_eq!(
+        (st["phase"].as_str(), st["step"].as_i64()),
+        (Some("Progressing"), Some(0))
+    );
+    assert_eq!(st["lastAnalysis"]["result"], "Inconclusive");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for a passing analysis"),
+        "{st}"
+    );
+    assert_eq!(env.condition("web", "Reconciling")["status"], "True");
 }

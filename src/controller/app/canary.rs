@@ -442,7 +442,7 @@ pub fn next_look(
 }
 
 /// The conditions a canary overrides, when one is under way or aborted.
-pub fn conditions(conds: &mut Vec<Cond>, status: Option<&CanaryStatus>) {
+pub fn conditions(conds: &mut [Cond], status: Option<&CanaryStatus>) {
     let Some(status) = status else { return };
     let (ready, reconciling) = match status.phase {
         CanaryPhase::Progressing => (

@@ -53,12 +53,12 @@ pub async fn apply(
     ctx: &Context,
     sync: &SyncCtx<'_>,
     validated: &ValidatedApp,
-    name: &str,
     children: Children,
     rewrite: Rewrite,
     own: Ownership<'_>,
     outcome: &mut Outcome,
 ) -> ChildConditions {
+    let name = validated.pod.name.as_str();
     let Children {
         headless_service,
         service,

@@ -128,17 +128,8 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
             service: target.previous.canary.as_ref().is_some_and(canary::active),
         },
     };
-    let conditions = children::apply(
-        ctx,
-        &sync,
-        &validated,
-        &target.name,
-        children,
-        rewrite,
-        own,
-        &mut outcome,
-    )
-    .await;
+    let conditions =
+        children::apply(ctx, &sync, &validated, children, rewrite, own, &mut outcome).await;
     let applied = Applied {
         outcome,
         workload_kind: workload.kind(),
