@@ -885,3 +885,74 @@ async fn metrics_pod_monitor_or_its_missing_crd() {
     }
     c.teardown().await;
 }
+
+// A canary on a real cluster, by replica ratio: a new env var runs as `<name>-canary`
+// beside the stable Deployment, its one step passes once its pods are ready and the
+// pause is over, and the stable Deployment is promoted; a canary whose container exits
+// crash-loops and is aborted (Stalled, CanaryAborted) with the stable untouched.
+#[tokio::test]
+async fn canary_promoted_then_a_crashing_one_aborted() {
+    let Some(c) = setup("canary").await else {
+        return;
+    };
+    let mut spec = web();
+    spec["rollout"] = json!({"canary": {"steps": [{"weight": 50, "pause": "10s"}]}});
+    c.create_app("canary", spec).await.expect("create");
+    let apps = c.api::<SafeApp>();
+    let condition = |t: &'static str| {
+        let apps = apps.clone();
+        move || {
+            let apps = apps.clone();
+            async move {
+                let app = apps.get("canary").await.ok()?;
+                app.status?.conditions?.into_iter().find(|x| x.type_ == t)
+            }
+        }
+    };
+    within(Duration::from_secs(120), "Ready", || async {
+        condition("Ready")().await.filter(|r| r.status == "True")
+    })
+    .await;
+    let patch = |env: Value| {
+        let apps = apps.clone();
+        async move {
+            apps.patch(
+                "canary",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": env})),
+            )
+            .await
+            .expect("patch")
+        }
+    };
+    patch(json!({"env": [{"name": "RELEASE", "value": "2"}]})).await;
+    let canary = within(Duration::from_secs(30), "the canary Deployment", || async {
+        c.api::<Deployment>().get_opt("canary-canary").await.ok().flatten()
+    })
+    .await;
+    let labels = canary.spec.expect("spec").template.metadata.expect("meta").labels.expect("labels");
+    assert_eq!(labels.get("track").map(String::as_str), Some("canary"));
+    let promoted = within(Duration::from_secs(180), "the promotion", || async {
+        let app = apps.get("canary").await.ok()?;
+        let st = app.status?.canary?;
+        (st.phase == safeapp::api::v1alpha1::CanaryPhase::Succeeded).then_some(st)
+    })
+    .await;
+    assert_eq!(promoted.weight, 0);
+    let stable = c.api::<Deployment>().get("canary").await.expect("stable");
+    let env = stable.spec.expect("spec").template.spec.expect("pod").containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert!(env.iter().any(|e| e.name == "RELEASE"), "{env:?}");
+    let before = c.api::<Deployment>().get("canary").await.expect("stable").spec;
+    patch(json!({"args": ["no-such-subcommand"]})).await;
+    let stalled = within(Duration::from_secs(180), "the abort", || async {
+        condition("Stalled")().await.filter(|s| s.status == "True")
+    })
+    .await;
+    assert_eq!(stalled.reason, "CanaryAborted", "{stalled:?}");
+    let after = c.api::<Deployment>().get("canary").await.expect("stable").spec;
+    assert_eq!(before, after, "the stable Deployment was touched");
+    c.teardown().await;
+}

@@ -19,6 +19,8 @@ const SAMPLES: &[&str] = &[
     "canary-app",
     // A stateful app: a StatefulSet with claims, a headless Service.
     "orders-db",
+    // A canary release behind a Gateway (its stable pods carry `track: stable`).
+    "storefront",
     // SafeJobs: a scheduled one (a CronJob) and a one-off one (a Job).
     "nightly-report",
     "db-migration",
