@@ -313,6 +313,15 @@ fn main() {
         parallel.block_on(staged_upgrade(1_000, 5, Duration::from_millis(500)));
         return;
     }
+    // `cargo bench --bench controller -- canary`: only the canary releases.
+    if std::env::args().any(|a| a == "canary") {
+        let parallel = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        parallel.block_on(canaries(200));
+        return;
+    }
     // `cargo bench --bench controller -- status`: only the status economy.
     if std::env::args().any(|a| a == "status") {
         let parallel = tokio::runtime::Builder::new_multi_thread()
@@ -914,4 +923,111 @@ async fn staged_upgrade(apps: usize, slots: u32, rollout: Duration) {
     );
     v2.stop().await;
     simulator.abort();
+}
+
+/// `apps` SafeApps with a one-step canary (50% for 40 s, by replica ratio) released at
+/// once by the running controller, with the Deployment controller played by
+/// `FakeApi::deployment_controller` (a rollout takes 1 s): how soon every canary starts, what a
+/// canary costs in API requests while its step is watched, how soon after the step's
+/// end every canary is promoted, and what it wrote.
+async fn canaries(apps: usize) {
+    let ns = "shop";
+    let coll = collection("safeapp.dev/v1alpha1", ns, "safeapps");
+    let deployments = collection("apps/v1", ns, "deployments");
+    let fake = FakeApi::as_operator();
+    for i in 0..apps {
+        let mut m = manifest(i);
+        m["metadata"]["namespace"] = json!(ns);
+        m["spec"]["replicas"] = json!(2);
+        m["spec"]["rollout"] = json!({"canary": {"steps": [{"weight": 50, "pause": "40s"}]}});
+        fake.insert(&coll, m);
+    }
+    let running = spawn_controller_with(fake.client(), ns, Duration::from_secs(300));
+    // The Deployment controller, driven by the fake's change feed: each new generation
+    // is available 1 s later (no pods: the canary's have no restarts to find).
+    let (_, kubelet) = fake.deployment_controller(&deployments, Duration::from_secs(1));
+    let all = |phase: &'static str| {
+        let fake = fake.clone();
+        let coll = coll.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                let n = fake
+                    .list(&coll)
+                    .iter()
+                    .filter(|a| match phase {
+                        "Ready" => a["status"]["conditions"].as_array().is_some_and(|c| {
+                            c.iter()
+                                .any(|x| x["type"] == "Ready" && x["status"] == "True")
+                        }),
+                        p => a["status"]["canary"]["phase"] == p,
+                    })
+                    .count();
+                if n >= apps {
+                    return started.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let ready = all("Ready").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fake.clear_calls();
+    let changed = Instant::now();
+    for i in 0..apps {
+        fake.edit(&coll, &format!("app-{i:05}"), "kubectl", json!({}), |a| {
+            a["spec"]["image"] = json!("registry.example.com/shop/web:1.5.0");
+        });
+    }
+    let started = all("Progressing").await;
+    // The step being watched: 30 s from 2 s after the last start (before any ends).
+    tokio::time::sleep(
+        Duration::from_secs(2).saturating_sub(changed.elapsed().saturating_sub(started)),
+    )
+    .await;
+    fake.clear_calls();
+    let window = Duration::from_secs(30);
+    tokio::time::sleep(window).await;
+    let during = fake.calls();
+    let lists = during
+        .iter()
+        .filter(|c| c.method == http::Method::GET && c.path.contains("/pods"))
+        .count();
+    let writes = during
+        .iter()
+        .filter(|c| c.method != http::Method::GET)
+        .count();
+    let gets = during.len() - lists - writes;
+    all("Succeeded").await;
+    let succeeded = changed.elapsed();
+    let since_end = succeeded.saturating_sub(started + Duration::from_secs(40));
+    let stable_new = fake
+        .list(&deployments)
+        .iter()
+        .filter(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| !n.ends_with("-canary"))
+        })
+        .filter(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                == "registry.example.com/shop/web:1.5.0"
+        })
+        .count();
+    println!(
+        "canary/{apps}_apps: all Ready in {:.2} s; image changed on all: every canary started in {:.2} s; \
+         during the step, per app per minute: {:.1} pod lists, {:.1} other reads, {:.1} writes ({} requests in {} s); \
+         all Succeeded {:.2} s after the change ({:.2} s after the last 40 s step could end; a rollout takes 1 s); {stable_new} stable Deployments on the new image",
+        ready.as_secs_f64(),
+        started.as_secs_f64(),
+        lists as f64 / apps as f64 * 60.0 / window.as_secs_f64(),
+        gets as f64 / apps as f64 * 60.0 / window.as_secs_f64(),
+        writes as f64 / apps as f64 * 60.0 / window.as_secs_f64(),
+        during.len(),
+        window.as_secs(),
+        succeeded.as_secs_f64(),
+        since_end.as_secs_f64(),
+    );
+    kubelet.abort();
+    running.stop().await;
 }

@@ -927,10 +927,21 @@ async fn canary_promoted_then_a_crashing_one_aborted() {
     };
     patch(json!({"env": [{"name": "RELEASE", "value": "2"}]})).await;
     let canary = within(Duration::from_secs(30), "the canary Deployment", || async {
-        c.api::<Deployment>().get_opt("canary-canary").await.ok().flatten()
+        c.api::<Deployment>()
+            .get_opt("canary-canary")
+            .await
+            .ok()
+            .flatten()
     })
     .await;
-    let labels = canary.spec.expect("spec").template.metadata.expect("meta").labels.expect("labels");
+    let labels = canary
+        .spec
+        .expect("spec")
+        .template
+        .metadata
+        .expect("meta")
+        .labels
+        .expect("labels");
     assert_eq!(labels.get("track").map(String::as_str), Some("canary"));
     let promoted = within(Duration::from_secs(180), "the promotion", || async {
         let app = apps.get("canary").await.ok()?;
@@ -940,19 +951,35 @@ async fn canary_promoted_then_a_crashing_one_aborted() {
     .await;
     assert_eq!(promoted.weight, 0);
     let stable = c.api::<Deployment>().get("canary").await.expect("stable");
-    let env = stable.spec.expect("spec").template.spec.expect("pod").containers[0]
+    let env = stable
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod")
+        .containers[0]
         .env
         .clone()
         .unwrap_or_default();
     assert!(env.iter().any(|e| e.name == "RELEASE"), "{env:?}");
-    let before = c.api::<Deployment>().get("canary").await.expect("stable").spec;
+    let before = c
+        .api::<Deployment>()
+        .get("canary")
+        .await
+        .expect("stable")
+        .spec;
     patch(json!({"args": ["no-such-subcommand"]})).await;
     let stalled = within(Duration::from_secs(180), "the abort", || async {
         condition("Stalled")().await.filter(|s| s.status == "True")
     })
     .await;
     assert_eq!(stalled.reason, "CanaryAborted", "{stalled:?}");
-    let after = c.api::<Deployment>().get("canary").await.expect("stable").spec;
+    let after = c
+        .api::<Deployment>()
+        .get("canary")
+        .await
+        .expect("stable")
+        .spec;
     assert_eq!(before, after, "the stable Deployment was touched");
     c.teardown().await;
 }

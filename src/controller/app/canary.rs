@@ -141,8 +141,12 @@ fn since(then: &Time, now: Timestamp) -> Duration {
 }
 
 fn step_message(canary: &ResolvedCanary, step: i32, weight: i32) -> String {
+    let pause = canary
+        .steps
+        .get(usize::try_from(step).unwrap_or(0))
+        .map_or(0, |s| s.pause.as_secs());
     format!(
-        "canary step {} of {}: {weight}% of the traffic",
+        "canary step {} of {}: {weight}% of the traffic for {pause}s",
         step + 1,
         canary.steps.len()
     )
@@ -343,7 +347,7 @@ fn progress(canary: &ResolvedCanary, status: &CanaryStatus, o: &Observed) -> Dec
     if elapsed < pause {
         // No elapsed time in the message: a status that changes every reconcile is a
         // write every reconcile (`status.canary.stepStarted` says when it began).
-        next.message = format!("{base}, watched for {}s", pause.as_secs());
+        next.message = base;
         return Decision {
             status: Some(next),
             hold_stable: true,
@@ -860,7 +864,10 @@ mod tests {
         // Mid-step: nothing moves.
         let mid = decide(&c, Some(&s), &observed(30));
         assert_eq!(mid.status.as_ref().unwrap().step, 0);
-        assert!(mid.status.unwrap().message.contains("watched for 60s"));
+        assert_eq!(
+            mid.status.unwrap().message,
+            "canary step 1 of 2: 10% of the traffic for 60s"
+        );
         // Past the pause with healthy pods: the next step, and only one.
         let s1 = decide(&c, Some(&s), &observed(61)).status.unwrap();
         assert_eq!((s1.step, s1.weight), (1, 50));
