@@ -18,6 +18,9 @@
 //!   the highest ordinal at or above the partition not on the update revision, one at a
 //!   time, waiting for each to be healthy. A pod whose image contains `broken` never
 //!   becomes ready (`ImagePullBackOff`).
+//! - **Deployments with pods** ([`FakeApi::deployment_step`]): one sync of one
+//!   Deployment, its pods `<name>-<pod-template-hash>-<i>` replaced at once; a pod whose
+//!   image contains `crash` is in `CrashLoopBackOff` with restarts (canary releases).
 
 use serde_json::{Value, json};
 
@@ -248,6 +251,27 @@ impl FakeApi {
     }
 
     fn create_pod(&self, ns: &str, set: &str, i: i64, rev: &str, template: &Value, owner: &Value) {
+        let extra = [
+            ("controller-revision-hash", rev.to_string()),
+            ("statefulset.kubernetes.io/pod-name", format!("{set}-{i}")),
+        ];
+        let owner = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                           "name": set, "uid": owner["metadata"]["uid"], "controller": true});
+        self.insert_pod(ns, &format!("{set}-{i}"), template, &extra, owner);
+    }
+
+    /// A pod made from `template` (its labels plus `extra`), owned by `owner`: running
+    /// and ready, unless its image contains `broken` (`ImagePullBackOff`, never ready)
+    /// or `crash` (`CrashLoopBackOff`, restarted 3 times). Keeps the template it was
+    /// made from (`x-template`, the fake's ControllerRevision).
+    fn insert_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        template: &Value,
+        extra: &[(&str, String)],
+        owner: Value,
+    ) {
         let image = template["spec"]["containers"][0]["image"]
             .as_str()
             .unwrap_or_default()
@@ -260,16 +284,30 @@ impl FakeApi {
         if !labels.is_object() {
             labels = json!({});
         }
-        labels["controller-revision-hash"] = json!(rev);
-        labels["statefulset.kubernetes.io/pod-name"] = json!(format!("{set}-{i}"));
+        for (k, v) in extra {
+            labels[*k] = json!(v);
+        }
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let status = if image.contains("broken") {
+        let waiting = |reason: &str, message: String, restarts: i64| {
             json!({"phase": "Pending",
                    "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now,
                                    "reason": "ContainersNotReady"}],
-                   "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image,
-                       "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff",
-                       "message": format!("Back-off pulling image \"{image}\"")}}}]})
+                   "containerStatuses": [{"name": container, "ready": false, "restartCount": restarts,
+                       "image": image, "imageID": "",
+                       "state": {"waiting": {"reason": reason, "message": message}}}]})
+        };
+        let status = if image.contains("broken") {
+            waiting(
+                "ImagePullBackOff",
+                format!("Back-off pulling image \"{image}\""),
+                0,
+            )
+        } else if image.contains("crash") {
+            waiting(
+                "CrashLoopBackOff",
+                format!("back-off 40s restarting failed container={container}"),
+                3,
+            )
         } else {
             json!({"phase": "Running",
                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
@@ -279,12 +317,9 @@ impl FakeApi {
         self.insert(
             &collection("v1", ns, "pods"),
             json!({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": format!("{set}-{i}"), "namespace": ns, "labels": labels,
-                                "creationTimestamp": now,
-                                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
-                                    "name": set, "uid": owner["metadata"]["uid"], "controller": true}]},
+                   "metadata": {"name": name, "namespace": ns, "labels": labels,
+                                "creationTimestamp": now, "ownerReferences": [owner]},
                    "spec": template["spec"].clone(),
-                   // The template the pod was made from (the fake's ControllerRevision).
                    "x-template": template.clone(),
                    "status": status}),
         );
@@ -352,48 +387,15 @@ impl FakeApi {
             if self.get(&pods_coll, &pod_name).is_some() {
                 continue;
             }
-            let image = template["spec"]["containers"][0]["image"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let container = template["spec"]["containers"][0]["name"]
-                .as_str()
-                .unwrap_or("app")
-                .to_string();
-            let mut labels = template["metadata"]["labels"].clone();
-            if !labels.is_object() {
-                labels = json!({});
-            }
-            labels["pod-template-hash"] = json!(hash);
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let (ready, state, restarts) = if image.contains("broken") {
-                (false, json!({"waiting": {"reason": "ImagePullBackOff"}}), 0)
-            } else if image.contains("crash") {
-                (
-                    false,
-                    json!({"waiting": {"reason": "CrashLoopBackOff",
-                           "message": "back-off 40s restarting failed container"}}),
-                    3,
-                )
-            } else {
-                (true, json!({"running": {"startedAt": now}}), 0)
-            };
-            self.insert(
-                &pods_coll,
-                json!({"apiVersion": "v1", "kind": "Pod",
-                       "metadata": {"name": pod_name, "namespace": ns, "labels": labels,
-                                    "creationTimestamp": now,
-                                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                        "name": format!("{name}-{hash}"), "uid": format!("rs-{hash}"),
-                                        "controller": true}]},
-                       "spec": template["spec"].clone(),
-                       "x-template": template.clone(),
-                       "status": {"phase": if ready { "Running" } else { "Pending" },
-                                  "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
-                                                  "lastTransitionTime": now}],
-                                  "containerStatuses": [{"name": container, "ready": ready,
-                                      "restartCount": restarts, "image": image, "imageID": "",
-                                      "state": state}]}}),
+            let owner = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                               "name": format!("{name}-{hash}"), "uid": format!("rs-{hash}"),
+                               "controller": true});
+            self.insert_pod(
+                ns,
+                &pod_name,
+                &template,
+                &[("pod-template-hash", hash.clone())],
+                owner,
             );
         }
         let pods: Vec<Value> = self
