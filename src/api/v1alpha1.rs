@@ -865,6 +865,10 @@ pub struct CanaryStatus {
     pub canary_hash: String,
     /// The SafeApp generation the canary was started for.
     pub generation: i64,
+    /// The hash of the referenced config data it runs with ("" without references): an
+    /// aborted canary starts over when the generation or this changes.
+    #[serde(default)]
+    pub config_hash: String,
     /// When the step in progress started.
     pub step_started: Time,
     /// The canary pods' restarts when the step started (a restart during the step fails

@@ -99,6 +99,8 @@ pub struct PodHealth {
 pub struct Observed {
     pub now: Timestamp,
     pub generation: i64,
+    /// The referenced config data's hash ("" without references).
+    pub config_hash: String,
     /// The rendered template's hash.
     pub desired_hash: String,
     /// The template hash the stable Deployment last rolled out (`status.template`).
@@ -163,12 +165,19 @@ pub fn decide(canary: &ResolvedCanary, prev: Option<&CanaryStatus>, o: &Observed
     let Some(stable) = &o.stable else {
         return keep(None, false);
     };
-    // The canary of the template now rendered (an aborted one only for its generation:
-    // a new generation starts over).
-    let current = prev.filter(|s| {
-        s.canary_hash == o.desired_hash
-            && (s.phase != CanaryPhase::Aborted || s.generation == o.generation)
-    });
+    // An aborted canary stays aborted, the stable held, until the user changes something:
+    // a new generation, or new config data, starts over (the operator's own template
+    // change does not).
+    if let Some(aborted) = prev.filter(|s| {
+        s.phase == CanaryPhase::Aborted
+            && s.generation == o.generation
+            && s.config_hash == o.config_hash
+    }) {
+        return keep(Some(aborted), true);
+    }
+    // The canary of the template now rendered.
+    let current =
+        prev.filter(|s| s.canary_hash == o.desired_hash && s.phase != CanaryPhase::Aborted);
     if let Some(status) = current {
         return match status.phase {
             CanaryPhase::Progressing => progress(canary, status, o),
@@ -188,6 +197,7 @@ pub fn decide(canary: &ResolvedCanary, prev: Option<&CanaryStatus>, o: &Observed
                 }
             }
             CanaryPhase::Promoting | CanaryPhase::Succeeded => keep(Some(status), false),
+            // Filtered out above.
             CanaryPhase::Aborted => keep(Some(status), true),
         };
     }
@@ -210,6 +220,7 @@ pub fn decide(canary: &ResolvedCanary, prev: Option<&CanaryStatus>, o: &Observed
         stable_hash: o.stable_hash.clone().unwrap_or_default(),
         canary_hash: o.desired_hash.clone(),
         generation: o.generation,
+        config_hash: o.config_hash.clone(),
         step_started: time(o.now),
         restarts_at_step_start: 0,
         failed_checks: 0,
@@ -520,6 +531,8 @@ pub struct Inputs<'a> {
     pub validated: &'a ValidatedApp,
     pub previous: Option<&'a CanaryStatus>,
     pub stable_hash: Option<&'a str>,
+    /// The referenced config data's hash.
+    pub config_hash: &'a str,
     pub cause: Cause,
     /// The live stable Deployment.
     pub live: Option<&'a Value>,
@@ -597,6 +610,7 @@ pub async fn plan(
     let observed = Observed {
         now,
         generation,
+        config_hash: input.config_hash.to_string(),
         desired_hash,
         stable_hash: input.stable_hash.map(str::to_string),
         cause: input.cause,
@@ -827,6 +841,7 @@ mod tests {
         Observed {
             now: at(now),
             generation: 2,
+            config_hash: String::new(),
             desired_hash: "new".into(),
             stable_hash: Some("old".into()),
             cause: Cause::User,
@@ -947,6 +962,17 @@ mod tests {
         next_gen.generation = 3;
         let again = decide(&c, Some(&a), &next_gen).status.unwrap();
         assert_eq!((again.phase, again.step), (CanaryPhase::Progressing, 0));
+        // New config data starts over too; the operator's own template change does not.
+        let mut new_config = observed(100);
+        new_config.config_hash = "cfg-2".into();
+        new_config.desired_hash = "newer".into();
+        let again = decide(&c, Some(&a), &new_config).status.unwrap();
+        assert_eq!(again.phase, CanaryPhase::Progressing);
+        let mut operator = observed(100);
+        operator.desired_hash = "re-rendered".into();
+        let kept = decide(&c, Some(&a), &operator);
+        assert_eq!(kept.status.unwrap().phase, CanaryPhase::Aborted);
+        assert!(kept.hold_stable);
     }
 
     // The metric: a pass is needed to advance, inconclusive waits, failures past the limit abort.

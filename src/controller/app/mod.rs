@@ -80,6 +80,7 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
                 validated: &validated,
                 previous: target.previous.canary.as_ref(),
                 stable_hash: target.previous.template.as_ref().map(|t| t.hash.as_str()),
+                config_hash: &template.record.config_hash,
                 cause: template.cause,
                 live: live.as_ref(),
             };
