@@ -468,6 +468,8 @@ async fn removing_the_canary_rolls_the_stable_and_prunes_it() {
         .unwrap()
         .clone();
     assert_eq!(refs.len(), 1, "{refs:?}");
+    // The weight the steps set is gone; the API server's default is back.
+    assert_eq!(refs[0]["weight"], 1, "{refs:?}");
     let stable_svc = env.fake.get(&services(), "web").unwrap();
     assert_eq!(stable_svc["spec"]["selector"].get("track"), None);
     assert_eq!(canary_status(&env), Value::Null);

@@ -198,6 +198,10 @@ pub fn drop_gated_fields(
 /// Transforms an object of the built-in kind `plural` as the API server would between
 /// the write and the next read.
 pub fn store(plural: &str, obj: &mut Value) {
+    if plural == "httproutes" {
+        default_route(obj);
+        return;
+    }
     if !BUILT_IN.contains(&plural) {
         return;
     }
@@ -321,6 +325,20 @@ fn default_pod_spec(spec: &mut Value) {
     }
     each(&mut spec["containers"], default_container);
     each(&mut spec["initContainers"], default_container);
+}
+
+/// The Gateway API CRD's defaults (its OpenAPI `default`s, applied by the API server):
+/// each backendRef's `group: ""`, `kind: Service` and `weight: 1`.
+fn default_route(route: &mut Value) {
+    for rule in route["spec"]["rules"].as_array_mut().into_iter().flatten() {
+        for backend in rule["backendRefs"].as_array_mut().into_iter().flatten() {
+            if let Some(b) = backend.as_object_mut() {
+                b.entry("group").or_insert(json!(""));
+                b.entry("kind").or_insert(json!("Service"));
+                b.entry("weight").or_insert(json!(1));
+            }
+        }
+    }
 }
 
 fn default_fields(plural: &str, obj: &mut Value) {
