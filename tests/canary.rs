@@ -690,3 +690,70 @@ async fn a_canary_gated_by_a_real_prometheus() {
     );
     assert_eq!(env.condition("web", "Reconciling")["status"], "True");
 }
+
+// The running controller (resync 1 h, so no timer but the canary's own): each step ends
+// at its deadline, the promotion follows the stable's rollout, all by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_controller_walks_a_canary_on_its_own() {
+    use fake::running::{self, until};
+    let fake = fake::FakeApi::as_operator();
+    let mut spec = canary_spec(false);
+    spec["rollout"]["canary"]["steps"] =
+        json!([{"weight": 25, "pause": "10s"}, {"weight": 50, "pause": "10s"}]);
+    fake.insert(&apps(), fake::harness::safeapp("web", spec));
+    let (_, controller) = fake.deployment_controller(&deployments(), Duration::from_millis(200));
+    let running = running::start(&fake, NS, Policy::default(), Duration::from_secs(3600), 4);
+    let ready = |fake: &fake::FakeApi| {
+        fake.get(&apps(), "web").is_some_and(|a| {
+            a["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|x| x["type"] == "Ready" && x["status"] == "True")
+            })
+        })
+    };
+    until("Ready", Duration::from_secs(10), || ready(&fake)).await;
+    fake.edit(&apps(), "web", "kubectl", json!({}), |a| {
+        a["spec"]["image"] = json!("registry.example.com/web:2.0.0");
+    });
+    let phase = |fake: &fake::FakeApi| {
+        fake.get(&apps(), "web").map(|a| {
+            (
+                a["status"]["canary"]["phase"].clone(),
+                a["status"]["canary"]["step"].clone(),
+            )
+        })
+    };
+    until("the canary started", Duration::from_secs(5), || {
+        phase(&fake) == Some((json!("Progressing"), json!(0)))
+    })
+    .await;
+    let started_at = |fake: &fake::FakeApi| -> k8s_openapi::jiff::Timestamp {
+        fake.get(&apps(), "web").unwrap()["status"]["canary"]["stepStarted"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = started_at(&fake);
+    until("step 2", Duration::from_secs(15), || {
+        phase(&fake) == Some((json!("Progressing"), json!(1)))
+    })
+    .await;
+    // The step ended at its deadline (times are whole seconds), not at a resync.
+    let waited = started_at(&fake).duration_since(first).as_secs_f64();
+    assert!((9.0..=12.0).contains(&waited), "step 1 lasted {waited} s");
+    let done = until("the promotion", Duration::from_secs(15), || {
+        phase(&fake).is_some_and(|(p, _)| p == "Succeeded")
+    })
+    .await;
+    println!("step 1 lasted {waited} s; promoted {done:?} after step 2 began");
+    assert!(
+        done >= Duration::from_secs(9),
+        "step 2 ended early: {done:?}"
+    );
+    until("Ready again", Duration::from_secs(5), || ready(&fake)).await;
+    let stable = fake.get(&deployments(), "web").unwrap();
+    assert_eq!(image(&stable), "registry.example.com/web:2.0.0");
+    controller.abort();
+    running.stop().await;
+}
