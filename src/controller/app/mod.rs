@@ -16,6 +16,7 @@ pub mod children;
 pub mod plan;
 pub mod report;
 pub mod stuck;
+pub mod target;
 pub mod traffic;
 pub mod upgrade;
 pub mod workload;
@@ -26,13 +27,14 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
-use crate::api::{SafeApp, SafeAppStatus, WorkloadKind};
+use crate::api::{SafeApp, WorkloadKind};
 use crate::controller::apply::{Ownership, SyncCtx};
 use crate::controller::outcome::{self, Outcome};
 use crate::controller::{Context, Error, status};
 use crate::render;
 use crate::validate::{self, ValidatedApp};
 use report::Applied;
+pub use target::Target;
 
 /// Reconciles one SafeApp. Invalid and paused apps write nothing but their status and
 /// wait for a change; everything else requeues after the resync period. A child that
@@ -141,36 +143,6 @@ pub async fn reconcile_app(app: &SafeApp, ctx: &Context) -> Result<Action, Error
         canary,
     };
     report::report(app, ctx, &target, &validated, plan, applied).await
-}
-
-/// The SafeApp being reconciled: where, who, when, and the status it was read with.
-pub struct Target {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub generation: Option<i64>,
-    pub now: Time,
-    pub previous: SafeAppStatus,
-}
-
-impl Target {
-    /// `namespace/name`: the app's key in the upgrade queue.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-
-    fn sync_ctx<'a>(
-        &'a self,
-        ctx: &'a Context,
-        previously: &'a [String],
-        caches: Option<&'a crate::controller::cache::Caches>,
-    ) -> SyncCtx<'a> {
-        SyncCtx {
-            spec_changed: self.previous.observed_generation != self.generation,
-            previously_managed: previously,
-            ..SyncCtx::new(ctx, &self.namespace, caches)
-        }
-    }
 }
 
 /// The namespace step: a deleted app lets its children go (through their

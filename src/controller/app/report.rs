@@ -6,8 +6,9 @@ use kube::runtime::controller::Action;
 use tracing::info;
 
 use super::plan::Plan;
+use super::target::Target;
 use super::workload::{self, Live};
-use super::{Target, traffic, upgrade};
+use super::{traffic, upgrade};
 use crate::api::v1alpha1::TemplateRecord;
 use crate::api::{SafeApp, SafeAppStatus};
 use crate::controller::backoff::with_jitter;
