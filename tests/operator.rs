@@ -84,7 +84,14 @@ async fn controller_runs_and_stops_gracefully() {
     let deployments = collection("apps/v1", "shop", "deployments");
     eventually("the Deployment", || fake.get(&deployments, "web").is_some()).await;
     eventually("readiness", || ready.load(Ordering::Relaxed)).await;
-    assert_eq!(metrics.managed.get(), 1);
+    // The gauge is set when the reconcile's result comes back, after its writes.
+    eventually("the managed gauge", || metrics.managed.get() == 1).await;
+    let apps = collection("safeapp.dev/v1alpha1", "shop", "safeapps");
+    eventually("the status", || {
+        fake.get(&apps, "web")
+            .is_some_and(|a| a["status"]["observedGeneration"] == 1)
+    })
+    .await;
     let status = fake
         .get(
             &collection("safeapp.dev/v1alpha1", "shop", "safeapps"),
