@@ -199,6 +199,16 @@ async fn a_canary_walks_its_steps_and_is_promoted() {
 async fn behind_a_gateway_the_route_is_split_by_weight() {
     let env = env();
     started(&env, true, "registry.example.com/web:2.0.0").await;
+    // No share before the canary's pods are available: the Gateway would send it to a
+    // backend with no endpoints.
+    let route = env.fake.get(&routes(), "web").expect("route");
+    let refs = &route["spec"]["rules"][0]["backendRefs"];
+    assert_eq!(
+        (refs[0]["weight"].as_i64(), refs[1]["weight"].as_i64()),
+        (Some(100), Some(0))
+    );
+    roll(&env);
+    env.reconcile("web").await.unwrap();
     let route = env.fake.get(&routes(), "web").expect("route");
     let refs = &route["spec"]["rules"][0]["backendRefs"];
     assert_eq!(refs[0]["name"], "web");

@@ -160,6 +160,7 @@ pub async fn plan(
         }
         _ => None,
     };
+    let available = pods.as_ref().is_some_and(|p| p.available);
     let observed = Observed {
         now,
         generation,
@@ -198,7 +199,7 @@ pub async fn plan(
     let weight = service
         .as_ref()
         .and(status)
-        .map(|s| if running_now { s.weight } else { 0 });
+        .map(|s| routed_weight(s, input.previous, available));
     if let Some(weight) = weight {
         if let Some(route) = children.http_route.as_mut() {
             objects::split_route(route, name, weight);
@@ -235,6 +236,22 @@ pub async fn plan(
         rewrite,
         promotes_stable,
     })
+}
+
+/// The canary's share on the route: the step's once its pods are available (a Gateway
+/// sends traffic to a backend whatever its endpoints: a canary not yet up would fail its
+/// share); while they scale for a new step, the share they had; 0 once it ends.
+fn routed_weight(status: &CanaryStatus, previous: Option<&CanaryStatus>, available: bool) -> i32 {
+    let had = previous
+        .filter(|p| p.canary_hash == status.canary_hash)
+        .and_then(|p| p.routed_weight)
+        .unwrap_or(0);
+    match status.phase {
+        CanaryPhase::Progressing if available => status.weight,
+        CanaryPhase::Progressing => had,
+        CanaryPhase::Promoting => status.weight.max(had),
+        CanaryPhase::Succeeded | CanaryPhase::Aborted => 0,
+    }
 }
 
 /// Publishes a transition's Event (`CanaryStarted`, `CanaryStepPassed`,
