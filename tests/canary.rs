@@ -53,11 +53,16 @@ fn age_step(env: &Env, secs: i64) {
                 .expect("a time");
             let earlier = started - k8s_openapi::jiff::SignedDuration::from_secs(secs);
             a["status"]["canary"]["stepStarted"] = json!(earlier.to_string());
-            // The last evaluation is as much older.
-            if let Some(t) = a["status"]["canary"]["lastAnalysis"]["time"].as_str() {
-                let t: k8s_openapi::jiff::Timestamp = t.parse().expect("a time");
-                let earlier = t - k8s_openapi::jiff::SignedDuration::from_secs(secs);
-                a["status"]["canary"]["lastAnalysis"]["time"] = json!(earlier.to_string());
+            // Since when its pods serve, and the last evaluation, are as much older.
+            for field in [
+                "/status/canary/servingSince",
+                "/status/canary/lastAnalysis/time",
+            ] {
+                if let Some(t) = a.pointer(field).and_then(Value::as_str) {
+                    let t: k8s_openapi::jiff::Timestamp = t.parse().expect("a time");
+                    let earlier = t - k8s_openapi::jiff::SignedDuration::from_secs(secs);
+                    *a.pointer_mut(field).expect("field") = json!(earlier.to_string());
+                }
             }
         });
 }
@@ -137,7 +142,10 @@ async fn a_canary_walks_its_steps_and_is_promoted() {
     env.reconcile("web").await.unwrap();
     assert_eq!(canary_status(&env)["step"], 1);
     assert_eq!(deployment(&env, "web-canary")["spec"]["replicas"], 4);
+    // Step 2's watch starts once its pods serve.
     roll(&env);
+    env.reconcile("web").await.unwrap();
+    assert!(canary_status(&env)["servingSince"].is_string());
     // The stable Deployment was not written during the steps.
     assert_eq!(
         deployment(&env, "web")["metadata"]["generation"],
@@ -429,6 +437,7 @@ async fn a_restarted_operator_resumes_where_the_canary_was() {
     let env = env();
     started(&env, true, "registry.example.com/web:2.0.0").await;
     roll(&env);
+    env.reconcile("web").await.unwrap();
     age_step(&env, 61);
     env.reconcile("web").await.unwrap();
     let before = canary_status(&env);
@@ -446,6 +455,7 @@ async fn a_restarted_operator_resumes_where_the_canary_was() {
     let route = env.fake.get(&routes(), "web").unwrap();
     assert_eq!(route["spec"]["rules"][0]["backendRefs"][1]["weight"], 50);
     roll(&env);
+    env.reconcile("web").await.unwrap();
     age_step(&env, 121);
     env.reconcile("web").await.unwrap();
     roll(&env);
@@ -643,8 +653,9 @@ async fn a_canary_gated_by_a_real_prometheus() {
     age_step(&env, 61);
     env.reconcile("web").await.unwrap();
     assert_eq!(canary_status(&env)["step"], 1);
-    // A new step needs its own pass: the next evaluation comes with the next reconcile.
+    // A new step needs its own pass: measured once its pods serve.
     roll(&env);
+    env.reconcile("web").await.unwrap();
     age_step(&env, 121);
     let before = canary_status(&env)["lastAnalysis"]["time"].clone();
     env.reconcile("web").await.unwrap();

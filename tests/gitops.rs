@@ -557,6 +557,9 @@ fn fixture_of(obj: &Value) -> Value {
     if obj["status"]["canary"].is_object() {
         let canary = &mut obj["status"]["canary"];
         canary["stepStarted"] = json!("2026-12-01T00:00:00Z");
+        if canary["servingSince"].is_string() {
+            canary["servingSince"] = json!("2026-12-01T00:00:00Z");
+        }
         canary["canaryHash"] = json!("(hash of the new template)");
         canary["stableHash"] = json!("(hash of the stable template)");
     }

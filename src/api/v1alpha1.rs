@@ -871,6 +871,10 @@ pub struct CanaryStatus {
     pub config_hash: String,
     /// When the step in progress started.
     pub step_started: Time,
+    /// When the step's canary pods were first all available: its pause, and the
+    /// analyses that count for it, run from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_since: Option<Time>,
     /// The canary pods' restarts when the step started (a restart during the step fails
     /// the gate).
     #[serde(default)]

@@ -153,14 +153,18 @@ pub async fn plan(
         },
         None => None,
     };
+    let available = pods.as_ref().is_some_and(|p| p.available);
     let measurement = match (&canary.check, &ctx.policy.canary.prometheus_address) {
-        (Some(check), Some(address)) if measurement_due(canary, running, now) => {
+        // Due by the clock, or the step's pods just began to serve.
+        (Some(check), Some(address))
+            if measurement_due(canary, running, now)
+                || (available && running.is_some_and(|s| s.serving_since.is_none())) =>
+        {
             let timeout = Duration::from_secs(ctx.policy.canary.query_timeout_seconds);
             Some(prometheus::measure(address, check, timeout).await)
         }
         _ => None,
     };
-    let available = pods.as_ref().is_some_and(|p| p.available);
     let observed = Observed {
         now,
         generation,
@@ -238,9 +242,10 @@ pub async fn plan(
     })
 }
 
-/// The canary's share on the route: the step's once its pods are available (a Gateway
+/// The canary's share on the route: none until its pods are first available (a Gateway
 /// sends traffic to a backend whatever its endpoints: a canary not yet up would fail its
-/// share); while they scale for a new step, the share they had; 0 once it ends.
+/// share); then the step's (a new step's share goes out with the step, carried by the
+/// pods already serving while the others start); 0 once it ends.
 fn routed_weight(status: &CanaryStatus, previous: Option<&CanaryStatus>, available: bool) -> i32 {
     let had = previous
         .filter(|p| p.canary_hash == status.canary_hash)

@@ -20,6 +20,8 @@ pub const CANARY_ANNOTATION: &str = "safeapp.dev/canary";
 /// How often the canary's pods are looked at while a step runs without a metric check
 /// (the canary Deployment's own events wake the reconcile sooner).
 pub const POD_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+/// How often a step whose pods are not all available yet is looked at.
+pub const SERVING_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Whether the canary runs (walking its steps, or promoting): it takes traffic.
 pub fn active(status: &CanaryStatus) -> bool {
@@ -181,6 +183,7 @@ pub fn decide(canary: &ResolvedCanary, prev: Option<&CanaryStatus>, o: &Observed
         generation: o.generation,
         config_hash: o.config_hash.clone(),
         step_started: time(o.now),
+        serving_since: None,
         restarts_at_step_start: 0,
         failed_checks: 0,
         last_analysis: None,
@@ -259,6 +262,11 @@ fn progress(canary: &ResolvedCanary, status: &CanaryStatus, o: &Observed) -> Dec
     if let Some(why) = o.pods.as_ref().and_then(|p| pods_failed(p, status)) {
         return aborted(next, why);
     }
+    // The step's watch starts when its pods all serve (the route gives them their share
+    // only then).
+    if next.serving_since.is_none() && o.pods.as_ref().is_some_and(|p| p.available) {
+        next.serving_since = Some(time(o.now));
+    }
     if let Some(m) = &o.measurement {
         next.last_analysis = Some(CanaryAnalysisResult {
             time: time(o.now),
@@ -319,13 +327,17 @@ fn step_end(canary: &ResolvedCanary, mut next: CanaryStatus, o: &Observed) -> De
     // No elapsed time in the message: a status that changes every reconcile is a write
     // every reconcile (`status.canary.stepStarted` says when it began).
     let base = step_message(canary, next.step, next.weight);
-    if since(&next.step_started, o.now) < pause {
+    let Some(serving) = next.serving_since.clone() else {
+        let message = format!("{base}: waiting for the canary's pods to be available");
+        return waiting(next, message);
+    };
+    if since(&serving, o.now) < pause {
         return waiting(next, base);
     }
     let this_step = next
         .last_analysis
         .as_ref()
-        .filter(|a| a.time.0 >= next.step_started.0);
+        .filter(|a| a.time.0 >= serving.0);
     let metric = match (&canary.check, this_step) {
         (None, _) => None,
         (Some(_), Some(a)) if a.result == Verdict::Pass.as_str() => None,
@@ -355,6 +367,7 @@ fn step_end(canary: &ResolvedCanary, mut next: CanaryStatus, o: &Observed) -> De
     next.step += 1;
     next.weight = following.weight;
     next.step_started = time(o.now);
+    next.serving_since = None;
     next.restarts_at_step_start = o.pods.as_ref().map_or(0, |p| p.restarts);
     next.message = step_message(canary, next.step, next.weight);
     Decision {
@@ -377,11 +390,16 @@ pub fn measurement_due(
     let (Some(check), Some(status)) = (&canary.check, status) else {
         return false;
     };
-    if status.phase != CanaryPhase::Progressing {
+    let Some(serving) = status
+        .serving_since
+        .as_ref()
+        .filter(|_| status.phase == CanaryPhase::Progressing)
+    else {
+        // Not before the canary serves: there would be nothing to measure.
         return false;
-    }
+    };
     match &status.last_analysis {
-        Some(a) if a.time.0 >= status.step_started.0 => since(&a.time, now) >= check.interval,
+        Some(a) if a.time.0 >= serving.0 => since(&a.time, now) >= check.interval,
         _ => true,
     }
 }
@@ -397,7 +415,12 @@ pub fn next_look(
         .steps
         .get(usize::try_from(status.step).unwrap_or(0))
         .map_or(Duration::ZERO, |s| s.pause);
-    let elapsed = since(&status.step_started, now);
+    // Until the step's pods all serve, a closer look (a scale that changed nothing
+    // brings no event).
+    let Some(serving) = &status.serving_since else {
+        return Some(SERVING_CHECK_INTERVAL);
+    };
+    let elapsed = since(serving, now);
     let mut next = POD_CHECK_INTERVAL;
     if elapsed < pause {
         next = next.min(pause - elapsed + Duration::from_millis(100));
@@ -406,7 +429,7 @@ pub fn next_look(
         let since_last = status
             .last_analysis
             .as_ref()
-            .filter(|a| a.time.0 >= status.step_started.0)
+            .filter(|a| a.time.0 >= serving.0)
             .map_or(check.interval, |a| since(&a.time, now));
         next = next.min(
             check
@@ -525,6 +548,12 @@ mod tests {
         }
     }
 
+    /// A canary started at 0 whose pods serve from 0.
+    fn serving(c: &ResolvedCanary) -> CanaryStatus {
+        let s = decide(c, None, &observed(0)).status.unwrap();
+        decide(c, Some(&s), &observed(0)).status.unwrap()
+    }
+
     fn pass(v: f64) -> Option<Measurement> {
         Some(prometheus::judge(v, None, Some(0.01)))
     }
@@ -542,6 +571,10 @@ mod tests {
             (CanaryPhase::Progressing, 0, 10)
         );
         assert_eq!(start.event.unwrap().reason, "CanaryStarted");
+        assert_eq!(s.serving_since, None);
+        // Its pods are available: the step's watch starts.
+        let s = decide(&c, Some(&s), &observed(0)).status.unwrap();
+        assert_eq!(s.serving_since, Some(time(at(0))));
         // Mid-step: nothing moves.
         let mid = decide(&c, Some(&s), &observed(30));
         assert_eq!(mid.status.as_ref().unwrap().step, 0);
@@ -552,10 +585,18 @@ mod tests {
         // Past the pause with healthy pods: the next step, and only one.
         let s1 = decide(&c, Some(&s), &observed(61)).status.unwrap();
         assert_eq!((s1.step, s1.weight), (1, 50));
+        assert_eq!(
+            s1.serving_since, None,
+            "the new step's pods must serve first"
+        );
         let again = decide(&c, Some(&s1), &observed(62)).status.unwrap();
         assert_eq!(again.step, 1);
+        assert_eq!(again.serving_since, Some(time(at(62))));
+        // Its pause counts from then.
+        let early = decide(&c, Some(&again), &observed(181)).status.unwrap();
+        assert_eq!(early.phase, CanaryPhase::Progressing);
         // The last step passed: promoting, the stable no longer held.
-        let promoting = decide(&c, Some(&s1), &observed(182));
+        let promoting = decide(&c, Some(&again), &observed(183));
         assert!(!promoting.hold_stable);
         let p = promoting.status.unwrap();
         assert_eq!(p.phase, CanaryPhase::Promoting);
@@ -645,7 +686,7 @@ mod tests {
     #[test]
     fn the_metric_gates_each_step() {
         let c = canary(true);
-        let s = decide(&c, None, &observed(0)).status.unwrap();
+        let s = serving(&c);
         // Past the pause, never measured: waits.
         let w = decide(&c, Some(&s), &observed(61)).status.unwrap();
         assert_eq!(w.step, 0);
@@ -734,7 +775,14 @@ mod tests {
     #[test]
     fn evaluations_and_looks_are_timed() {
         let c = canary(true);
-        let s = decide(&c, None, &observed(0)).status.unwrap();
+        // Nothing is measured, and the pods are looked at often, until they serve.
+        let waiting = decide(&c, None, &observed(0)).status.unwrap();
+        assert!(!measurement_due(&c, Some(&waiting), at(0)));
+        assert_eq!(
+            next_look(&c, Some(&waiting), at(0)),
+            Some(SERVING_CHECK_INTERVAL)
+        );
+        let s = serving(&c);
         assert!(measurement_due(&c, Some(&s), at(0)));
         let mut measured = s.clone();
         measured.last_analysis = Some(CanaryAnalysisResult {
