@@ -41,6 +41,15 @@ pub const ERROR_REASONS: &[&str] = &[
     "serialize",
 ];
 
+/// Every value of the `event` label of `safeapp_canary_events_total`.
+pub const CANARY_EVENTS: &[&str] = &[
+    "CanaryStarted",
+    "CanaryStepPassed",
+    "CanaryPromoting",
+    "CanaryPromoted",
+    "CanaryAborted",
+];
+
 /// The operator's metrics, registered in one registry.
 pub struct Metrics {
     pub registry: Registry,
@@ -76,6 +85,9 @@ pub struct Metrics {
     pub drift_fights: Family<Label, Counter>,
     /// `safeapp_process_resident_memory_bytes`: the operator's resident memory.
     pub resident_memory: Gauge,
+    /// `safeapp_canary_events_total{event}`: canary releases started, steps passed,
+    /// promotions and aborts (`CANARY_EVENTS`).
+    pub canary_events: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Default for Metrics {
@@ -98,6 +110,7 @@ impl Default for Metrics {
         let concurrency = Gauge::default();
         let drift_fights = Family::<Label, Counter>::default();
         let resident_memory = Gauge::default();
+        let canary_events = Family::<[(&'static str, &'static str); 1], Counter>::default();
         registry.register(
             "api_requests",
             "Requests to the Kubernetes API server, by verb",
@@ -179,6 +192,14 @@ impl Default for Metrics {
         for ready in ["true", "false", "unknown"] {
             let _ = safeapps.get_or_create(&[("ready", ready)]);
         }
+        for event in CANARY_EVENTS {
+            let _ = canary_events.get_or_create(&[("event", event)]);
+        }
+        registry.register(
+            "canary_events",
+            "Canary releases started, steps passed, promoted and aborted, by event",
+            canary_events.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -195,6 +216,7 @@ impl Default for Metrics {
             concurrency,
             drift_fights,
             resident_memory,
+            canary_events,
         }
     }
 }
@@ -273,6 +295,11 @@ impl Metrics {
     }
 
     /// Count a drift correction that repeats one made less than an hour before.
+    /// Counts a canary transition (one of [`CANARY_EVENTS`]).
+    pub fn canary(&self, event: &'static str) {
+        self.canary_events.get_or_create(&[("event", event)]).inc();
+    }
+
     pub fn drift_fight(&self, kind: &'static str) {
         self.drift_fights.get_or_create(&[("kind", kind)]).inc();
     }

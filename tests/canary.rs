@@ -310,6 +310,13 @@ async fn a_crashing_canary_is_aborted_and_a_new_generation_starts_over() {
     let stalled = env.condition("web", "Stalled");
     assert_eq!(stalled["status"], "True");
     assert_eq!(stalled["reason"], "CanaryAborted");
+    let counted = |event: &'static str| {
+        env.metrics
+            .canary_events
+            .get_or_create(&[("event", event)])
+            .get()
+    };
+    assert_eq!((counted("CanaryStarted"), counted("CanaryAborted")), (1, 1));
     assert!(
         stalled["message"]
             .as_str()

@@ -264,6 +264,7 @@ fn routed_weight(status: &CanaryStatus, previous: Option<&CanaryStatus>, availab
 pub async fn announce(app: &SafeApp, ctx: &Context, event: Announcement) {
     use crate::controller::events::{self, EventType};
     tracing::info!(reason = event.reason, message = %event.message, "Canary");
+    ctx.metrics.canary(event.reason);
     let type_ = if event.warning {
         EventType::Warning
     } else {
