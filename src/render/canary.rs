@@ -107,7 +107,8 @@ pub fn replicas(stable: i32, weight: i32, routed: bool) -> i32 {
         return 0;
     }
     if routed {
-        return ((stable * weight + 99) / 100).max(1);
+        let share = (i64::from(stable) * i64::from(weight) + 99) / 100;
+        return i32::try_from(share).unwrap_or(i32::MAX).max(1);
     }
     if weight >= 100 {
         return stable;

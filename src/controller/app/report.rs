@@ -114,19 +114,18 @@ pub async fn report(
         conds.extend(conditions.monitored);
     }
     // Without a canary step (the stable could not be read) the state stays as it was.
-    let canary_status = match &canary {
+    let mut canary_status = match &canary {
         None if validated.canary.is_some() => previous.canary.clone(),
         None => None,
         Some(c) => c.decision.status.clone(),
+    };
+    // The route carries the step's weight once it was written.
+    if let (Some(status), Some(c)) = (canary_status.as_mut(), &canary)
+        && c.weight.is_some()
+        && route_written(&outcome)
+    {
+        status.routed_weight = c.weight;
     }
-    .map(|mut status| {
-        let Some(c) = &canary else { return status };
-        // The route carries the step's weight once it was written.
-        if c.weight.is_some() && route_written(&outcome) {
-            status.routed_weight = c.weight;
-        }
-        status
-    });
     if clean {
         super::canary::conditions(&mut conds, canary_status.as_ref());
     }

@@ -119,18 +119,18 @@ pub async fn plan(
         .track
         .clone()
         .unwrap_or_else(|| crate::validate::STABLE_TRACK.into());
+    // Whether the stable has rolled out the new template matters only while promoting:
+    // not parsed and compared on every reconcile of a canary app.
+    let promoting = input
+        .previous
+        .is_some_and(|p| p.phase == CanaryPhase::Promoting);
     let stable = input.live.map(|live| {
         let template = &live["spec"]["template"];
-        let desired = serde_json::to_value(workload.template()).unwrap_or_default();
-        let rollout = serde_json::from_value::<Deployment>(live.clone())
-            .ok()
-            .map(|d| super::workload::Live::Deployment(Box::new(d)).rollout());
         Stable {
             track: template["metadata"]["labels"][objects::TRACK_LABEL]
                 .as_str()
                 .map(str::to_string),
-            promoted: rollout.is_some_and(|r| r.complete())
-                && drift::differences(&desired, template).is_empty(),
+            promoted: promoting && promoted(workload, live),
         }
     });
     let annotation = input
@@ -223,10 +223,9 @@ pub async fn plan(
     // The steps write the route's weights (drift repair compares it without them); the
     // stable Service's pin is a selector key the compare would not miss once lifted.
     let routed_before = input.previous.and_then(|p| p.routed_weight);
-    let pinned = |s: Option<&CanaryStatus>| s.is_some_and(active);
     let rewrite = super::children::Rewrite {
         route: weight.is_some() && weight != routed_before,
-        service: routed && pinned(input.previous) != (pinned(status) && weight.is_some()),
+        service: routed && input.previous.is_some_and(active) != running_now,
     };
     let promotes_stable = !decision.hold_stable
         && status.is_some_and(|s| s.phase == CanaryPhase::Promoting)
@@ -240,6 +239,19 @@ pub async fn plan(
         rewrite,
         promotes_stable,
     })
+}
+
+/// The stable Deployment (`live`) runs the rendered template, rolled out and available.
+fn promoted(workload: &Workload, live: &Value) -> bool {
+    let desired = serde_json::to_value(workload.template()).unwrap_or_default();
+    let complete = serde_json::from_value::<Deployment>(live.clone())
+        .ok()
+        .is_some_and(|d| {
+            super::workload::Live::Deployment(Box::new(d))
+                .rollout()
+                .complete()
+        });
+    complete && drift::differences(&desired, &live["spec"]["template"]).is_empty()
 }
 
 /// The canary's share on the route: none until its pods are first available (a Gateway

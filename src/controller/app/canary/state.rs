@@ -173,7 +173,10 @@ pub fn decide(canary: &ResolvedCanary, prev: Option<&CanaryStatus>, o: &Observed
     if stable.track.as_deref() != Some(o.stable_track.as_str()) {
         return keep(None, false);
     }
-    let first = &canary.steps[0];
+    // Validation refuses a canary without steps.
+    let Some(first) = canary.steps.first() else {
+        return keep(None, false);
+    };
     let status = CanaryStatus {
         phase: CanaryPhase::Progressing,
         step: 0,
